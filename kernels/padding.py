@@ -1,0 +1,21 @@
+"""Output size and leading padding for the two padding conventions MobileNets are trained with.
+
+- ``"symmetric"`` (PyTorch): pad ``k // 2`` on both sides; output ``(n + 2*(k//2) - k) // s + 1``.
+- ``"tf_same"`` (TensorFlow SAME): output ``ceil(n / s)``; the total padding is split with the
+  extra pixel at the end, so a stride-2 3x3 conv on an even size pads (0, 1), not (1, 1).
+
+Kernels receive only the leading pad (top or left); trailing padding is implied by the output size.
+"""
+PADDINGS = ("symmetric", "tf_same")
+
+
+def conv_output_size(size, kernel, stride, padding):
+    """Return ``(output_size, pad_before)`` for one spatial dimension."""
+    if padding == "symmetric":
+        pad = kernel // 2
+        return (size + 2 * pad - kernel) // stride + 1, pad
+    if padding == "tf_same":
+        out = -(-size // stride)
+        total = max((out - 1) * stride + kernel - size, 0)
+        return out, total // 2
+    raise ValueError(f"unknown padding {padding!r}; expected one of {PADDINGS}")

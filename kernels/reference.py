@@ -1,0 +1,82 @@
+"""Plain float64 reference implementations of every kernel: the test oracle.
+
+Written for obviousness, not speed: the loop nest of TFLite's reference depthwise conv
+(output pixel -> tap -> in-bounds test), vectorised only over batch and channels. Each function
+returns a new float64 array instead of writing into ``out``; names match the fast kernels plus ``_ref``.
+"""
+import numpy as np
+
+from kernels.activation import HSIGMOID, HSWISH, NONE, RELU, RELU6
+
+
+def activation_ref(v, act):
+    """Apply activation code ``act`` to a float64 array."""
+    v = np.asarray(v, dtype=np.float64)
+    if act == NONE:
+        return v
+    if act == RELU:
+        return np.maximum(v, 0.0)
+    if act == RELU6:
+        return np.clip(v, 0.0, 6.0)
+    if act == HSWISH:
+        return v * np.clip(v + 3.0, 0.0, 6.0) / 6.0
+    if act == HSIGMOID:
+        return np.clip(v + 3.0, 0.0, 6.0) / 6.0
+    raise ValueError(f"unknown activation code {act}")
+
+
+def _conv_loops(x, w, out_hw, stride, pad_top, pad_left, tap):
+    """Shared loop nest: for each output pixel and in-bounds tap, ``acc += tap(x_pixel, ky, kx)``."""
+    x = np.asarray(x, dtype=np.float64)
+    n_img, height, width = x.shape[:3]
+    out_h, out_w = out_hw
+    kh, kw = w.shape[:2]
+    acc = None
+    for oy in range(out_h):
+        for ox in range(out_w):
+            for ky in range(kh):
+                for kx in range(kw):
+                    iy, ix = oy * stride - pad_top + ky, ox * stride - pad_left + kx
+                    if 0 <= iy < height and 0 <= ix < width:
+                        contribution = tap(x[:, iy, ix, :], ky, kx)  # (N, Cout)
+                        if acc is None:
+                            acc = np.zeros((n_img, out_h, out_w, contribution.shape[1]))
+                        acc[:, oy, ox, :] += contribution
+    return acc
+
+
+def conv2d_nhwc_ref(x, w, b, out_hw, stride, pad_top, pad_left, act):
+    """Standard conv.  x: (N, H, W, Cin)  w: (KH, KW, Cin, Cout)  ->  (N, Ho, Wo, Cout)"""
+    w64 = np.asarray(w, dtype=np.float64)
+    acc = _conv_loops(x, w64, out_hw, stride, pad_top, pad_left, lambda px, ky, kx: px @ w64[ky, kx])
+    return activation_ref(acc + np.asarray(b, dtype=np.float64), act)
+
+
+def dwconv2d_nhwc_ref(x, w, b, out_hw, stride, pad_top, pad_left, act):
+    """Depthwise conv.  x: (N, H, W, C)  w: (KH, KW, C)  ->  (N, Ho, Wo, C)"""
+    w64 = np.asarray(w, dtype=np.float64)
+    acc = _conv_loops(x, w64, out_hw, stride, pad_top, pad_left, lambda px, ky, kx: px * w64[ky, kx])
+    return activation_ref(acc + np.asarray(b, dtype=np.float64), act)
+
+
+def gemm_bias_act_ref(a, w, b, act, residual=None):
+    """act(a @ w + b) (+ residual).  a: (P, K)  w: (K, M)  ->  (P, M)"""
+    a64, w64 = np.asarray(a, dtype=np.float64), np.asarray(w, dtype=np.float64)
+    out = np.zeros((a64.shape[0], w64.shape[1]))
+    for k in range(a64.shape[1]):
+        out += np.outer(a64[:, k], w64[k])
+    out = activation_ref(out + np.asarray(b, dtype=np.float64), act)
+    return out if residual is None else out + np.asarray(residual, dtype=np.float64)
+
+
+def global_avg_pool_nhwc_ref(x):
+    """(N, H, W, C) -> (N, C)"""
+    return np.asarray(x, dtype=np.float64).mean(axis=(1, 2))
+
+
+def squeeze_excite_nhwc_ref(x, w_reduce, b_reduce, w_expand, b_expand):
+    """x * hsigmoid(relu(mean_hw(x) @ w_reduce + b_reduce) @ w_expand + b_expand)"""
+    x64 = np.asarray(x, dtype=np.float64)
+    hidden = gemm_bias_act_ref(global_avg_pool_nhwc_ref(x64), w_reduce, b_reduce, RELU)
+    gate = gemm_bias_act_ref(hidden, w_expand, b_expand, HSIGMOID)
+    return x64 * gate[:, None, None, :]

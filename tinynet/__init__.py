@@ -1,0 +1,23 @@
+"""tinynet: MobileNet inference in pure Python (NumPy + Numba + Pillow).
+
+    import tinynet
+    model = tinynet.load("mobilenet_v2.pth")           # torchvision, timm, TFLite, Keras or tinynet files
+    logits = model.forward(batch)                      # batch: float32 (N, H, W, 3), preprocessed
+    tinynet.count(tinynet.create("mobilenet_v3_large")) # {"params": ..., "macs": ..., "layers": [...]}
+"""
+from tinynet.architectures import ARCHITECTURES
+from tinynet.errors import TinynetError, UnsupportedModelError, WeightsError
+from tinynet.io import load, save
+from tinynet.model import Model, create
+
+__version__ = "0.1.0"
+
+
+def count(model, resolution=224):
+    """Parameters and multiply-accumulates of ``model`` at a square input ``resolution``:
+    ``{"params": int, "macs": int, "layers": [{"name", "op", "output", "params", "macs"}, ...]}``."""
+    return model.count(resolution)
+
+
+__all__ = ["ARCHITECTURES", "Model", "TinynetError", "UnsupportedModelError", "WeightsError",
+           "count", "create", "load", "save", "__version__"]

@@ -1,0 +1,80 @@
+"""Turn a framework's conv + BatchNorm tensors into tinynet's runtime tensors, once, at load time.
+
+A ``Source`` names, for one tinynet layer, the framework tensors that make it. ``fold`` transposes
+each weight from PyTorch's (O, I, KH, KW) / (O, I) layout into tinynet's runtime layout and
+folds the BatchNorm that follows it:
+
+    s = gamma / sqrt(running_var + eps)      per output channel
+    W' = W * s                               b' = (b - running_mean) * s + beta
+
+computed in float64 and stored as float32, so the engine never runs a BatchNorm.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinynet.errors import WeightsError
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str  # tinynet layer name, e.g. "04.dw" or "04.se.reduce"
+    op: str  # "conv" | "dw" | "pw" | "fc"  (how to transpose the weight)
+    weight: str  # framework tensor name of the weight
+    bias: str = None  # framework tensor name of the conv/linear bias, if any
+    bn: str = None  # prefix of the BatchNorm that follows ("<bn>.weight", ".bias", ".running_mean", ".running_var")
+
+
+def to_runtime_layout(op, w):
+    """PyTorch layout -> tinynet layout: conv (O,I,KH,KW)->(KH,KW,I,O); dw (C,1,KH,KW)->(KH,KW,C);
+    pw (O,I,1,1)->(I,O); fc (O,I)->(I,O)."""
+    if op == "conv":
+        return w.transpose(2, 3, 1, 0)
+    if op == "dw":
+        return w[:, 0].transpose(1, 2, 0)
+    if op == "pw":
+        return w[:, :, 0, 0].T
+    return w.T
+
+
+EXPECTED_NDIM = {"conv": 4, "dw": 4, "pw": 4, "fc": 2}
+
+
+def fold(tensors, sources, eps):
+    """Runtime tensors ``{"<name>.w", "<name>.b"}`` for every source, and a map runtime name -> framework
+    name for error messages. Raises WeightsError naming the framework tensor that is missing or malformed."""
+    def get(name):
+        if name not in tensors:
+            raise WeightsError(f"missing tensor {name}")
+        return np.asarray(tensors[name], dtype=np.float64)
+
+    out, origin = {}, {}
+    for src in sources:
+        w = get(src.weight)
+        if w.ndim != EXPECTED_NDIM[src.op] or (src.op == "dw" and w.shape[1] != 1) or (src.op == "pw" and w.shape[2:] != (1, 1)):
+            raise WeightsError(f"tensor {src.weight} has shape {w.shape}, which is not a {src.op} weight")
+        w = to_runtime_layout(src.op, w)
+        cout = w.shape[-1]
+        b = get(src.bias) if src.bias else np.zeros(cout)
+        if src.bn:
+            gamma, beta, mean, var = (get(f"{src.bn}.{p}") for p in ("weight", "bias", "running_mean", "running_var"))
+            for p, v in zip(("weight", "bias", "running_mean", "running_var"), (gamma, beta, mean, var)):
+                if v.shape != (cout,):
+                    raise WeightsError(f"tensor {src.bn}.{p} has shape {v.shape}, expected ({cout},) to match {src.weight}")
+            scale = gamma / np.sqrt(var + eps)
+            w, b = w * scale, (b - mean) * scale + beta
+        if b.shape != (cout,):
+            raise WeightsError(f"tensor {src.bias} has shape {b.shape}, expected ({cout},)")
+        out[f"{src.name}.w"], out[f"{src.name}.b"] = np.ascontiguousarray(w, np.float32), b.astype(np.float32)
+        origin[f"{src.name}.w"], origin[f"{src.name}.b"] = src.weight, src.bias or src.bn or src.weight
+    return out, origin
+
+
+def unused(tensors, sources, ignore_suffixes=("num_batches_tracked",)):
+    """Framework tensors that no source consumed (a sign the architecture guess is wrong)."""
+    used = set()
+    for s in sources:
+        used.update(filter(None, (s.weight, s.bias)))
+        if s.bn:
+            used.update(f"{s.bn}.{p}" for p in ("weight", "bias", "running_mean", "running_var"))
+    return [n for n in tensors if n not in used and not n.endswith(ignore_suffixes)]

@@ -1,0 +1,111 @@
+"""``load`` and ``save``: weight files in, tinynet's own format out.
+
+Recognised by content, not by extension:
+  torch zip (``torch.save``)     torchvision / timm state dicts, read without torch
+  safetensors                    tinynet's own format (has ``tinynet_format`` metadata) or timm checkpoints
+  TFLite flatbuffer, Keras HDF5  (tinynet.formats.tflite / keras_h5)
+
+tinynet's format is safetensors with BatchNorm already folded and every tensor in runtime layout
+(see tinynet.spec), plus metadata: ``tinynet_format`` ("1"), ``arch``, ``padding`` and ``meta``
+(JSON: preprocessing, labels, source). Loading it is a memory map and a shape check.
+"""
+import json
+from pathlib import Path
+
+from tinynet.architectures import ARCHITECTURES
+from tinynet.errors import TinynetError, WeightsError
+from tinynet.formats import pytorch, safetensors, torch_zip
+from tinynet.formats.fold import fold, unused
+from tinynet.model import Model
+from tinynet.spec import check_weights, layers_for_weights
+
+FORMAT_VERSION = "1"
+MAGIC = {b"PK\x03\x04": "torch", b"\x89HDF": "hdf5"}
+
+
+def sniff(path):
+    """The format of the file at ``path``: "torch", "safetensors", "tflite", "hdf5", or None."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head[:4] in MAGIC:
+        return MAGIC[head[:4]]
+    if head[4:8] == b"TFL3":
+        return "tflite"
+    if len(head) > 8 and head[8:9] == b"{":
+        return "safetensors"
+    return None
+
+
+def load(source, arch=None):
+    """Load a model from a weight file; ``arch`` overrides the architecture inferred from the file.
+
+    Architecture, width and number of classes come from the tensor names and shapes. A file that
+    does not fit raises tinynet.WeightsError naming the first tensor that does not match.
+    """
+    if arch is not None and arch not in ARCHITECTURES:
+        raise TinynetError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    path = Path(source)
+    if not path.is_file():
+        raise TinynetError(f"no such weight file: {source}")
+    kind = sniff(path)
+    try:
+        if kind == "torch":
+            return _from_pytorch(torch_zip.read(path), arch, path)
+        if kind == "safetensors":
+            tensors, metadata = safetensors.read(path)
+            if "tinynet_format" in metadata:
+                return _from_native(tensors, metadata, arch, path)
+            return _from_pytorch(tensors, arch, path)
+        if kind == "tflite":
+            from tinynet.formats import tflite
+            return tflite.load(path, arch)
+        if kind == "hdf5":
+            from tinynet.formats import keras_h5
+            return keras_h5.load(path, arch)
+    except WeightsError as e:
+        message = str(e)
+        raise type(e)(message if message.startswith(str(path)) else f"{path}: {message}") from None
+    raise WeightsError(f"{path}: not a weight file tinynet reads (expected a .pth, .safetensors, .tflite or .h5)")
+
+
+def _from_pytorch(tensors, arch, path):
+    library, detected = pytorch.detect(tensors)
+    arch = arch or detected
+    sources = (pytorch.torchvision_sources if library == "torchvision" else pytorch.timm_sources)(arch, tensors)
+    weights, origin = fold(tensors, sources, pytorch.BN_EPS.get(arch if library == "torchvision" else library, 1e-5))
+    extra = unused(tensors, sources)
+    if extra:
+        raise WeightsError(f"tensor {extra[0]} has no place in {arch}")
+    shapes = {n: a.shape for n, a in weights.items()}
+    layers = layers_for_weights(arch, shapes)
+    check_weights(layers, shapes, describe=lambda n: f"{origin.get(n, n)} ({n})")
+    meta = {"preprocess": {"preset": library}, "source": f"{library}:{path.name}"}
+    return Model(arch, layers, weights, "symmetric", meta)
+
+
+def _from_native(tensors, metadata, arch, path):
+    if metadata["tinynet_format"] != FORMAT_VERSION:
+        raise WeightsError(f"tinynet format version {metadata['tinynet_format']} is newer than this tinynet reads ({FORMAT_VERSION})")
+    stored = metadata.get("arch")
+    if stored not in ARCHITECTURES:
+        raise WeightsError(f"unknown architecture {stored!r} in metadata")
+    if arch is not None and arch != stored:
+        raise WeightsError(f"file holds {stored}, not {arch}")
+    try:
+        meta = json.loads(metadata.get("meta", "{}"))
+    except json.JSONDecodeError:
+        raise WeightsError("metadata 'meta' is not valid JSON") from None
+    shapes = {n: a.shape for n, a in tensors.items()}
+    for name, array in tensors.items():
+        if array.dtype != "float32":
+            raise WeightsError(f"tensor {name} is {array.dtype}; tinynet files hold float32")
+    layers = layers_for_weights(stored, shapes)
+    check_weights(layers, shapes)
+    return Model(stored, layers, tensors, metadata.get("padding", "symmetric"), meta)
+
+
+def save(model, path):
+    """Write ``model`` in tinynet's format (safetensors, BatchNorm folded, runtime layout)."""
+    metadata = {"tinynet_format": FORMAT_VERSION, "arch": model.arch, "padding": model.padding,
+                "meta": json.dumps(model.meta, sort_keys=True)}
+    safetensors.write(path, model.weights, metadata)
