@@ -25,7 +25,8 @@ def detect(tensors):
     if "features.1.conv.0.0.weight" in names:
         return "torchvision", "mobilenet_v2"
     if "features.1.block.0.0.weight" in names:
-        n_features = len({n.split(".")[1] for n in names if n.startswith("features.")})
+        indices = {n.split(".")[1] for n in names if n.startswith("features.")}
+        n_features = next(i for i in range(len(indices) + 1) if str(i) not in indices)  # features.0 .. n-1
         for arch in ("mobilenet_v3_large", "mobilenet_v3_small"):
             if sum(r.kind in ("conv", "ir") for r in rows(arch)) == n_features:
                 return "torchvision", arch

@@ -1,0 +1,41 @@
+"""Deterministic, torch-free weights for framework parity fixtures.
+
+``tests/fixtures/make_width_fixtures.py`` (run once, with torch, torchvision and timm installed) builds
+each model with its own library, fills its state dict with ``state_dict(...)`` below, runs the library's
+float64 forward pass, and stores only the tensor names and shapes, the seed and the library's logits.
+The tests rebuild the identical weights here with NumPy alone, so CI checks tinynet against
+torchvision and timm at other widths and input sizes without installing torch.
+"""
+import numpy as np
+
+
+def state_dict(entries, seed):
+    """``entries``: [(name, shape)] in state-dict order -> {name: float32 array} (int64 for counters).
+
+    Conv and linear weights are He-uniform; BatchNorm statistics and affine parameters are random so
+    that folding them matters; every value is float32-representable so both sides see the same numbers.
+    """
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for name, shape in entries:
+        shape = tuple(shape)
+        if name.endswith("num_batches_tracked"):
+            tensors[name] = np.zeros(shape, np.int64)
+            continue
+        u = rng.random(shape)
+        if name.endswith("running_var"):
+            v = 0.5 + 1.5 * u
+        elif name.endswith("running_mean") or name.endswith(".bias"):
+            v = 0.4 * u - 0.2
+        elif len(shape) == 1:  # BatchNorm gamma
+            v = 0.5 + u
+        else:
+            fan_in = int(np.prod(shape[1:]))
+            v = (2 * u - 1) * np.sqrt(6.0 / fan_in)
+        tensors[name] = v.astype(np.float32)
+    return tensors
+
+
+def input_batch(shape, seed):
+    """A float32 NCHW batch of standard-normal values (a stand-in for a normalised image)."""
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
