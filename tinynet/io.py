@@ -37,7 +37,8 @@ def sniff(path):
 
 
 def load(source, arch=None):
-    """Load a model from a weight file; ``arch`` overrides the architecture inferred from the file.
+    """Load a model from a weight file, or by name from the local store (tinynet.store: ``tinynet pull`` /
+    ``tinynet import`` put models there); ``arch`` overrides the architecture inferred from the file.
 
     Architecture, width and number of classes come from the tensor names and shapes. A file that
     does not fit raises tinynet.WeightsError naming the first tensor that does not match.
@@ -45,8 +46,12 @@ def load(source, arch=None):
     if arch is not None and arch not in ARCHITECTURES:
         raise TinynetError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
     path = Path(source)
+    if not path.exists():
+        from tinynet import store  # here, not at the top: the store itself saves and loads through this module
+
+        path = store.locate(str(source))
     if not path.is_file():
-        raise TinynetError(f"no such weight file: {source}")
+        raise TinynetError(f"not a weight file: {source}")
     kind = sniff(path)
     try:
         if kind == "torch":
@@ -78,7 +83,7 @@ def _from_pytorch(tensors, arch, path):
         raise WeightsError(f"tensor {extra[0]} has no place in {arch}")
     shapes = {n: a.shape for n, a in weights.items()}
     layers = layers_for_weights(arch, shapes)
-    check_weights(layers, shapes, describe=lambda n: f"{origin.get(n, n)} ({n})")
+    check_weights(layers, weights, describe=lambda n: f"{origin.get(n, n)} ({n})")
     meta = {"preprocess": {"preset": library}, "source": f"{library}:{path.name}"}
     return Model(arch, layers, weights, "symmetric", meta)
 
@@ -100,7 +105,6 @@ def _from_native(tensors, metadata, arch, path):
         if array.dtype != "float32":
             raise WeightsError(f"tensor {name} is {array.dtype}; tinynet files hold float32")
     layers = layers_for_weights(stored, shapes)
-    check_weights(layers, shapes)
     return Model(stored, layers, tensors, metadata.get("padding", "symmetric"), meta)
 
 

@@ -26,7 +26,7 @@ class Model:
     """
 
     def __init__(self, arch, layers, weights, padding="symmetric", meta=None, threads=None):
-        check_weights(layers, {n: a.shape for n, a in weights.items()})
+        check_weights(layers, weights)
         self.arch = arch
         self.layers = tuple(layers)
         self.weights = weights

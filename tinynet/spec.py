@@ -10,6 +10,8 @@ rounding rule. Weight names are ``"{block:02d}.{part}.{w|b}"`` in the runtime la
 """
 from dataclasses import dataclass
 
+import numpy as np
+
 from kernels import conv_output_size
 from tinynet.architectures import CLASSES, EXPANSION_IS_RATIO, make_divisible, rows
 from tinynet.errors import WeightsError
@@ -116,12 +118,14 @@ def weight_shapes(layers):
     return shapes
 
 
-def check_weights(layers, shapes, describe=str):
-    """Raise WeightsError at the first tensor whose shape differs from what ``layers`` expect.
+def check_weights(layers, tensors, describe=str):
+    """Raise WeightsError at the first tensor whose shape differs from what ``layers`` expect, or
+    that holds NaN or infinite values (which would silently poison every output).
 
-    ``describe(name)`` turns a tinynet name into the words used in the message (e.g. the source
-    file's own tensor name).
+    ``tensors`` maps names to arrays (or to shapes, to check shapes only). ``describe(name)`` turns a
+    tinynet name into the words used in the message (e.g. the source file's own tensor name).
     """
+    shapes = {n: getattr(t, "shape", t) for n, t in tensors.items()}
     expected = weight_shapes(layers)
     for name, shape in expected.items():
         if name not in shapes:
@@ -131,6 +135,9 @@ def check_weights(layers, shapes, describe=str):
     extra = [n for n in shapes if n not in expected]
     if extra:
         raise WeightsError(f"unexpected tensor {describe(extra[0])} (shape {tuple(shapes[extra[0]])}) for this architecture")
+    for name, t in tensors.items():
+        if hasattr(t, "dtype") and not np.isfinite(t).all():
+            raise WeightsError(f"tensor {describe(name)} contains NaN or infinite values")
 
 
 COMMON_WIDTHS = (1.0, 0.75, 0.5, 0.35, 0.25, 1.25, 1.3, 1.4, 1.5, 2.0)

@@ -20,6 +20,7 @@ STORAGE_DTYPES = {
     "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
 }
 MAX_PICKLE_BYTES = 64 * 1024 * 1024
+MAX_COMPRESSION_RATIO = 1000  # deflate tops out near 1032:1; anything above is a zip bomb
 
 
 class _Storage:
@@ -88,6 +89,7 @@ def read(path):
             raise WeightsError(f"{path}: expected one data.pkl in the archive, found {len(pickles)}")
         prefix = pickles[0][: -len("data.pkl")]
         info = archive.getinfo(pickles[0])
+        _check_member_size(path, archive, info)
         if info.file_size > MAX_PICKLE_BYTES:
             raise WeightsError(f"{path}: data.pkl declares {info.file_size} bytes, more than a state dict needs")
         try:
@@ -101,6 +103,15 @@ def read(path):
             raise WeightsError(f"{path}: checkpoint holds no state dict of tensors")
         blobs = {}
         return {name: _materialise(path, archive, prefix, blobs, t) for name, t in state.items()}
+
+
+def _check_member_size(path, archive, info):
+    """Refuse members whose declared size the archive cannot hold (torch stores members uncompressed)."""
+    archive_size = archive.fp.seek(0, 2)
+    ratio = 1 if info.compress_type == zipfile.ZIP_STORED else MAX_COMPRESSION_RATIO
+    if info.compress_size > archive_size or info.file_size > ratio * max(info.compress_size, 1):
+        raise WeightsError(f"{path}: archive member {info.filename} declares {info.file_size} bytes, "
+                           f"more than its {info.compress_size} stored bytes can hold")
 
 
 def _find_state_dict(obj):
@@ -126,6 +137,7 @@ def _materialise(path, archive, prefix, blobs, tensor):
         except KeyError:
             raise WeightsError(f"{path}: storage {storage.key} is missing from the archive") from None
         itemsize = np.dtype(storage.dtype).itemsize
+        _check_member_size(path, archive, info)
         if info.file_size != storage.numel * itemsize:
             raise WeightsError(f"{path}: storage {storage.key} has {info.file_size} bytes, expected {storage.numel * itemsize}")
         try:
