@@ -153,7 +153,7 @@ def infer_width(arch, layers):
     return None
 
 
-def count(layers, resolution=224):
+def count(layers, resolution=224, padding="symmetric"):
     """Per-layer table and totals of parameters and multiply-accumulates at a square input size.
 
     Parameters are what the engine stores (BatchNorm folded into weights and one bias per channel).
@@ -167,8 +167,8 @@ def count(layers, resolution=224):
     for layer in layers:
         params = sum(_numel(s) for n, s in shapes.items() if n.startswith(layer.name + "."))
         if layer.op in ("conv", "dw"):
-            h, _ = conv_output_size(h, layer.k, layer.stride, "symmetric")
-            w, _ = conv_output_size(w, layer.k, layer.stride, "symmetric")
+            h, _ = conv_output_size(h, layer.k, layer.stride, padding)
+            w, _ = conv_output_size(w, layer.k, layer.stride, padding)
             per_pixel = layer.k * layer.k * (layer.cin if layer.op == "conv" else 1) * layer.cout
             macs = h * w * per_pixel
         elif layer.op == "pw":
