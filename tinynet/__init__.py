@@ -2,13 +2,16 @@
 
     import tinynet
     model = tinynet.load("mobilenet_v2.pth")           # torchvision, timm, TFLite, Keras or tinynet files
+    model = tinynet.load("mobilenet_v3_large")         # or a store name (tinynet.pull / `tinynet import`)
+    model.classify("photo.jpg", top=5)                 # [(label, probability), ...]
     logits = model.forward(batch)                      # batch: float32 (N, H, W, 3), preprocessed
     tinynet.count(tinynet.create("mobilenet_v3_large")) # {"params": ..., "macs": ..., "layers": [...]}
 """
 from tinynet.architectures import ARCHITECTURES
-from tinynet.errors import TinynetError, UnsupportedModelError, WeightsError
+from tinynet.errors import ImageError, TinynetError, UnsupportedModelError, WeightsError
 from tinynet.io import load, save
 from tinynet.model import Model, create
+from tinynet.store import pull
 
 __version__ = "0.1.0"
 
@@ -19,5 +22,5 @@ def count(model, resolution=224):
     return model.count(resolution)
 
 
-__all__ = ["ARCHITECTURES", "Model", "TinynetError", "UnsupportedModelError", "WeightsError",
-           "count", "create", "load", "save", "__version__"]
+__all__ = ["ARCHITECTURES", "ImageError", "Model", "TinynetError", "UnsupportedModelError", "WeightsError",
+           "count", "create", "load", "pull", "save", "__version__"]

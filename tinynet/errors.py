@@ -11,3 +11,7 @@ class WeightsError(TinynetError):
 
 class UnsupportedModelError(WeightsError):
     """A weight file is well formed but describes a network tinynet cannot run."""
+
+
+class ImageError(TinynetError):
+    """An image file is missing, unreadable, truncated, too large, or in a mode tinynet cannot convert."""

@@ -85,6 +85,8 @@ def _from_pytorch(tensors, arch, path):
     layers = layers_for_weights(arch, shapes)
     check_weights(layers, weights, describe=lambda n: f"{origin.get(n, n)} ({n})")
     meta = {"preprocess": {"preset": library}, "source": f"{library}:{path.name}"}
+    if layers[-1].cout == 1000:  # torchvision and timm ImageNet heads use the standard synset order
+        meta["labels"] = "imagenet1k"
     return Model(arch, layers, weights, "symmetric", meta)
 
 

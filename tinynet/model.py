@@ -4,11 +4,14 @@ import threading
 import numba
 import numpy as np
 
+from tinynet import preprocess as preprocessing
 from tinynet.errors import TinynetError
+from tinynet.labels import labels_for
 from tinynet.plan import Plan
 from tinynet.spec import check_weights, count, infer_width, layers_for_width
 
 MIN_INPUT_SIZE = 32
+CLASSIFY_BATCH = 32  # images per forward in Model.classify: bounds memory for long lists
 
 
 class Model:
@@ -59,7 +62,31 @@ class Model:
 
     def count(self, resolution=224):
         """Parameters and MACs, totals and per layer (see tinynet.spec.count)."""
-        return count(self.layers, resolution)
+        return count(self.layers, resolution, self.padding)
+
+    def preprocess(self, image):
+        """One image (a path or a PIL image) as this model expects it (meta["preprocess"]):
+        (1, H, W, 3) float32, ready for ``forward``."""
+        return preprocessing.to_array(image, preprocessing.for_model(self))[None]
+
+    def classify(self, images, top=5, batch_size=CLASSIFY_BATCH):
+        """The ``top`` most likely labels with their probabilities.
+
+        One image (a path or a PIL image) -> [(label, probability), ...], most likely first.
+        A list of images -> one such list per image, computed in batches of ``batch_size``.
+        """
+        if isinstance(images, (list, tuple)):
+            names, spec = labels_for(self), preprocessing.for_model(self)
+            results = []
+            for start in range(0, len(images), batch_size):
+                x = preprocessing.batch(images[start:start + batch_size], spec)  # (n, H, W, 3)
+                results.extend(top_labels(softmax(self.forward(x)), names, top))
+            return results
+        return top_labels(softmax(self.forward(self.preprocess(images))), labels_for(self), top)[0]
+
+    def features(self, image):
+        """The pooled embedding before the classifier for one image (a path or a PIL image): (C,) float32."""
+        return self.embed(self.preprocess(image))[0]
 
     def _run(self, x, n_layers):
         x = self._check_input(x)
@@ -89,7 +116,23 @@ class Model:
             raise TinynetError(f"expected NHWC input (N, H, W, 3), got shape {x.shape}{hint}")
         if min(x.shape[1:3]) < MIN_INPUT_SIZE or x.shape[0] < 1:
             raise TinynetError(f"input must be at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} with N >= 1, got shape {x.shape}")
-        return np.ascontiguousarray(x, dtype=np.float32)
+        # Writeable, aligned, C-contiguous float32: the array type the kernels are compiled (and cached) for.
+        return np.require(x, np.float32, ["C", "A", "W"])
+
+
+def softmax(logits):
+    """Probabilities from logits (N, K), computed in float64 so that no class underflows to exactly 0."""
+    z = logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def top_labels(probabilities, names, k):
+    """Per row of ``probabilities`` (N, K): [(name, probability), ...] for the k largest, largest first."""
+    k = max(1, min(k, probabilities.shape[1]))
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]  # (N, k)
+    return [[(names[i], float(row[i])) for i in idx] for row, idx in zip(probabilities, order)]
 
 
 def create(arch, width=1.0, num_classes=1000, seed=0, padding="symmetric"):

@@ -40,6 +40,13 @@ def to_runtime_layout(op, w):
 EXPECTED_NDIM = {"conv": 4, "dw": 4, "pw": 4, "fc": 2}
 
 
+def fold_batchnorm(w, b, gamma, beta, mean, var, eps):
+    """Fold a BatchNorm into the conv before it: ``w`` in runtime layout (output channels last),
+    all arrays float64. Returns ``(w', b')``."""
+    scale = gamma / np.sqrt(var + eps)
+    return w * scale, (b - mean) * scale + beta
+
+
 def fold(tensors, sources, eps):
     """Runtime tensors ``{"<name>.w", "<name>.b"}`` for every source, and a map runtime name -> framework
     name for error messages. Raises WeightsError naming the framework tensor that is missing or malformed."""
@@ -61,8 +68,7 @@ def fold(tensors, sources, eps):
             for p, v in zip(("weight", "bias", "running_mean", "running_var"), (gamma, beta, mean, var)):
                 if v.shape != (cout,):
                     raise WeightsError(f"tensor {src.bn}.{p} has shape {v.shape}, expected ({cout},) to match {src.weight}")
-            scale = gamma / np.sqrt(var + eps)
-            w, b = w * scale, (b - mean) * scale + beta
+            w, b = fold_batchnorm(w, b, gamma, beta, mean, var, eps)
         if b.shape != (cout,):
             raise WeightsError(f"tensor {src.bias} has shape {b.shape}, expected ({cout},)")
         out[f"{src.name}.w"], out[f"{src.name}.b"] = np.ascontiguousarray(w, np.float32), b.astype(np.float32)

@@ -1,0 +1,139 @@
+"""evaluate() on small synthetic labelled folders: label files, counting, top-1/top-5 and the 1001-class offset."""
+import numpy as np
+import pytest
+from PIL import Image
+
+import tinynet
+from conftest import shared_path
+from tinynet.errors import TinynetError
+from tinynet.evaluate import evaluate, read_labels
+from tinynet.preprocess import batch, for_model
+
+N_IMAGES = 11  # with batch_size 4: two full batches and a partial one
+SIZE = 64
+
+
+def small_model(num_classes=10):
+    model = tinynet.create("mobilenet_v2", width=0.35, num_classes=num_classes, seed=3)
+    model.meta["preprocess"] = {"preset": "torchvision", "size": SIZE}
+    return model
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """A folder with data/img_XX.png: random pictures of varied sizes and modes."""
+    root = tmp_path_factory.mktemp("labelled")
+    (root / "data").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(N_IMAGES):
+        h, w = rng.integers(48, 120, 2)
+        image = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        image.convert("L" if i % 4 == 3 else "RGB").save(root / "data" / f"img_{i:02d}.png")
+    return root
+
+
+def paths(folder):
+    return sorted((folder / "data").glob("img_*.png"))
+
+
+def scores(model, folder):
+    """The model's logits for the folder's images, computed here without evaluate: (N, classes)."""
+    return model.forward(batch(paths(folder), for_model(model)))
+
+
+def write_dataset(folder, labels, name="dataset.txt"):
+    """The imagenet_val_1300 layout: "./data/<file>, <label>" relative to the labels file."""
+    lines = [f"./data/{p.name}, {label}" for p, label in zip(paths(folder), labels)]
+    (folder / name).write_text("\n".join(lines) + "\n")
+    return folder / name
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_labels_equal_to_own_argmax_score_perfectly(folder, workers):
+    model = small_model()
+    labels = np.argmax(scores(model, folder), axis=1)
+    calls = []
+    result = evaluate(model, write_dataset(folder, labels), batch_size=4, workers=workers,
+                      progress=lambda done, total: calls.append((done, total)))
+    assert result["images"] == N_IMAGES
+    assert result["top1"] == 1.0 and result["top5"] == 1.0
+    assert result["seconds"] > 0 and result["images_per_second"] == pytest.approx(N_IMAGES / result["seconds"])
+    assert calls == [(0, N_IMAGES), (4, N_IMAGES), (8, N_IMAGES), (N_IMAGES, N_IMAGES)]
+
+
+def test_top5_counts_ranks_two_to_five_and_nothing_lower(folder):
+    model = small_model()
+    order = np.argsort(-scores(model, folder), axis=1)  # (N, 10), best first
+    fifth = evaluate(model, write_dataset(folder, order[:, 4], "fifth.txt"), batch_size=4)
+    assert fifth["top1"] == 0.0 and fifth["top5"] == 1.0
+    sixth = evaluate(model, write_dataset(folder, order[:, 5], "sixth.txt"), batch_size=4)
+    assert sixth["top1"] == 0.0 and sixth["top5"] == 0.0
+    mixed_labels = np.where(np.arange(N_IMAGES) % 2 == 0, order[:, 0], order[:, 9])
+    mixed = evaluate(model, write_dataset(folder, mixed_labels, "mixed.txt"), batch_size=3)
+    assert mixed["top1"] == mixed["top5"] == pytest.approx(6 / N_IMAGES)
+
+
+def test_random_labels_give_consistent_counts(folder):
+    labels = np.random.default_rng(1).integers(0, 10, N_IMAGES)
+    result = evaluate(small_model(), write_dataset(folder, labels, "random.txt"), batch_size=5)
+    assert result["images"] == N_IMAGES
+    assert 0 <= result["top1"] <= result["top5"] <= 1
+
+
+def test_model_with_background_output_reads_thousand_class_labels(folder):
+    model = small_model(num_classes=1001)
+    logits = scores(model, folder)
+    labels = np.argmax(logits[:, 1:], axis=1)  # dataset labels 0..999 = outputs 1..1000
+    assert evaluate(model, write_dataset(folder, labels, "tf.txt"), batch_size=4)["top1"] == 1.0
+
+
+def test_plain_and_caffe_formats_with_images_dir(folder, tmp_path):
+    model = small_model()
+    labels = np.argmax(scores(model, folder), axis=1)
+    listing = tmp_path / "val.txt"  # caffe style: bare file names, images found in images_dir
+    listing.write_text("# file label\n\n" + "".join(f"{p.name} {label}\n" for p, label in zip(paths(folder), labels)))
+    assert evaluate(model, listing, images_dir=folder / "data")["top1"] == 1.0
+    # dataset.txt's "./data/..." entries with images_dir pointing at data/ itself: found by file name
+    assert evaluate(model, write_dataset(folder, labels), images_dir=folder / "data")["top1"] == 1.0
+
+
+def test_read_labels_resolves_paths_and_keeps_order(folder):
+    samples = read_labels(write_dataset(folder, range(N_IMAGES), "ordered.txt"))
+    assert [label for _, label in samples] == list(range(N_IMAGES))
+    assert [path.name for path, _ in samples] == [p.name for p in paths(folder)]
+    assert all(path.is_file() for path, _ in samples)
+
+
+def test_imagenet_val_1300_listing():
+    samples = read_labels(shared_path("images", "imagenet_val_1300", "dataset.txt"))
+    assert len(samples) == 1300
+    assert samples[0][0].name == "ILSVRC2012_val_00000347.JPEG" and samples[0][1] == 472
+    assert all(0 <= label < 1000 for _, label in samples)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("./data/img_00.png, 1\n./data/nowhere.png, 2\n", "1 of 2 images"),
+    ("./data/img_00.png\n", ":1: expected"),
+    ("./data/img_00.png, -3\n", ":1: expected"),
+    ("# nothing here\n", "lists no images"),
+])
+def test_bad_label_files(folder, content, message):
+    path = folder / "bad.txt"
+    path.write_text(content)
+    with pytest.raises(TinynetError, match=message):
+        evaluate(small_model(), path)
+
+
+def test_label_beyond_the_model_classes(folder):
+    with pytest.raises(TinynetError, match="only 10 classes"):
+        evaluate(small_model(), write_dataset(folder, [3] * (N_IMAGES - 1) + [10], "big.txt"))
+
+
+def test_missing_labels_file(tmp_path):
+    with pytest.raises(TinynetError, match="cannot read labels file"):
+        evaluate(small_model(), tmp_path / "labels.txt")
+
+
+def test_batch_size_must_be_positive(folder):
+    with pytest.raises(TinynetError, match="batch_size"):
+        evaluate(small_model(), write_dataset(folder, [0] * N_IMAGES, "zero.txt"), batch_size=0)

@@ -1,0 +1,188 @@
+"""A minimal TFLite writer for tests: small graphs with exactly known tensors.
+
+Written from the FlatBuffers format and tflite's schema.fbs (field order), independently of
+tinynet's reader. Like FlatBuffers' own builders it lays objects out back to front, so every
+reference (uint32, relative to where it is stored) points forward, to an object built earlier.
+
+    g = Graph()
+    x = g.input((1, 32, 32, 3))
+    y = g.op("CONV_2D", [x, g.const(w), g.const(b)], (1, 16, 16, 8), stride=2, act="RELU6")
+    data = g.finish(y)
+"""
+import struct
+
+import numpy as np
+
+OPCODES = {"ADD": 0, "AVERAGE_POOL_2D": 1, "CONV_2D": 3, "DEPTHWISE_CONV_2D": 4, "DEQUANTIZE": 6,
+           "FULLY_CONNECTED": 9, "MUL": 18, "RELU": 19, "RELU6": 21, "RESHAPE": 22, "RESIZE_BILINEAR": 23,
+           "SOFTMAX": 25, "PAD": 34, "MEAN": 40, "SUB": 41, "QUANTIZE": 114, "HARD_SWISH": 117}
+TYPES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1, np.dtype(np.int32): 2, np.dtype(np.uint8): 3,
+         np.dtype(np.int8): 9}
+ACTIVATIONS = {None: 0, "RELU": 1, "RELU6": 3}
+PADDING = {"SAME": 0, "VALID": 1}
+
+
+class Builder:
+    """FlatBuffer bytes built from the back: ``self.tail`` is the end of the file, objects are prepended,
+    and an object is named by its distance from the end of the file (which never changes)."""
+
+    def __init__(self):
+        self.tail = bytearray()
+
+    def _prepend(self, data, align=4):
+        pad = (-(len(self.tail) + len(data))) % align
+        self.tail[:0] = bytes(data) + b"\0" * pad
+        return len(self.tail)
+
+    def vector(self, values, fmt):
+        values = list(values)
+        itemsize = struct.calcsize("<" + fmt)
+        body = struct.pack(f"<{len(values)}{fmt}", *values)
+        # The elements (after the 4-byte length) must sit on their own alignment.
+        pad = (-(len(self.tail) + len(body))) % max(itemsize, 4)
+        self.tail[:0] = body + b"\0" * pad
+        return self._prepend(struct.pack("<I", len(values)))
+
+    def bytes_vector(self, data, align=16):
+        pad = (-(len(self.tail) + len(data))) % align
+        self.tail[:0] = bytes(data) + b"\0" * pad
+        return self._prepend(struct.pack("<I", len(data)))
+
+    def string(self, text):
+        data = text.encode()
+        pad = (-(len(self.tail) + len(data) + 1)) % 4
+        self.tail[:0] = data + b"\0" + b"\0" * pad
+        return self._prepend(struct.pack("<I", len(data)))
+
+    def offsets(self, refs):
+        """A vector of references to objects built earlier."""
+        refs = list(refs)
+        self.tail[:0] = b"\0" * ((-len(self.tail)) % 4)
+        start = len(self.tail) + 4 * len(refs)  # distance from the end of the first element
+        body = b"".join(struct.pack("<I", (start - 4 * i) - ref) for i, ref in enumerate(refs))
+        self.tail[:0] = body
+        return self._prepend(struct.pack("<I", len(refs)))
+
+    def table(self, fields):
+        """``fields``: {slot: (fmt, value)} scalars, or {slot: ("ref", object)} references."""
+        layout, size = [], 4  # the soffset to the vtable comes first
+        for slot in sorted(fields):
+            fmt, value = fields[slot]
+            width = 4 if fmt == "ref" else struct.calcsize("<" + fmt)
+            size += (-size) % width
+            layout.append((slot, fmt, value, size))
+            size += width
+        size += (-size) % 4
+        end = len(self.tail) + size + (-(len(self.tail) + size)) % 8  # the table's distance from the file end
+        body = bytearray(size)
+        for slot, fmt, value, at in layout:
+            if fmt == "ref":
+                struct.pack_into("<I", body, at, (end - at) - value)
+            else:
+                struct.pack_into("<" + fmt, body, at, value)
+        n_slots = max(fields, default=-1) + 1
+        vtable = [0] * n_slots
+        for slot, _, _, at in layout:
+            vtable[slot] = at
+        vtable_bytes = struct.pack(f"<HH{n_slots}H", 4 + 2 * n_slots, size, *vtable)
+        struct.pack_into("<i", body, 0, len(vtable_bytes))  # the vtable sits right before the table
+        assert self._prepend(body, 8) == end
+        self.tail[:0] = vtable_bytes
+        return end
+
+    def finish(self, root, identifier=b"TFL3"):
+        pad = (-(len(self.tail) + 8)) % 16
+        self.tail[:0] = b"\0" * pad
+        total = len(self.tail) + 8
+        return struct.pack("<I", total - root) + identifier + bytes(self.tail)
+
+
+class Graph:
+    """One subgraph, built tensor by tensor and operator by operator, in execution order."""
+
+    def __init__(self):
+        self.tensors, self.operators, self.inputs = [], [], []
+
+    def tensor(self, shape, dtype=np.float32, data=None, quant=None, name=None):
+        """Add a tensor; ``quant`` = (scale, zero_point[, quantized_dimension]) with scalars or arrays."""
+        index = len(self.tensors)
+        self.tensors.append({"shape": tuple(shape), "dtype": np.dtype(dtype), "data": data, "quant": quant,
+                             "name": name or f"t{index}"})
+        return index
+
+    def const(self, array, quant=None, name=None):
+        array = np.asarray(array)
+        return self.tensor(array.shape, array.dtype, array, quant, name)
+
+    def input(self, shape, dtype=np.float32, quant=None):
+        index = self.tensor(shape, dtype, quant=quant, name="input")
+        self.inputs.append(index)
+        return index
+
+    def op(self, name, inputs, out_shape, out_dtype=np.float32, out_quant=None, **options):
+        out = self.tensor(out_shape, out_dtype, quant=out_quant)
+        self.operators.append((name, list(inputs), [out], options))
+        return out
+
+    def finish(self, output):
+        b = Builder()
+        names = sorted({op[0] for op in self.operators}, key=lambda n: OPCODES[n])
+        codes = [b.table({0: ("b", min(OPCODES[n], 127)), 2: ("i", 1), 3: ("i", OPCODES[n])}) for n in names]
+        buffers = [b.table({})]  # buffer 0: the empty sentinel
+        tensor_tables = []
+        for t in self.tensors:
+            buffer = 0
+            if t["data"] is not None:
+                data = np.ascontiguousarray(t["data"], t["dtype"].newbyteorder("<")).tobytes()
+                buffers.append(b.table({0: ("ref", b.bytes_vector(data))}))
+                buffer = len(buffers) - 1
+            fields = {0: ("ref", b.vector(t["shape"], "i")), 1: ("b", TYPES[t["dtype"]]), 2: ("I", buffer),
+                      3: ("ref", b.string(t["name"]))}
+            if t["quant"] is not None:
+                fields[4] = ("ref", _quantization(b, t["quant"]))
+            tensor_tables.append(b.table(fields))
+        op_tables = []
+        for name, inputs, outputs, options in self.operators:
+            fields = {0: ("I", names.index(name)), 1: ("ref", b.vector(inputs, "i")), 2: ("ref", b.vector(outputs, "i"))}
+            union = _options(name, options)
+            if union is not None:
+                union_type, option_fields = union
+                fields[3] = ("B", union_type)
+                fields[4] = ("ref", b.table(option_fields))
+            op_tables.append(b.table(fields))
+        subgraph = b.table({0: ("ref", b.offsets(tensor_tables)), 1: ("ref", b.vector(self.inputs, "i")),
+                            2: ("ref", b.vector([output], "i")), 3: ("ref", b.offsets(op_tables))})
+        model = b.table({0: ("I", 3), 1: ("ref", b.offsets(codes)), 2: ("ref", b.offsets([subgraph])),
+                         4: ("ref", b.offsets(buffers))})
+        return b.finish(model)
+
+
+def _quantization(b, quant):
+    scale, zero_point, *axis = quant
+    fields = {2: ("ref", b.vector(np.atleast_1d(scale).astype(float), "f")),
+              3: ("ref", b.vector(np.atleast_1d(zero_point).astype(int), "q"))}
+    if axis:
+        fields[6] = ("i", axis[0])
+    return b.table(fields)
+
+
+def _options(name, o):
+    """BuiltinOptions union (type index, table fields) for the operators tests build, per schema.fbs."""
+    act = ("b", ACTIVATIONS[o.get("act")])
+    if name == "CONV_2D":
+        return 1, {0: ("b", PADDING[o.get("padding", "SAME")]), 1: ("i", o.get("stride", 1)),
+                   2: ("i", o.get("stride", 1)), 3: act}
+    if name == "DEPTHWISE_CONV_2D":
+        return 2, {0: ("b", PADDING[o.get("padding", "SAME")]), 1: ("i", o.get("stride", 1)),
+                   2: ("i", o.get("stride", 1)), 3: ("i", 1), 4: act}
+    if name == "AVERAGE_POOL_2D":
+        return 5, {0: ("b", PADDING["VALID"]), 1: ("i", 1), 2: ("i", 1), 3: ("i", o["filter"]), 4: ("i", o["filter"]), 5: act}
+    if name == "FULLY_CONNECTED":
+        return 8, {0: act}
+    if name in ("ADD", "MUL", "SUB"):
+        return {"ADD": 11, "MUL": 21, "SUB": 28}[name], {0: act}
+    if name == "MEAN":
+        return 27, {0: ("?", o.get("keep_dims", False))}
+    if name == "SOFTMAX":
+        return 9, {0: ("f", o.get("beta", 1.0))}
+    return None

@@ -1,0 +1,393 @@
+"""tinynet's command line: ``tinynet COMMAND ...`` (also ``python -m tinynet``).
+
+Exit codes: 0 success, 1 failure (a bad file, a failed download, any image that could not be
+classified), 2 usage error (bad arguments), 130 interrupted. A user error is one line on stderr,
+never a traceback. Results go to stdout; progress bars and notes go to stderr.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numba
+import numpy as np
+
+import tinynet
+from tinynet import preprocess, registry, store
+from tinynet.errors import TinynetError
+from tinynet.evaluate import evaluate, read_labels
+from tinynet.labels import labels_for
+from tinynet.model import softmax, top_labels
+from tinynet.progress import Progress
+from tinynet.spec import count, layers_for_width
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+class UsageError(TinynetError):
+    """Bad command-line arguments (exit code 2)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and an exception, not a usage dump and sys.exit."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: error: {message} (see `{self.prog} --help`)")
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def thread_count(text):
+    value = positive_int(text)
+    if value > numba.config.NUMBA_NUM_THREADS:
+        raise argparse.ArgumentTypeError(f"at most {numba.config.NUMBA_NUM_THREADS} on this machine, got {value}")
+    return value
+
+
+def note(message):
+    print(f"tinynet: {message}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Models by name or path
+
+
+def open_model(name=None, threads=None):
+    """The model a command names: a weight file, a stored name, or (no name) the default model.
+    A known pretrained name that is not in the store yet is pulled first."""
+    if name is None:
+        name = store.default_name()
+        if name != registry.DEFAULT_MODEL and "TINYNET_MODEL" not in os.environ:
+            note(f"no --model given: using {name}, the only model in the store")
+    if not Path(name).exists() and store.find(name) is None and name in registry.load():
+        note(f"{name} is not in the store yet: fetching it once (later runs use {store.path_of(name)})")
+        _pull(name)
+    model = tinynet.load(name)
+    model.threads = threads
+    return model
+
+
+def _pull(name, force=False):
+    return store.pull(name, progress=Progress(f"downloading {name}", unit="B"), force=force)
+
+
+# ----------------------------------------------------------------------------------------------
+# classify
+
+
+def image_files(arguments):
+    """``(files, missing)``: files named on the command line plus image files found (recursively, sorted)
+    in named folders; arguments that name nothing are reported and returned in ``missing``."""
+    files, missing = [], []
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not found:
+                note(f"no image files in folder {argument}")
+            files.extend(found)
+        elif path.exists():
+            files.append(path)
+        else:
+            note(f"skipped {argument}: no such file or folder")
+            missing.append(argument)
+    return files, missing
+
+
+def prepared_batches(files, transform, size):
+    """Yield (paths, arrays (n, H, W, 3), failures [(path, message)]) per batch of ``size`` files; the next
+    batch is decoded in a background thread while the caller runs the current one."""
+
+    def prepare(chunk):
+        paths, arrays, failures = [], [], []
+        for path in chunk:
+            try:
+                arrays.append(preprocess.to_array(path, transform))
+                paths.append(path)
+            except TinynetError as e:
+                failures.append((path, str(e)))
+        return paths, (np.stack(arrays) if arrays else None), failures
+
+    chunks = [files[i:i + size] for i in range(0, len(files), size)]
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(prepare, chunks[0]) if chunks else None
+        for i in range(len(chunks)):
+            ready = pending.result()
+            pending = pool.submit(prepare, chunks[i + 1]) if i + 1 < len(chunks) else None
+            yield ready
+
+
+def format_result(path, predictions, as_json):
+    if as_json:
+        top = [{"label": label, "probability": round(p, 6)} for label, p in predictions]
+        return json.dumps({"image": str(path), "predictions": top})
+    lines = [str(path)] + [f"  {100 * p:6.2f}%  {label}" for label, p in predictions]
+    return "\n".join(lines) + "\n"
+
+
+def cmd_classify(args):
+    files, failed = image_files(args.images)
+    missing = len(failed)
+    if not files:
+        raise TinynetError("no images to classify" + (" (no path given exists)" if failed else ""))
+    model = open_model(args.model, args.threads)
+    names, transform = labels_for(model), preprocess.for_model(model)
+    many = len(files) > args.batch
+    progress = Progress("classifying", total=len(files), unit="images", enabled=None if many else False)
+    for paths, x, failures in prepared_batches(files, transform, args.batch):
+        results = top_labels(softmax(model.forward(x)), names, args.top) if x is not None else []
+        progress.clear()
+        for path, message in failures:
+            note(f"skipped {message}")
+            failed.append(path)
+        for path, predictions in zip(paths, results):
+            print(format_result(path, predictions, args.json))
+        sys.stdout.flush()
+        progress.update(len(paths) + len(failures))
+    progress.clear()
+    if failed:
+        note(f"{len(failed)} of {len(files) + missing} inputs could not be classified")
+        return EXIT_FAILURE
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# models, info
+
+
+def cmd_models(args):
+    stored = set(store.names())
+    entries = registry.load()
+    rows = [("NAME", "ARCH", "PARAMS", "MACS", "TOP-1", "LICENSE", "CHECKSUM", "LOCAL")]
+    for e in entries.values():
+        counted = count(layers_for_width(e.arch, e.width, e.num_classes))
+        rows.append((e.name, e.arch, f"{counted['params'] / 1e6:.2f}M", f"{counted['macs'] / 1e6:.0f}M",
+                     f"{e.top1:.1f}%", e.license, e.verification, "yes" if e.name in stored else "-"))
+    print(_table(rows))
+    others = sorted(stored - set(entries))
+    if others:
+        print("\nAlso in the store (imported):")
+        for name in others:
+            print(f"  {name}")
+    print(f"\nstore: {store.models_dir()}")
+    print("PARAMS/MACS: as tinynet runs the model (BatchNorm folded), at 224x224. TOP-1: published ImageNet-1k.")
+    print("CHECKSUM: the published sha256 a download must match ('prefix': torchvision publishes the first 8 hex")
+    print("digits in its file names); 'none published': only the size and the file's structure can be checked.")
+    print("Get one: tinynet pull NAME   (offline: tinynet import FILE --name NAME)")
+    return 0
+
+
+def cmd_info(args):
+    if not Path(args.model).exists() and store.find(args.model) is None and args.model in tinynet.ARCHITECTURES:
+        model = tinynet.create(args.model)
+        model.meta["source"] = "architecture only (no weights loaded)"
+    else:
+        model = open_model(args.model)
+    resolution = args.resolution or preprocess.for_model(model).size
+    counted = model.count(resolution)
+    width = model.width
+    print(f"{model.arch}  width {width if width is not None else 'custom'}  {model.num_classes} classes  "
+          f"padding {model.padding}  input {resolution}x{resolution}")
+    if model.meta.get("source"):
+        print(f"source: {model.meta['source']}")
+    print()
+    rows = [("#", "LAYER", "OP", "OUTPUT", "PARAMS", "MACS")]
+    for i, layer in enumerate(counted["layers"]):
+        rows.append((str(i), layer["name"], layer["op"], "x".join(map(str, layer["output"])),
+                     f"{layer['params']:,}", f"{layer['macs']:,}"))
+    rows.append(("", "total", "", "", f"{counted['params']:,}", f"{counted['macs']:,}"))
+    print(_table(rows, right={0, 4, 5}))
+    return 0
+
+
+def _table(rows, right=()):
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.rjust(w) if i in right else cell.ljust(w)
+                               for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in rows)
+
+
+# ----------------------------------------------------------------------------------------------
+# pull, import, eval, warmup
+
+
+def cmd_pull(args):
+    path, how = _pull(args.name, force=args.force)
+    if how == "present":
+        print(f"{args.name} is already in the store: {path}")
+        return 0
+    notes = registry.load()[args.name].notes
+    what = f"{args.name} ({notes})" if notes else args.name
+    if how.startswith("cache:"):
+        print(f"{what}: converted from a local cache ({how[len('cache:'):]}) into {path}")
+    else:
+        print(f"{what}: downloaded from {how} into {path}")
+    return 0
+
+
+def cmd_import(args):
+    name, path = store.import_file(args.file, args.name)
+    model = tinynet.load(path)
+    print(f"imported {args.file} as {name} ({model.arch}, {model.num_classes} classes) into {path}")
+    print(f"use it: tinynet classify IMAGE --model {name}")
+    return 0
+
+
+def cmd_eval(args):
+    model = open_model(args.model, args.threads)
+    progress = Progress("evaluating", unit="images")
+
+    def report(done, total):
+        if progress.total is None:
+            progress.start(total)
+        progress.update(done - progress.done)
+
+    with tempfile.TemporaryDirectory() as work:
+        labels = _first_samples(args.labels, args.images, args.limit, Path(work)) if args.limit else args.labels
+        result = evaluate(model, labels, args.images, batch_size=args.batch, progress=report)
+    progress.close()
+    print(f"top-1 {100 * result['top1']:.2f}%  top-5 {100 * result['top5']:.2f}%  on {result['images']} images  "
+          f"({result['seconds']:.1f} s, {result['images_per_second']:.1f} images/s)")
+    return 0
+
+
+def _first_samples(labels, images, limit, work):
+    """A labels file listing only the first ``limit`` images of ``labels`` (absolute paths)."""
+    subset = work / "labels.txt"
+    subset.write_text("".join(f"{path.resolve()} {label}\n" for path, label in read_labels(labels, images)[:limit]))
+    return subset
+
+
+def warm_kernels():
+    """Compile every kernel tinynet runs (or load it from Numba's on-disk cache) by running a tiny
+    forward pass of each architecture. Returns the seconds it took."""
+    start = time.perf_counter()
+    x = np.zeros((1, 32, 32, 3), np.float32)
+    for arch in tinynet.ARCHITECTURES:
+        tinynet.create(arch, width=0.25, num_classes=8).forward(x)
+    return time.perf_counter() - start
+
+
+def cmd_warmup(args):
+    print(f"kernels ready in {warm_kernels():.1f} s")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Parser and entry point
+
+
+COMMANDS = {
+    "classify": (cmd_classify, "Name what is in photos.",
+                 "Classify images or whole folders (searched recursively) with a MobileNet. Prints the top-K\n"
+                 "labels with probabilities per image as it goes; images that cannot be read are reported on\n"
+                 "stderr and skipped (exit code 1 at the end).",
+                 "tinynet classify photo.jpg\n  tinynet classify holiday/ --top 3 --json > labels.jsonl\n"
+                 "  tinynet classify cat.png --model mobilenet_v2"),
+    "models": (cmd_models, "List the pretrained models tinynet knows.",
+               "The pretrained models `tinynet pull` can fetch, with size, cost, published accuracy, license,\n"
+               "how downloads are verified, and whether each is already in the local store.",
+               "tinynet models"),
+    "info": (cmd_info, "Show a model's layers, parameters and MACs.",
+             "Per-layer table of a model (a store name, a weight file, or an architecture name such as\n"
+             "mobilenet_v3_small): operation, output shape, parameters and multiply-accumulates, with totals.",
+             "tinynet info mobilenet_v3_large\n  tinynet info weights/mobilenet_v2.pth --resolution 160"),
+    "pull": (cmd_pull, "Download a pretrained model into the store.",
+             "Download official pretrained weights (see `tinynet models`), verify them, convert them to\n"
+             "tinynet's format and keep them in the store ($TINYNET_HOME, default ~/.cache/tinynet).\n"
+             "Weights already in torchvision's, Hugging Face's or Keras' caches are reused without a download.",
+             "tinynet pull mobilenet_v3_large"),
+    "import": (cmd_import, "Add a local weight file to the store (works offline).",
+               "Convert a .pth (torchvision/timm), .safetensors, .tflite, .h5 (Keras) or a TensorFlow .tgz\n"
+               "holding a .tflite into the store, under --name (default: the file's name).",
+               "tinynet import mobilenet_v2_1.0_224_quant.tflite --name mobilenet_v2\n"
+               "  tinynet classify photo.jpg --model mobilenet_v2"),
+    "eval": (cmd_eval, "Measure top-1/top-5 accuracy on labelled images.",
+             "Accuracy of a model on a folder of images with a labels file: one '<image> <class index>' per\n"
+             "line (class indices 0-based, ImageNet synset order).",
+             "tinynet eval mobilenet_v3_large --images val/ --labels val/labels.txt --limit 500"),
+    "warmup": (cmd_warmup, "Compile the kernels once, ahead of the first real run.",
+               "Compile (or load from Numba's cache) every kernel, so that the first `tinynet classify`\n"
+               "does not pay for compilation.",
+               "tinynet warmup"),
+}
+
+
+def build_parser():
+    parser = Parser(prog="tinynet", description="Framework-free MobileNet inference: classify photos, "
+                    "manage pretrained models.", epilog="Run `tinynet COMMAND --help` for a command's options "
+                    "and an example.")
+    parser.add_argument("--version", action="version", version=f"tinynet {tinynet.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (run, summary, description, example) in COMMANDS.items():
+        sub = commands.add_parser(name, help=summary, description=description, epilog=f"example:\n  {example}",
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub.set_defaults(run=run)
+        _add_arguments(name, sub)
+    return parser
+
+
+def _add_arguments(name, sub):
+    model_help = "store name (see `tinynet models`) or weight file; default: mobilenet_v3_large"
+    if name == "classify":
+        sub.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+        sub.add_argument("-m", "--model", metavar="NAME|PATH", help=model_help)
+        sub.add_argument("-k", "--top", type=positive_int, default=5, metavar="K", help="labels per image (default 5)")
+        sub.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+        sub.add_argument("--batch", type=positive_int, default=8, metavar="N", help="images per forward pass (default 8)")
+        sub.add_argument("--threads", type=thread_count, metavar="N", help="compute threads (default: all cores)")
+    elif name == "info":
+        sub.add_argument("model", metavar="MODEL", help="store name, weight file or architecture name")
+        sub.add_argument("--resolution", type=positive_int, metavar="PX", help="input size for MACs (default: the model's)")
+    elif name == "pull":
+        sub.add_argument("name", metavar="NAME", help="a name from `tinynet models`")
+        sub.add_argument("--force", action="store_true", help="fetch again even if the model is in the store")
+    elif name == "import":
+        sub.add_argument("file", metavar="FILE", help=".pth, .safetensors, .tflite, .h5 or .tgz")
+        sub.add_argument("--name", metavar="NAME", help="name in the store (default: from the file name)")
+    elif name == "eval":
+        sub.add_argument("model", metavar="MODEL", help=model_help.split(";")[0])
+        sub.add_argument("--images", required=True, metavar="DIR", help="folder the labels file's paths are in")
+        sub.add_argument("--labels", required=True, metavar="FILE", help="'<image> <class index>' per line")
+        sub.add_argument("--batch", type=positive_int, default=32, metavar="N", help="images per forward pass (default 32)")
+        sub.add_argument("--limit", type=positive_int, metavar="N", help="only the first N images")
+        sub.add_argument("--threads", type=thread_count, metavar="N", help="compute threads (default: all cores)")
+
+
+def main(argv=None):
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        return args.run(args)
+    except UsageError as e:
+        print(e, file=sys.stderr)
+        return EXIT_USAGE
+    except TinynetError as e:
+        print(f"tinynet: error: {e}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`tinynet classify dir/ | head`); stop quietly, and keep Python's own flush at
+        # exit from failing again on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
+    except OSError as e:
+        print(f"tinynet: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_FAILURE

@@ -1,0 +1,149 @@
+"""Import TFLite MobileNets (float, uint8 quantization-aware-trained, int8 post-training quantized).
+
+    model = tinynet.load("mobilenet_v2_1.0_224_quant.tflite")
+
+The file is decoded by tinynet's own FlatBuffers reader (tflite_schema), the graph is reduced to
+layer steps (tflite_graph), and the steps are matched against each layer table in
+tinynet.architectures: the first table whose every row the graph follows, kernel sizes, strides,
+activations, squeeze-excite and residuals included, gives the architecture. Weights are
+dequantized to float32 (BatchNorm is already folded in these files), checked against the shapes
+tinynet.spec expects, and the TF conventions travel in ``Model.meta``: "tf_same" padding and the
+input range the first conv expects. Classifiers with 1001 outputs (0 = "background") lose class
+0, so every imported model speaks the 1000 ImageNet classes in synset order.
+"""
+from pathlib import Path
+
+import numpy as np
+
+from tinynet.architectures import ARCHITECTURES, EXPANSION_IS_RATIO, rows
+from tinynet.errors import UnsupportedModelError, WeightsError
+from tinynet.formats.tflite_graph import walk
+from tinynet.formats.tflite_schema import read_graph
+from tinynet.model import Model
+from tinynet.spec import check_weights, layers_for_weights
+
+MAX_FILE_BYTES = 2 ** 31  # read into memory whole; MobileNets take a few MB
+IMAGENET_WITH_BACKGROUND = 1001
+
+
+def load(path, arch=None):
+    """A tinynet Model from the .tflite file at ``path``; ``arch`` restricts matching to one architecture."""
+    path = Path(path)
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise WeightsError(f"{path.name} is larger than 2 GiB; tinynet reads TFLite MobileNets, which take a few MB")
+    steps = walk(read_graph(path.read_bytes(), f"TFLite file {path.name}"))
+    arch, layers = match(steps.steps, arch)
+    weights, origin = _weights(layers)
+    shapes = {n: w.shape for n, w in weights.items()}
+    layers = layers_for_weights(arch, shapes)
+    check_weights(layers, shapes, describe=lambda n: f"'{origin[n]}' ({n})")
+    meta = {"preprocess": {"preset": "tf", "size": steps.input_size, "range": list(steps.input_range)},
+            "source": f"tflite:{path.name}"}
+    if layers[-1].cout == 1000:
+        meta["labels"] = "imagenet1k"
+    return Model(arch, layers, weights, "tf_same", meta)
+
+
+class Divergence(Exception):
+    """Where a graph's steps stop following a layer table."""
+
+    def __init__(self, position, message):
+        super().__init__(message)
+        self.position = position
+
+
+def match(steps, arch=None):
+    """``(arch, [(tinynet layer name, step), ...])`` for the first architecture the steps follow.
+
+    Raises UnsupportedModelError naming the architecture that matched longest and where it diverged."""
+    candidates = [arch] if arch else list(ARCHITECTURES)
+    failures = []
+    for name in candidates:
+        try:
+            return name, _follow(name, steps)
+        except Divergence as e:
+            failures.append((e.position, name, str(e)))
+    position, name, message = max(failures, key=lambda f: f[0])
+    if arch:
+        raise UnsupportedModelError(f"the graph is not a {arch}: {message}")
+    raise UnsupportedModelError(f"the graph matches no architecture tinynet knows; closest is {name}: {message}")
+
+
+def _follow(arch, steps):
+    """Assign ``steps`` to the layers of ``arch``'s table in order, or raise Divergence."""
+    table = rows(arch)
+    cursor = _Cursor(steps)
+    for i, row in enumerate(table):
+        block = f"{i:02d}"
+        where = f"block {block} ({row.kind})"
+        if row.kind == "conv":
+            cursor.take(f"{block}.conv", "conv" if row.k > 1 else "pw", where, row.k, row.s, row.act)
+        elif row.kind == "ds":
+            cursor.take(f"{block}.dw", "dw", where, row.k, row.s, row.act)
+            cursor.take(f"{block}.pw", "pw", where, 1, 1, row.act)
+        elif row.kind == "ir":
+            first = cursor.position
+            expansion = row.exp != 1 if arch in EXPANSION_IS_RATIO else cursor.peek_kinds(("pw", "dw"))
+            if expansion:
+                cursor.take(f"{block}.expand", "pw", where, 1, 1, row.act)
+            cursor.take(f"{block}.dw", "dw", where, row.k, row.s, row.act)
+            if row.se:
+                cursor.take(f"{block}.se", "se", where)
+            project = cursor.take(f"{block}.project", "pw", where, 1, 1, None)
+            block_input = steps[first].input
+            wants_residual = row.s == 1 and steps[first].cin == project.cout
+            if (project.residual_from is not None) != wants_residual or project.residual_from not in (None, block_input):
+                raise Divergence(cursor.position - 1, f"at {where}: {'a' if wants_residual else 'no'} residual connection "
+                                 f"from the block input was expected after {project.describe()}")
+        elif row.kind == "pool":
+            cursor.take(f"{block}.pool", "pool", where)
+        elif row.kind == "fc":
+            cursor.take(f"{block}.fc", "fc", where, act=row.act)
+    if cursor.position < len(steps):
+        raise Divergence(cursor.position, f"the graph goes on after the classifier with {steps[cursor.position].describe()}")
+    return cursor.layers
+
+
+class _Cursor:
+    """Reads steps in order, checking each against what the table expects next."""
+
+    def __init__(self, steps):
+        self.steps, self.position, self.layers = steps, 0, []
+
+    def peek_kinds(self, kinds):
+        ahead = self.steps[self.position:self.position + len(kinds)]
+        return tuple(s.kind for s in ahead) == kinds
+
+    def take(self, name, kind, where, k=1, stride=1, act=None):
+        expected = _expected(kind, k, stride, act)
+        if self.position >= len(self.steps):
+            raise Divergence(self.position, f"at {where}: expected {expected}, but the graph ends")
+        step = self.steps[self.position]
+        fits = step.kind == kind and (kind in ("se", "pool") or
+                                      ((step.k, step.stride) == (k, stride) and step.act.fits(act)))
+        if not fits:
+            raise Divergence(self.position, f"at {where} (graph layer {self.position}): expected {expected}, "
+                                            f"found {step.describe()}")
+        self.layers.append((name, step))
+        self.position += 1
+        return step
+
+
+def _expected(kind, k, stride, act):
+    what = {"conv": f"a {k}x{k} conv with stride {stride}", "dw": f"a {k}x{k} depthwise conv with stride {stride}",
+            "pw": "a 1x1 conv", "se": "a squeeze-excite block", "pool": "a global average pool",
+            "fc": "a fully connected layer"}[kind]
+    return what if kind in ("se", "pool") else f"{what} with {act or 'no activation'}"
+
+
+def _weights(layers):
+    """Runtime weights (float32) and, for messages, the tflite tensor each came from."""
+    weights, origin = {}, {}
+    last_fc = max(i for i, (name, _) in enumerate(layers) if name.endswith(".fc"))
+    for i, (name, step) in enumerate(layers):
+        for part, value in step.weights.items():
+            if i == last_fc and value.shape[-1] == IMAGENET_WITH_BACKGROUND:
+                value = value[..., 1:]  # drop "background": output k + 1 is ImageNet class k
+            weights[f"{name}.{part}"] = np.ascontiguousarray(value, np.float32)
+            origin[f"{name}.{part}"] = step.sources[part] or f"bias of {step.op.describe()} (absent, zeros)"
+    return weights, origin

@@ -1,0 +1,289 @@
+"""From an image file (or a PIL image) to the float32 input a model was trained on.
+
+Three presets, each the evaluation transform of the library the weights come from:
+
+  torchvision  resize the shorter side to size / 0.875 (256 for 224), bilinear; centre crop size x size;
+               (x / 255 - ImageNet mean) / ImageNet std. Pillow's resize is the one torchvision calls on
+               PIL images (antialiased when shrinking), so the result matches torchvision exactly.
+  timm         the same steps with timm's pretrained config for mobilenetv1_100.ra4_e3600_r224_in1k
+               (timm/models/efficientnet.py, ``_cfg``): crop_pct 0.875, bicubic, mean = std = 0.5,
+               i.e. x / 127.5 - 1. (Its optional test-time setting is size 256, crop_fraction 0.95.)
+  tf           TF-slim's eval preprocessing: central crop of crop_fraction (87.5%) of the image, as
+               tf.image.central_crop rounds it, then a bilinear resize to size x size (aspect ratio
+               not kept), scaled to [-1, 1]. Pillow's bilinear uses half-pixel centres and
+               antialiases when shrinking; TF1's resize_bilinear did neither, which shifts the image
+               by under half a pixel at these sizes. Resizing happens in 8 bits, as for torchvision,
+               where TF-slim resized floats: a difference below 1/255 per pixel.
+
+A model's ``meta["preprocess"]`` names a preset plus overrides, e.g. {"preset": "tf", "size": 160} or
+{"preset": "tf", "range": [0, 1]}; ``resolve`` turns that into one ``Preprocess``.
+
+Image files are decoded by Pillow; see ``open_image`` for how modes, transparency, EXIF orientation and
+oversized images are handled. Every problem with an image raises tinynet.ImageError naming the file.
+"""
+import math
+import os
+import re
+import struct
+import threading
+import warnings
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+
+from tinynet.errors import ImageError, TinynetError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+HALF = (0.5, 0.5, 0.5)  # mean = std = 0.5 maps [0, 1] to [-1, 1]
+INTERPOLATIONS = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+                  "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
+BACKGROUND = (255, 255, 255)  # transparent pixels are shown on white, as browsers and viewers do
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How to turn an RGB image into a (size, size, 3) float32 array.
+
+    size           output height and width
+    crop_fraction  share of the image kept by the centre crop (0, 1]
+    crop_first     False: resize the shorter side to size / crop_fraction, then crop size x size
+                   (torchvision, timm). True: crop crop_fraction of each side, then resize to
+                   size x size (TF-slim)
+    interpolation  "bilinear", "bicubic", "nearest" or "lanczos" (Pillow's filters)
+    mean, std      per channel, applied to pixel / 255: (x - mean) / std
+    """
+    size: int = 224
+    crop_fraction: float = 0.875
+    crop_first: bool = False
+    interpolation: str = "bilinear"
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+
+    def __post_init__(self):
+        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 1:
+            raise TinynetError(f"preprocess size must be a positive integer, got {self.size!r}")
+        if not 0 < self.crop_fraction <= 1:
+            raise TinynetError(f"preprocess crop_fraction must be in (0, 1], got {self.crop_fraction!r}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise TinynetError(f"preprocess interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
+        if len(self.mean) != 3 or len(self.std) != 3 or 0 in self.std:
+            raise TinynetError(f"preprocess mean and std need 3 values each, std non-zero; got {self.mean}, {self.std}")
+
+
+PRESETS = {
+    "torchvision": Preprocess(),
+    "timm": Preprocess(interpolation="bicubic", mean=HALF, std=HALF),
+    "tf": Preprocess(crop_first=True, mean=HALF, std=HALF),
+}
+OVERRIDES = {f.name for f in fields(Preprocess)} | {"range"}
+
+
+def resolve(spec=None):
+    """A ``Preprocess`` from a preset spec: None (torchvision at 224), a Preprocess (returned as is), or a
+    dict {"preset": name, **overrides} with overrides among the Preprocess fields plus "range": [lo, hi],
+    the interval pixel values 0..255 are mapped to (it replaces mean and std)."""
+    if isinstance(spec, Preprocess):
+        return spec
+    spec = dict(spec or {})
+    name = spec.pop("preset", "torchvision")
+    if name not in PRESETS:
+        raise TinynetError(f"unknown preprocess preset {name!r}; known: {', '.join(PRESETS)}")
+    unknown = sorted(set(spec) - OVERRIDES)
+    if unknown:
+        raise TinynetError(f"unknown preprocess setting {unknown[0]!r}; known: preset, {', '.join(sorted(OVERRIDES))}")
+    if "range" in spec:
+        if "mean" in spec or "std" in spec:
+            raise TinynetError("preprocess 'range' replaces mean and std: give one or the other")
+        spec["mean"], spec["std"] = _mean_std_for_range(spec.pop("range"))
+    for key, convert in (("mean", _floats), ("std", _floats), ("crop_fraction", float)):
+        if key in spec:
+            try:
+                spec[key] = convert(spec[key])
+            except (TypeError, ValueError):
+                raise TinynetError(f"preprocess {key} must be numeric, got {spec[key]!r}") from None
+    return replace(PRESETS[name], **spec)
+
+
+def _floats(values):
+    return tuple(float(v) for v in values)
+
+
+def for_model(model):
+    """The ``Preprocess`` a model expects (its meta["preprocess"]; torchvision at 224 when it has none)."""
+    return resolve(model.meta.get("preprocess"))
+
+
+def _mean_std_for_range(value):
+    """[lo, hi] (or the string "lo,hi", brackets optional) -> mean, std with (x - mean) / std in [lo, hi]."""
+    if isinstance(value, str):
+        value = re.sub(r"[\[\]()\s]", "", value).split(",")
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise TinynetError(f"preprocess range must be two numbers [lo, hi], got {value!r}") from None
+    if hi <= lo:
+        raise TinynetError(f"preprocess range needs lo < hi, got [{lo}, {hi}]")
+    scale = hi - lo
+    return ((0 - lo) / scale,) * 3, (1 / scale,) * 3
+
+
+def to_array(image, preprocess=None):
+    """One image (path or PIL image) preprocessed: (size, size, 3) float32, HWC, RGB.
+
+    ``preprocess``: a Preprocess, a preset dict (see ``resolve``) or None for torchvision at 224.
+    """
+    p = resolve(preprocess)
+    rgb = _resize_and_crop(open_image(image), p)  # (size, size) RGB
+    x = np.asarray(rgb, dtype=np.float32)  # (size, size, 3), 0..255
+    # Same float32 operations, in the same order, as torchvision's ToTensor + Normalize.
+    x /= np.float32(255)
+    x -= np.asarray(p.mean, dtype=np.float32)
+    x /= np.asarray(p.std, dtype=np.float32)
+    return x
+
+
+def batch(images, preprocess=None):
+    """Several images preprocessed into one batch: (N, size, size, 3) float32."""
+    p = resolve(preprocess)
+    images = list(images)
+    out = np.empty((len(images), p.size, p.size, 3), dtype=np.float32)
+    for i, image in enumerate(images):
+        out[i] = to_array(image, p)
+    return out
+
+
+def _resize_and_crop(image, p):
+    """RGB PIL image -> (p.size, p.size) RGB PIL image, following torchvision's or TF-slim's order."""
+    resample = INTERPOLATIONS[p.interpolation]
+    w, h = image.size
+    if p.crop_first:
+        # tf.image.central_crop: offset truncated toward zero, then the same margin on both sides.
+        top, left = int((h - h * p.crop_fraction) / 2), int((w - w * p.crop_fraction) / 2)
+        # Crop first: resize(box=...) would let the filter reach pixels outside the box, TF's does not.
+        return image.crop((left, top, w - left, h - top)).resize((p.size, p.size), resample)
+    # The 1e-9 keeps a ratio such as 224/232 written with rounding from landing one pixel short.
+    shorter = math.floor(p.size / p.crop_fraction + 1e-9)
+    # torchvision's resize: the longer side is truncated, not rounded.
+    if w <= h:
+        new_w, new_h = shorter, int(shorter * h / w)
+    else:
+        new_w, new_h = int(shorter * w / h), shorter
+    if (new_w, new_h) != (w, h):
+        image = image.resize((new_w, new_h), resample)
+    # torchvision's center_crop rounds the offset with Python's round (half to even).
+    top, left = int(round((new_h - p.size) / 2.0)), int(round((new_w - p.size) / 2.0))
+    return image.crop((left, top, left + p.size, top + p.size))
+
+
+# ----------------------------------------------------------------------------------------------
+# Decoding
+
+
+_OPEN_LOCK = threading.Lock()  # warnings.catch_warnings is process-wide state: one opener at a time
+
+
+def open_image(source):
+    """An RGB PIL image from a path or a PIL image, ready to preprocess.
+
+    - EXIF orientation is applied (the pixels are rotated/flipped as a viewer would show them).
+    - Grayscale, 1-bit, palette, CMYK and YCbCr images are converted to RGB (CMYK naively, without
+      an ICC profile). 16-bit images (I;16, I;16B, I) are scaled from 0..65535 to 0..255.
+    - Transparent images (RGBA, LA, PA, palette or grayscale with a transparent colour) are composited
+      on white.
+    - Animated images (GIF, APNG, WebP) give their first frame.
+    - Images larger than Pillow's decompression-bomb limit, ``PIL.Image.MAX_IMAGE_PIXELS``
+      (89,478,485 pixels by default, about 9459 x 9459), are refused before decoding. Raise that
+      limit, or set it to None, to accept larger trusted files.
+
+    Raises tinynet.ImageError, naming the file, for anything that cannot be read.
+    """
+    if isinstance(source, Image.Image):
+        name = getattr(source, "filename", "") or "<PIL image>"
+
+        def prepare():
+            source.load()  # an image from Image.open is decoded lazily: surface its errors here
+            return _normalised(source, owned=False)
+
+        return _guarded(name, prepare)
+    try:
+        path = Path(os.fspath(source))
+    except TypeError:
+        raise ImageError(f"expected an image path or a PIL image, got {type(source).__name__}") from None
+    name = str(path)
+    if not path.exists():
+        raise ImageError(f"{name}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{name}: is a directory, not an image")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{name}: empty file (0 bytes)")
+
+    def decode():
+        with _OPEN_LOCK, warnings.catch_warnings():
+            # Pillow warns between MAX_IMAGE_PIXELS and twice that, and raises above; refuse both.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            opened = Image.open(path)
+        with opened:  # closes the file (kept open by multi-frame formats); decoded pixels stay usable
+            opened.load()
+            return _normalised(opened, owned=True)
+
+    return _guarded(name, decode)
+
+
+def _guarded(name, decode):
+    """Run ``decode``; turn whatever Pillow raises on a bad file into one ImageError line."""
+    try:
+        return decode()
+    except ImageError as e:
+        raise ImageError(f"{name}: {e}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        limit = Image.MAX_IMAGE_PIXELS
+        raise ImageError(f"{name}: image is larger than {limit:,} pixels, the decompression-bomb limit "
+                         "(PIL.Image.MAX_IMAGE_PIXELS; raise it if you trust the file)") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image file Pillow can read") from None
+    except PermissionError:
+        raise ImageError(f"{name}: permission denied") from None
+    except MemoryError:
+        raise ImageError(f"{name}: not enough memory to decode this image") from None
+    # How Pillow reports malformed or truncated data: OSError and ValueError from decoders (the only two
+    # seen in 6000 fuzzed PNG/JPEG/GIF/BMP/TIFF/WebP files), SyntaxError, EOFError and struct.error from
+    # format plugins' parsers.
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as e:
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise ImageError(f"{name}: cannot decode image ({reason})") from None
+
+
+def _normalised(image, owned):
+    """EXIF orientation applied, then converted to RGB. ``owned``: the image may be modified in place."""
+    if owned:
+        ImageOps.exif_transpose(image, in_place=True)
+    elif image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+        image = ImageOps.exif_transpose(image)
+    return _to_rgb(image)
+
+
+def _to_rgb(image):
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode == "I" or mode.startswith("I;16"):
+        return _sixteen_bit_to_rgb(image)
+    if mode in ALPHA_MODES or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        rgb = Image.new("RGB", rgba.size, BACKGROUND)
+        rgb.paste(rgba, mask=rgba.getchannel("A"))
+        return rgb
+    if mode in ("L", "1", "P", "CMYK", "YCbCr"):
+        return image.convert("RGB")
+    raise ImageError(f"unsupported image mode {mode}")
+
+
+def _sixteen_bit_to_rgb(image):
+    """16-bit grayscale (0..65535; mode I is taken to hold the same range) -> 8-bit RGB."""
+    values = np.asarray(image).astype(np.float32)  # (H, W)
+    gray = np.clip(np.rint(values / np.float32(257)), 0, 255).astype(np.uint8)  # 65535 / 257 = 255
+    return Image.fromarray(gray, "L").convert("RGB")
