@@ -3,6 +3,8 @@
 Written for obviousness, not speed: the loop nest of TFLite's reference depthwise conv
 (output pixel -> tap -> in-bounds test), vectorised only over batch and channels. Each function
 returns a new float64 array instead of writing into ``out``; names match the fast kernels plus ``_ref``.
+Two fast kernels share another's reference: ``stem_conv_f32`` (conv2d_nhwc_ref) and
+``gemm_dot_bias_act_f32`` (gemm_bias_act_ref with its transposed weights transposed back).
 """
 import numpy as np
 
@@ -80,3 +82,9 @@ def squeeze_excite_nhwc_ref(x, w_reduce, b_reduce, w_expand, b_expand):
     hidden = gemm_bias_act_ref(global_avg_pool_nhwc_ref(x64), w_reduce, b_reduce, RELU)
     gate = gemm_bias_act_ref(hidden, w_expand, b_expand, HSIGMOID)
     return x64 * gate[:, None, None, :]
+
+
+def fake_quantize_ref(x, lo, step, levels):
+    """lo + step * round(clip((x - lo) / step, 0, levels - 1)), float64, rounding half to even."""
+    q = np.rint(np.clip((np.asarray(x, np.float64) - lo) / step, 0, levels - 1))
+    return lo + q * step

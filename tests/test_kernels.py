@@ -16,7 +16,10 @@ from hypothesis import strategies as st
 
 import kernels
 from kernels import reference as ref
-from kernels.activation import ACTIVATIONS
+from kernels.activation import ACTIVATIONS, RELU6
+from kernels.depthwise import pack_runs
+from kernels.gemm import NO_RESIDUAL
+from kernels.gemm_dot import gemm_dot_bias_act_f32
 
 CHANNELS = st.one_of(st.sampled_from([1, 7, 8, 9, 15, 16, 17, 31, 33]), st.integers(1, 48))
 SPATIAL = st.integers(1, 20)
@@ -40,18 +43,34 @@ def assert_close(fast, expected, taps, x, w, b):
     np.testing.assert_allclose(fast, expected, rtol=0, atol=bound)
 
 
-@given(n=st.integers(1, 2), h=SPATIAL, w=SPATIAL, c=CHANNELS, k=st.sampled_from([3, 5]), stride=st.sampled_from([1, 2]),
+def run_depthwise(kernel, x, wt, b, stride, padding, act):
+    n, h, w, c = x.shape
+    k = wt.shape[0]
+    ho, pad_top = kernels.conv_output_size(h, k, stride, padding)
+    wo, pad_left = kernels.conv_output_size(w, k, stride, padding)
+    out = np.full((n, ho, wo, c), np.nan, np.float32)
+    kernel(x, wt, b, *pack_runs(wt, b), out, stride, pad_top, pad_left, act)
+    expected = ref.dwconv2d_nhwc_ref(x, wt, b, (ho, wo), stride, pad_top, pad_left, act)
+    assert_close(out, expected, k * k, x, wt, b)
+
+
+@given(n=st.integers(1, 2), h=SPATIAL, w=SPATIAL, c=CHANNELS, k=st.sampled_from([3, 5, 7]), stride=st.sampled_from([1, 2]),
        padding=PADDING, act=ACT, seed=SEEDS)
 @FAST
 def test_depthwise_matches_reference(n, h, w, c, k, stride, padding, act, seed):
     rng = np.random.default_rng(seed)
     x, wt, b = values(rng, (n, h, w, c)), values(rng, (k, k, c), 1.0), values(rng, (c,))
-    ho, pad_top = kernels.conv_output_size(h, k, stride, padding)
-    wo, pad_left = kernels.conv_output_size(w, k, stride, padding)
-    out = np.full((n, ho, wo, c), np.nan, np.float32)
-    kernels.dwconv2d_nhwc_f32(x, wt, b, out, stride, pad_top, pad_left, act)
-    expected = ref.dwconv2d_nhwc_ref(x, wt, b, (ho, wo), stride, pad_top, pad_left, act)
-    assert_close(out, expected, k * k, x, wt, b)
+    run_depthwise(kernels.dwconv2d_nhwc_f32, x, wt, b, stride, padding, act)
+
+
+@given(h=st.integers(1, 9), w=st.integers(1, 12), c=st.sampled_from([127, 128, 129, 257, 300, 520]),
+       k=st.sampled_from([3, 5]), stride=st.sampled_from([1, 2]), padding=PADDING, seed=SEEDS)
+@settings(max_examples=25, deadline=None)
+def test_depthwise_wide_channels_match_reference(h, w, c, k, stride, padding, seed):
+    """Channel counts around the run threshold (LONG_RUN) and the channel tiles (CHANNEL_TILE)."""
+    rng = np.random.default_rng(seed)
+    x, wt, b = values(rng, (1, h, w, c)), values(rng, (k, k, c), 1.0), values(rng, (c,))
+    run_depthwise(kernels.dwconv2d_nhwc_f32, x, wt, b, stride, padding, RELU6)
 
 
 @given(n=st.integers(1, 2), h=SPATIAL, w=SPATIAL, cin=st.integers(1, 5), cout=CHANNELS, k=st.sampled_from([1, 3, 5]),
@@ -62,21 +81,37 @@ def test_conv_matches_reference(n, h, w, cin, cout, k, stride, padding, act, see
     x, wt, b = values(rng, (n, h, w, cin)), values(rng, (k, k, cin, cout), 1.0), values(rng, (cout,))
     ho, pad_top = kernels.conv_output_size(h, k, stride, padding)
     wo, pad_left = kernels.conv_output_size(w, k, stride, padding)
-    out = np.full((n, ho, wo, cout), np.nan, np.float32)
-    kernels.conv2d_nhwc_f32(x, wt, b, out, stride, pad_top, pad_left, act)
-    expected = ref.conv2d_nhwc_ref(x, wt, b, (ho, wo), stride, pad_top, pad_left, act)
-    assert_close(out, expected, k * k * cin, x, wt, b)
+    kernel = kernels.stem_conv_f32 if (k, cin) == (3, 3) else kernels.conv2d_nhwc_f32
+    for run in {kernel, kernels.conv2d_nhwc_f32}:
+        out = np.full((n, ho, wo, cout), np.nan, np.float32)
+        run(x, wt, b, out, stride, pad_top, pad_left, act)
+        expected = ref.conv2d_nhwc_ref(x, wt, b, (ho, wo), stride, pad_top, pad_left, act)
+        assert_close(out, expected, k * k * cin, x, wt, b)
 
 
-@given(pixels=st.integers(1, 41), k=st.integers(1, 70), m=CHANNELS, tile=st.integers(1, 64), residual=st.booleans(),
-       act=ACT, seed=SEEDS)
+@given(pixels=st.integers(1, 41), k=st.integers(1, 70), m=CHANNELS, row_tile=st.integers(1, 40), col_tile=st.integers(1, 64),
+       k_tile=st.integers(1, 80), residual=st.booleans(), act=ACT, seed=SEEDS)
 @FAST
-def test_gemm_matches_reference(pixels, k, m, tile, residual, act, seed):
+def test_gemm_matches_reference(pixels, k, m, row_tile, col_tile, k_tile, residual, act, seed):
     rng = np.random.default_rng(seed)
     a, wt, b = values(rng, (pixels, k)), values(rng, (k, m), 1.0), values(rng, (m,))
     res = values(rng, (pixels, m)) if residual else None
     out = np.full((pixels, m), np.nan, np.float32)
-    kernels.gemm_bias_act_f32(a, wt, b, out, act, res if residual else np.empty((0, 0), np.float32), tile)
+    kernels.gemm_bias_act_f32(a, wt, b, out, act, res if residual else NO_RESIDUAL, row_tile, col_tile, k_tile)
+    expected = ref.gemm_bias_act_ref(a, wt, b, act, res)
+    assert_close(out, expected, k, a, wt, np.abs(b).max() + (np.abs(res).max() if residual else 0))
+
+
+@given(pixels=st.integers(1, 41), k=st.integers(1, 70), m=CHANNELS, row_tile=st.integers(1, 40), residual=st.booleans(),
+       act=ACT, seed=SEEDS)
+@FAST
+def test_gemm_dot_matches_reference(pixels, k, m, row_tile, residual, act, seed):
+    """The dot-product GEMM (few output channels) takes the weights transposed, (M, K)."""
+    rng = np.random.default_rng(seed)
+    a, wt, b = values(rng, (pixels, k)), values(rng, (k, m), 1.0), values(rng, (m,))
+    res = values(rng, (pixels, m)) if residual else None
+    out = np.full((pixels, m), np.nan, np.float32)
+    gemm_dot_bias_act_f32(a, np.ascontiguousarray(wt.T), b, out, act, res if residual else NO_RESIDUAL, row_tile)
     expected = ref.gemm_bias_act_ref(a, wt, b, act, res)
     assert_close(out, expected, k, a, wt, np.abs(b).max() + (np.abs(res).max() if residual else 0))
 

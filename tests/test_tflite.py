@@ -282,6 +282,10 @@ def test_synthetic_float_graph_matches_litert(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # Real files
 
+QUANTIZATION_AWARE = {"coral_test_data/mobilenet_v1_0.25_128_quant.tflite", "coral_test_data/mobilenet_v1_0.5_160_quant.tflite",
+                      "coral_test_data/mobilenet_v1_0.75_192_quant.tflite", "atu_model_zoo/mobilenet_v1_0.75_224_quant.tflite",
+                      "coral_test_data/mobilenet_v2_1.0_224_quant.tflite", "atu_model_zoo/v3-small_224_1.0_uint8.tflite",
+                      "tqminlo_mobilenetv3_by_c/v3-large-minimalistic_224_1.0_uint8.tflite"}
 REAL = {  # file: (arch, width, native size, input range)
     "coral_test_data/mobilenet_v1_0.25_128_quant.tflite": ("mobilenet_v1", 0.25, 128, [-1.0, 1.0]),
     "coral_test_data/mobilenet_v1_0.5_160_quant.tflite": ("mobilenet_v1", 0.5, 160, [-1.0, 1.0]),
@@ -304,8 +308,15 @@ def test_real_file_loads(name):
     arch, width, size, value_range = REAL[name]
     model = tinynet.load(shared_path("weights", *name.split("/")))
     assert (model.arch, model.width, model.num_classes, model.padding) == (arch, width, 1000, "tf_same")
+    grid = model.meta.pop("activation_grid", None)
     assert model.meta == {"preprocess": {"preset": "tf", "size": size, "range": value_range},
                           "labels": "imagenet1k", "source": f"tflite:{name.split('/')[1]}"}
+    # uint8 weights (SOURCES.md: "tflite uint8") mark TF1's quantization-aware-trained exports
+    assert (grid is not None) == (name in QUANTIZATION_AWARE) == model.quantized_activations
+    if grid is not None:
+        convs = [layer.name for layer in model.layers if layer.op in ("conv", "dw", "pw", "fc")]
+        assert list(grid) == convs[:-1]  # every conv layer but the classifier, whose logits stay unrounded
+        assert all(step > 0 and levels == 256 and lo <= 0 for lo, step, levels in grid.values())
 
 
 # images/LABELS.md: expected ImageNet class (0-based) of each photo.
@@ -411,6 +422,7 @@ def ref_conv(x, w, b, stride, depthwise):
 def test_logits_match_a_float64_evaluation_of_the_graph(name, graph_input):
     path = shared_path("weights", *name.split("/"))
     model = tinynet.load(path)
+    model.quantized_activations = False  # the reference evaluates the dequantized graph in plain float64
     x = preprocess.batch([shared_path("images", "grace_hopper.jpg"), shared_path("images", "parrot.jpg")],
                          preprocess.for_model(model))
     expected = reference_logits(path, graph_input(x.astype(np.float64)))[:, 1:]  # drop "background"

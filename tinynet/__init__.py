@@ -11,6 +11,7 @@ from tinynet.architectures import ARCHITECTURES
 from tinynet.errors import ImageError, TinynetError, UnsupportedModelError, WeightsError
 from tinynet.io import load, save
 from tinynet.model import Model, create
+from tinynet.threads import get_threads, set_threads
 from tinynet.store import pull
 
 __version__ = "0.1.0"
@@ -23,4 +24,4 @@ def count(model, resolution=224):
 
 
 __all__ = ["ARCHITECTURES", "ImageError", "Model", "TinynetError", "UnsupportedModelError", "WeightsError",
-           "count", "create", "load", "pull", "save", "__version__"]
+           "count", "create", "get_threads", "load", "pull", "save", "set_threads", "__version__"]

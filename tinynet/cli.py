@@ -9,7 +9,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from tinynet.evaluate import evaluate, read_labels
 from tinynet.labels import labels_for
 from tinynet.model import softmax, top_labels
 from tinynet.progress import Progress
+from tinynet.warmup import warmup
 from tinynet.spec import count, layers_for_width
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -157,7 +157,7 @@ def cmd_classify(args):
             print(format_result(path, predictions, args.json))
         sys.stdout.flush()
         progress.update(len(paths) + len(failures))
-    progress.clear()
+    progress.close()  # leave the final count on screen: a fast last batch may not have been drawn
     if failed:
         note(f"{len(failed)} of {len(files) + missing} inputs could not be classified")
         return EXIT_FAILURE
@@ -270,18 +270,9 @@ def _first_samples(labels, images, limit, work):
     return subset
 
 
-def warm_kernels():
-    """Compile every kernel tinynet runs (or load it from Numba's on-disk cache) by running a tiny
-    forward pass of each architecture. Returns the seconds it took."""
-    start = time.perf_counter()
-    x = np.zeros((1, 32, 32, 3), np.float32)
-    for arch in tinynet.ARCHITECTURES:
-        tinynet.create(arch, width=0.25, num_classes=8).forward(x)
-    return time.perf_counter() - start
-
-
 def cmd_warmup(args):
-    print(f"kernels ready in {warm_kernels():.1f} s")
+    seconds = warmup(progress=Progress("compiling kernels", unit="model families"))
+    print(f"kernels ready in {seconds:.1f} s")
     return 0
 
 

@@ -12,14 +12,18 @@ tinynet's format is safetensors with BatchNorm already folded and every tensor i
 import json
 from pathlib import Path
 
+from kernels.padding import PADDINGS
+from tinynet import preprocess
 from tinynet.architectures import ARCHITECTURES
 from tinynet.errors import TinynetError, WeightsError
 from tinynet.formats import pytorch, safetensors, torch_zip
 from tinynet.formats.fold import fold, unused
+from tinynet.labels import labels_for
 from tinynet.model import Model
 from tinynet.spec import check_weights, layers_for_weights
 
 FORMAT_VERSION = "1"
+MAX_MESSAGE_CHARS = 1000
 MAGIC = {b"PK\x03\x04": "torch", b"\x89HDF": "hdf5"}
 
 
@@ -55,22 +59,40 @@ def load(source, arch=None):
     kind = sniff(path)
     try:
         if kind == "torch":
-            return _from_pytorch(torch_zip.read(path), arch, path)
-        if kind == "safetensors":
+            model = _from_pytorch(torch_zip.read(path), arch, path)
+        elif kind == "safetensors":
             tensors, metadata = safetensors.read(path)
             if "tinynet_format" in metadata:
-                return _from_native(tensors, metadata, arch, path)
-            return _from_pytorch(tensors, arch, path)
-        if kind == "tflite":
+                model = _from_native(tensors, metadata, arch, path)
+            else:
+                model = _from_pytorch(tensors, arch, path)
+        elif kind == "tflite":
             from tinynet.formats import tflite
-            return tflite.load(path, arch)
-        if kind == "hdf5":
+            model = tflite.load(path, arch)
+        elif kind == "hdf5":
             from tinynet.formats import keras_h5
-            return keras_h5.load(path, arch)
+            model = keras_h5.load(path, arch)
+        else:
+            raise WeightsError("not a weight file tinynet reads (expected a .pth, .safetensors, .tflite or .h5)")
+        _check_conventions(model)
     except WeightsError as e:
-        message = str(e)
+        # One line, of bounded length, whatever the file put in it (tensor names come from the file).
+        message = " ".join(str(e).split())[:MAX_MESSAGE_CHARS]
         raise type(e)(message if message.startswith(str(path)) else f"{path}: {message}") from None
-    raise WeightsError(f"{path}: not a weight file tinynet reads (expected a .pth, .safetensors, .tflite or .h5)")
+    return model
+
+
+def _check_conventions(model):
+    """Refuse now the metadata that would otherwise fail, or run away, only when the model is used:
+    an unknown padding, preprocessing that is invalid (or asks for a 100000-pixel input), labels that
+    do not match the outputs."""
+    if model.padding not in PADDINGS:
+        raise WeightsError(f"unknown padding {str(model.padding)[:40]!r} in metadata; expected one of {', '.join(PADDINGS)}")
+    try:
+        preprocess.for_model(model)
+        labels_for(model)
+    except TinynetError as e:
+        raise WeightsError(f"metadata: {e}") from None
 
 
 def _from_pytorch(tensors, arch, path):
@@ -100,8 +122,10 @@ def _from_native(tensors, metadata, arch, path):
         raise WeightsError(f"file holds {stored}, not {arch}")
     try:
         meta = json.loads(metadata.get("meta", "{}"))
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError; RecursionError: absurd nesting
         raise WeightsError("metadata 'meta' is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise WeightsError(f"metadata 'meta' is a JSON {type(meta).__name__}, not an object")
     shapes = {n: a.shape for n, a in tensors.items()}
     for name, array in tensors.items():
         if array.dtype != "float32":

@@ -17,9 +17,13 @@ import numpy as np
 
 import kernels
 from kernels import activation_code, conv_output_size
+from kernels.depthwise import pack_runs
+from kernels.fake_quant import fake_quantize_f32
+from kernels.gemm import L2_PANEL_FLOATS, NO_RESIDUAL, l2_k_tile
+from kernels.gemm_dot import gemm_dot_bias_act_f32
 
 ALIGN_FLOATS = 16  # 64 bytes: numpy's default 16-byte alignment cost 10-50 % in the depthwise kernels
-NO_RESIDUAL = np.empty((0, 0), np.float32)
+GEMM_ROW_TILE = 32  # pixel rows per GEMM task: the output panel stays in L1 for the epilogue
 
 
 def aligned_empty(n_floats):
@@ -29,27 +33,73 @@ def aligned_empty(n_floats):
     return raw[offset:offset + n_floats]
 
 
-def gemm_col_tile(n_pixels, n_out, threads):
-    """Output channels per GEMM task: all of them when there are enough pixel blocks to share out,
-    otherwise split the columns so that each thread gets about two tasks (the classifier at batch 1)."""
-    row_blocks = -(-n_pixels // kernels.gemm.ROWS)
-    if row_blocks >= 4 * threads:
-        return n_out
-    tile = -(-n_out // (2 * threads))
-    return max(16, -(-tile // 16) * 16)
+def aligned_copy(array):
+    """``array`` as a C-contiguous float32 copy on a 64-byte boundary (packed weights)."""
+    out = aligned_empty(array.size).reshape(array.shape)
+    out[...] = array
+    return out
+
+
+def kernel_array(array):
+    """``array`` as the kernels' argument type: C-contiguous, aligned, writeable, native float32.
+
+    Numba compiles one specialisation per array type (a read-only or unaligned weight from a
+    memory-mapped file is another type); keeping one type means warm-up covers every run.
+    """
+    return np.require(array, np.float32, ["C", "A", "W"])
+
+
+def use_dot_gemm(k, m):
+    """Few output channels from many inputs (the project layers): reductions over K beat the broadcast
+    GEMM, whose vector loop over M is then too short (bench/pointwise.py; bench/README.md)."""
+    return m <= 256 and (k >= 3 * m or (k % 16 == 0 and k >= 2 * m))
+
+
+def gemm_tiles(n_pixels, k, m, threads):
+    """(row_tile, col_tile, k_tile) for kernels.gemm_bias_act_f32.
+
+    - Few pixels (the classifier at batch 1): split the output columns so that every thread gets work.
+    - Weights larger than L2_PANEL_FLOATS: one row panel per thread, and K in passes whose weights fit L2.
+    - Otherwise GEMM_ROW_TILE rows per task and all of K at once.
+    """
+    if n_pixels < 4 * threads:
+        col_tile = -(-m // (2 * threads))
+        return n_pixels, max(16, -(-col_tile // 16) * 16), k
+    if k * m > L2_PANEL_FLOATS:
+        row_tile = -(-n_pixels // threads)
+        return -(-row_tile // 4) * 4, m, l2_k_tile(k, m)
+    return GEMM_ROW_TILE, m, k
+
+
+def pointwise_call(src2d, w, b, dst2d, act, residual, threads):
+    """The kernel call of a 1x1 conv or fully connected layer: (kernel, args)."""
+    pixels, (k, m) = dst2d.shape[0], w.shape
+    if use_dot_gemm(k, m) and pixels >= 4:
+        return gemm_dot_bias_act_f32, [src2d, aligned_copy(w.T), b, dst2d, act, residual, GEMM_ROW_TILE]
+    return kernels.gemm_bias_act_f32, [src2d, w, b, dst2d, act, residual, *gemm_tiles(pixels, k, m, threads)]
 
 
 class Plan:
     """Kernel calls and buffers for one input shape ``(N, H, W, 3)``."""
 
-    def __init__(self, layers, weights, padding, input_shape, threads):
+    def __init__(self, layers, weights, padding, input_shape, threads, activation_grid=None):
+        """``activation_grid``: {layer name: (lo, step, levels)} for quantization-aware-trained weights;
+        each listed layer's output is snapped to its grid right after the layer (kernels.fake_quant)."""
         self.input_shape = tuple(input_shape)
         symbolic, shapes, output = self._trace(layers, padding)
         views = self._allocate(symbolic, shapes)
-        self.steps = [self._bind(step, views, weights, threads) for step in symbolic]
-        # The step that reads the network input (tensor 0) gets it per call, viewed in this shape.
-        self.input_view = {i: (-1, self.input_shape[-1]) if args[3].ndim == 2 else self.input_shape
-                           for i, (step, (_, args)) in enumerate(zip(symbolic, self.steps)) if step["src"] == 0}
+        self.steps = []
+        self.input_view = {}  # step index -> shape of the network input (tensor 0) the step reads, bound per call
+        for step in symbolic:
+            if step["src"] == 0:
+                pointwise = step["layer"].op in ("pw", "fc")
+                self.input_view[len(self.steps)] = (-1, self.input_shape[-1]) if pointwise else self.input_shape
+            self.steps.append(self._bind(step, views, weights, threads))
+            grid = (activation_grid or {}).get(step["layer"].name)
+            if grid is not None:
+                lo, q, levels = grid
+                dst = views[step["dst"]]
+                self.steps.append((fake_quantize_f32, [dst.reshape(-1, dst.shape[-1]), np.float32(lo), np.float32(q), int(levels)]))
         self.tensors = views  # tensor id -> array view
         self.output = output
 
@@ -107,22 +157,23 @@ class Plan:
         src = views.get(step["src"])  # None for the input tensor, bound at run time
         dst = views[step["dst"]]
         act = activation_code(layer.act)
-        w, b = weights.get(layer.name + ".w"), weights.get(layer.name + ".b")
-        if layer.op in ("conv", "dw"):
-            kernel = kernels.conv2d_nhwc_f32 if layer.op == "conv" else kernels.dwconv2d_nhwc_f32
+        w, b = (kernel_array(weights[name]) if name in weights else None for name in (layer.name + ".w", layer.name + ".b"))
+        if layer.op == "conv":
+            kernel = kernels.stem_conv_f32 if w.shape[:3] == (3, 3, 3) else kernels.conv2d_nhwc_f32
             return kernel, [src, w, b, dst, layer.stride, *step["pads"], act]
+        if layer.op == "dw":
+            return kernels.dwconv2d_nhwc_f32, [src, w, b, *pack_runs(w, b), dst, layer.stride, *step["pads"], act]
         if layer.op in ("pw", "fc"):
             pixels = int(np.prod(dst.shape[:-1]))
             residual = NO_RESIDUAL if step["residual"] is None else views[step["residual"]].reshape(pixels, -1)
             src2d = None if src is None else src.reshape(pixels, -1)
-            tile = gemm_col_tile(pixels, layer.cout, threads)
-            return kernels.gemm_bias_act_f32, [src2d, w, b, dst.reshape(pixels, -1), act, residual, tile]
+            return pointwise_call(src2d, w, b, dst.reshape(pixels, -1), act, residual, threads)
         if layer.op == "se":
             n = dst.shape[0]
             scratch = (np.empty((n, layer.cin), np.float32), np.empty((n, layer.squeeze), np.float32),
                        np.empty((n, layer.cin), np.float32))
             names = [f"{layer.name}.{part}.{wb}" for part in ("reduce", "expand") for wb in "wb"]
-            return kernels.squeeze_excite_nhwc_f32, [dst, *(weights[n_] for n_ in names), *scratch]
+            return kernels.squeeze_excite_nhwc_f32, [dst, *(kernel_array(weights[n_]) for n_ in names), *scratch]
         if layer.op == "pool":
             return kernels.global_avg_pool_nhwc_f32, [src, dst]
         raise ValueError(f"unknown op {layer.op!r}")

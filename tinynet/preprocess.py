@@ -21,10 +21,10 @@ A model's ``meta["preprocess"]`` names a preset plus overrides, e.g. {"preset": 
 Image files are decoded by Pillow; see ``open_image`` for how modes, transparency, EXIF orientation and
 oversized images are handled. Every problem with an image raises tinynet.ImageError naming the file.
 """
+import functools
 import math
 import os
 import re
-import struct
 import threading
 import warnings
 from dataclasses import dataclass, fields, replace
@@ -41,6 +41,8 @@ HALF = (0.5, 0.5, 0.5)  # mean = std = 0.5 maps [0, 1] to [-1, 1]
 INTERPOLATIONS = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
                   "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
 BACKGROUND = (255, 255, 255)  # transparent pixels are shown on white, as browsers and viewers do
+MAX_SIZE = 2048  # MobileNets are trained at 96..320; a weight file must not ask for a 100000-pixel input
+MAX_RESIZED_PIXELS = 1 << 24  # 48 MB of RGB: above this, resize only the part the centre crop keeps
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
@@ -64,14 +66,27 @@ class Preprocess:
     std: tuple = IMAGENET_STD
 
     def __post_init__(self):
-        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 1:
-            raise TinynetError(f"preprocess size must be a positive integer, got {self.size!r}")
+        if not isinstance(self.size, int) or isinstance(self.size, bool) or not 1 <= self.size <= MAX_SIZE:
+            raise TinynetError(f"preprocess size must be a whole number from 1 to {MAX_SIZE}, got {self.size!r}")
         if not 0 < self.crop_fraction <= 1:
             raise TinynetError(f"preprocess crop_fraction must be in (0, 1], got {self.crop_fraction!r}")
-        if self.interpolation not in INTERPOLATIONS:
+        if not isinstance(self.crop_first, bool):
+            raise TinynetError(f"preprocess crop_first must be true or false, got {self.crop_first!r}")
+        if not isinstance(self.interpolation, str) or self.interpolation not in INTERPOLATIONS:
             raise TinynetError(f"preprocess interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
-        if len(self.mean) != 3 or len(self.std) != 3 or 0 in self.std:
-            raise TinynetError(f"preprocess mean and std need 3 values each, std non-zero; got {self.mean}, {self.std}")
+        if not _valid_mean_std(self.mean, self.std):
+            raise TinynetError(f"preprocess mean and std need 3 finite values each, std non-zero; got {self.mean}, {self.std}")
+
+
+def _valid_mean_std(mean, std):
+    """Three finite numbers each, std non-zero, checked as the float32 values the arithmetic uses (a std of
+    1e-50 is 0 there, 1e300 is infinite, and a NaN would poison every output)."""
+    try:
+        with np.errstate(over="ignore"):
+            values = np.array([mean, std], np.float32)  # (2, 3)
+    except (TypeError, ValueError):
+        return False
+    return values.shape == (2, 3) and bool(np.isfinite(values).all()) and 0 not in values[1]
 
 
 PRESETS = {
@@ -88,9 +103,11 @@ def resolve(spec=None):
     the interval pixel values 0..255 are mapped to (it replaces mean and std)."""
     if isinstance(spec, Preprocess):
         return spec
+    if spec is not None and not isinstance(spec, dict):
+        raise TinynetError(f"a preprocess spec is a dict such as {{'preset': 'tf'}}, got a {type(spec).__name__}")
     spec = dict(spec or {})
     name = spec.pop("preset", "torchvision")
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:
         raise TinynetError(f"unknown preprocess preset {name!r}; known: {', '.join(PRESETS)}")
     unknown = sorted(set(spec) - OVERRIDES)
     if unknown:
@@ -172,11 +189,27 @@ def _resize_and_crop(image, p):
         new_w, new_h = shorter, int(shorter * h / w)
     else:
         new_w, new_h = int(shorter * w / h), shorter
-    if (new_w, new_h) != (w, h):
-        image = image.resize((new_w, new_h), resample)
     # torchvision's center_crop rounds the offset with Python's round (half to even).
     top, left = int(round((new_h - p.size) / 2.0)), int(round((new_w - p.size) / 2.0))
+    if new_w * new_h > MAX_RESIZED_PIXELS:  # an extreme aspect ratio: a 1 x 100000 strip would resize to 20 GB
+        return _resized_window(image, (new_w, new_h), (left, top), p.size, resample)
+    if (new_w, new_h) != (w, h):
+        image = image.resize((new_w, new_h), resample)
     return image.crop((left, top, left + p.size, top + p.size))
+
+
+def _resized_window(image, new_size, corner, size, resample):
+    """The size x size window at ``corner`` of ``image`` resized to ``new_size``, without making the whole
+    resized image: Pillow's two passes (horizontal, then vertical, through 8 bits) run one at a time on
+    only the rows and columns the window needs. Filter positions are then computed from fractional
+    window edges, so a pixel may differ from resize-then-crop by up to 2 levels (nearest: pick the
+    neighbouring pixel); Pillow's own 2-D ``resize(box=...)`` is up to 20 levels off (bicubic, Pillow 13)."""
+    (w, h), (new_w, new_h), (left, top) = image.size, new_size, corner
+    sx, sy = w / new_w, h / new_h
+    reach = 3 * max(sy, 1) + 1  # source rows a filter reaches beyond the window (Lanczos: 3 output pixels)
+    y0, y1 = max(0, math.floor(top * sy - reach)), min(h, math.ceil((top + size) * sy + reach))
+    rows = image.crop((0, y0, w, y1)).resize((size, y1 - y0), resample, box=(left * sx, 0, (left + size) * sx, y1 - y0))
+    return rows.resize((size, size), resample, box=(0, top * sy - y0, size, (top + size) * sy - y0))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -184,6 +217,15 @@ def _resize_and_crop(image, p):
 
 
 _OPEN_LOCK = threading.Lock()  # warnings.catch_warnings is process-wide state: one opener at a time
+# Pillow opens EPS by running Ghostscript on the file: a PostScript interpreter, whose sandbox has been
+# escaped many times, is no place for an untrusted image. Every other format is decoded in-process.
+EXTERNAL_PROGRAM_FORMATS = frozenset({"EPS"})
+
+
+@functools.cache
+def _decodable_formats():
+    Image.init()  # registers every plugin, so that the list is complete
+    return tuple(f for f in Image.OPEN if f not in EXTERNAL_PROGRAM_FORMATS)
 
 
 def open_image(source):
@@ -195,6 +237,7 @@ def open_image(source):
     - Transparent images (RGBA, LA, PA, palette or grayscale with a transparent colour) are composited
       on white.
     - Animated images (GIF, APNG, WebP) give their first frame.
+    - Formats Pillow decodes by running another program (EPS: Ghostscript) are not opened.
     - Images larger than Pillow's decompression-bomb limit, ``PIL.Image.MAX_IMAGE_PIXELS``
       (89,478,485 pixels by default, about 9459 x 9459), are refused before decoding. Raise that
       limit, or set it to None, to accept larger trusted files.
@@ -225,7 +268,7 @@ def open_image(source):
         with _OPEN_LOCK, warnings.catch_warnings():
             # Pillow warns between MAX_IMAGE_PIXELS and twice that, and raises above; refuse both.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            opened = Image.open(path)
+            opened = Image.open(path, formats=_decodable_formats())
         with opened:  # closes the file (kept open by multi-frame formats); decoded pixels stay usable
             opened.load()
             return _normalised(opened, owned=True)
@@ -251,9 +294,11 @@ def _guarded(name, decode):
         raise ImageError(f"{name}: not enough memory to decode this image") from None
     # How Pillow reports malformed or truncated data: OSError and ValueError from decoders (the only two
     # seen in 6000 fuzzed PNG/JPEG/GIF/BMP/TIFF/WebP files), SyntaxError, EOFError and struct.error from
-    # format plugins' parsers.
-    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as e:
-        reason = " ".join(str(e).split()) or type(e).__name__
+    # format plugins' parsers; fuzzing every format Pillow writes (tests/test_fuzz.py) added
+    # NotImplementedError (DDS pixel formats, BLP encodings) and RuntimeError (AVIF). With some forty
+    # plugins, any exception raised while decoding this file's bytes means the same: it cannot be decoded.
+    except Exception as e:
+        reason = " ".join(str(e).split())[:200] or type(e).__name__
         raise ImageError(f"{name}: cannot decode image ({reason})") from None
 
 

@@ -40,9 +40,13 @@ def to_runtime_layout(op, w):
 EXPECTED_NDIM = {"conv": 4, "dw": 4, "pw": 4, "fc": 2}
 
 
-def fold_batchnorm(w, b, gamma, beta, mean, var, eps):
+def fold_batchnorm(w, b, gamma, beta, mean, var, eps, var_name="running_var"):
     """Fold a BatchNorm into the conv before it: ``w`` in runtime layout (output channels last),
-    all arrays float64. Returns ``(w', b')``."""
+    all arrays float64. Returns ``(w', b')``. ``var_name`` names the variance tensor in errors."""
+    bad = ~(var + eps > 0)  # also catches NaN
+    if bad.any():
+        raise WeightsError(f"tensor {var_name} holds {float(var[bad][0])} with epsilon {eps}: a BatchNorm variance "
+                           "plus epsilon must be positive")
     scale = gamma / np.sqrt(var + eps)
     return w * scale, (b - mean) * scale + beta
 
@@ -68,7 +72,7 @@ def fold(tensors, sources, eps):
             for p, v in zip(("weight", "bias", "running_mean", "running_var"), (gamma, beta, mean, var)):
                 if v.shape != (cout,):
                     raise WeightsError(f"tensor {src.bn}.{p} has shape {v.shape}, expected ({cout},) to match {src.weight}")
-            w, b = fold_batchnorm(w, b, gamma, beta, mean, var, eps)
+            w, b = fold_batchnorm(w, b, gamma, beta, mean, var, eps, f"{src.bn}.running_var")
         if b.shape != (cout,):
             raise WeightsError(f"tensor {src.bias} has shape {b.shape}, expected ({cout},)")
         out[f"{src.name}.w"], out[f"{src.name}.b"] = np.ascontiguousarray(w, np.float32), b.astype(np.float32)

@@ -11,8 +11,15 @@ kernels (KH, KW, I, O) are already tinynet's; DepthwiseConv2D (KH, KW, C, 1) -> 
 1x1 Conv2D (1, 1, I, O) -> (I, O); the classifier is V1's 1x1 ``conv_preds`` or V2's Dense
 ``Logits`` (I, O). Keras pads stride-2 convs by (0, 1), which is TensorFlow SAME ("tf_same") at
 the even input sizes these models are trained at.
+
+h5py itself runs in a child process (hdf5_reader.py, with a memory limit and a timeout): a damaged
+or hostile file can crash or hang libhdf5, and must not take the caller's process with it.
 """
 import json
+import math
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +33,8 @@ from tinynet.spec import check_weights, layers_for_weights
 
 DEFAULT_BN_EPS = 1e-3  # keras.applications.MobileNet / MobileNetV2 build BatchNormalization(epsilon=1e-3)
 DEFAULT_SIZE = 224
+READER = Path(__file__).with_name("hdf5_reader.py")
+READ_TIMEOUT_SECONDS = 60  # the 2 MB Keras MobileNet reads in 0.2 s; a damaged global heap can loop forever
 
 
 @dataclass(frozen=True)
@@ -39,15 +48,12 @@ class KerasSource:
 def load(path, arch=None):
     """A tinynet Model from the Keras .h5 file at ``path``; ``arch`` must agree with the file if given."""
     try:
-        import h5py
+        import h5py  # noqa: F401 (only to say what to install: the file is read by hdf5_reader.py, in a child process)
     except ImportError:
         raise TinynetError('reading Keras .h5 files needs h5py: pip install "tinynet[keras]"') from None
     path = Path(path)
-    try:
-        with h5py.File(path, "r") as f:
-            weights, config = _read(f)
-    except OSError as e:
-        raise WeightsError(f"cannot read HDF5 file {path.name}: {e}") from None
+    weights, raw_config = _read_isolated(path)
+    config = _model_config(raw_config)
     detected = _detect(weights)
     if arch is not None and arch != detected:
         raise UnsupportedModelError(f"the file holds a Keras {detected}, not {arch}")
@@ -67,24 +73,53 @@ def load(path, arch=None):
     return Model(detected, layers, tensors, "tf_same", meta)
 
 
-def _read(f):
-    """``({"layer/variable": array}, model config dict)`` from an open h5py File."""
-    root = f["model_weights"] if "model_weights" in f else f
-    if "layer_names" not in root.attrs:
-        raise WeightsError("not a Keras weights file (no layer_names attribute)")
-    weights = {}
-    for layer in map(_text, root.attrs["layer_names"]):
-        group = root[layer]
-        for name in map(_text, group.attrs.get("weight_names", [])):
-            variable = name.split("/")[-1].split(":")[0]  # "model/conv1/kernel:0" -> "kernel"
-            weights[f"{layer}/{variable}"] = np.asarray(group[name], dtype=np.float64)
-    raw = f.attrs.get("model_config")
-    config = json.loads(_text(raw)).get("config", {}) if raw is not None else {}
-    return weights, config
+def _read_isolated(path):
+    """``({"layer/variable": float64 array}, model_config text or None)``, read by hdf5_reader.py in a child
+    process: a file that crashes, hangs or exhausts libhdf5 costs that process, not the caller's."""
+    if not sys.executable:  # an interpreter embedded in another program may not know its own path
+        raise TinynetError("reading .h5 files needs a Python interpreter to run in a child process, "
+                           "and sys.executable is not set")
+    with tempfile.TemporaryDirectory(prefix="tinynet-h5-") as out:
+        try:
+            done = subprocess.run([sys.executable, str(READER), str(path), out], capture_output=True,
+                                  text=True, errors="replace", timeout=READ_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            raise WeightsError(f"cannot read HDF5 file {path.name}: no result after {READ_TIMEOUT_SECONDS} s "
+                               "(damaged or hostile file)") from None
+        if done.returncode < 0:
+            raise WeightsError(f"cannot read HDF5 file {path.name}: the HDF5 library crashed on it "
+                               f"(signal {-done.returncode}); the file is damaged or hostile")
+        if done.returncode != 0:
+            reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+            raise WeightsError(f"cannot read HDF5 file {path.name}: {reason}")
+        index = json.loads(Path(out, "index.json").read_text())
+        with np.load(Path(out, "weights.npz"), allow_pickle=False) as arrays:
+            weights = {name: arrays[f"t{i}"].astype(np.float64) for i, name in enumerate(index["names"])}
+    return weights, index["model_config"]
 
 
-def _text(value):
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+def _model_config(raw):
+    """The ``config`` of the file's model_config JSON, checked as far as it is used ({} when absent)."""
+    if raw is None:
+        return {}
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError; RecursionError: absurd nesting
+        raise WeightsError("model_config attribute is not valid JSON") from None
+    config = document.get("config", {}) if isinstance(document, dict) else None
+    layers = config.get("layers", []) if isinstance(config, dict) else None
+    if not isinstance(layers, list) or not all(map(_is_layer_config, layers)):
+        raise WeightsError("model_config is not a Keras model configuration (config.layers[*].config)")
+    return config
+
+
+def _is_layer_config(layer):
+    """Whether ``layer`` has the parts this importer reads: {"config": {"name": str, "batch_input_shape": list}}."""
+    if not (isinstance(layer, dict) and isinstance(layer.get("config"), dict)):
+        return False
+    config = layer["config"]
+    shapes = (config.get("batch_input_shape"), config.get("batch_shape"))
+    return isinstance(config.get("name", ""), str) and all(s is None or isinstance(s, list) for s in shapes)
 
 
 def _detect(weights):
@@ -146,6 +181,8 @@ def _fold(src, weights, layer_configs):
     b = weights.get(f"{src.layer}/bias", np.zeros(cout))
     if src.bn:
         eps = layer_configs.get(src.bn, {}).get("config", {}).get("epsilon", DEFAULT_BN_EPS)
+        if isinstance(eps, bool) or not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
+            raise WeightsError(f"layer {src.bn} has epsilon {eps!r} in model_config; expected a small positive number")
         gamma = weights.get(f"{src.bn}/gamma", np.ones(cout))  # absent when the layer has scale=False
         beta = weights.get(f"{src.bn}/beta", np.zeros(cout))  # absent when center=False
         mean, var = get(f"{src.bn}/moving_mean"), get(f"{src.bn}/moving_variance")
@@ -153,7 +190,7 @@ def _fold(src, weights, layer_configs):
             if v.shape != (cout,):
                 raise WeightsError(f"tensor {src.bn}/{name} has shape {v.shape}, expected ({cout},) "
                                    f"to match {src.layer}/{variable} {kernel.shape}")
-        w, b = fold_batchnorm(w, b, gamma, beta, mean, var, eps)
+        w, b = fold_batchnorm(w, b, gamma, beta, mean, var, eps, f"{src.bn}/moving_variance")
     if b.shape != (cout,):
         raise WeightsError(f"tensor {src.layer}/bias has shape {b.shape}, expected ({cout},)")
     return np.ascontiguousarray(w, np.float32), b.astype(np.float32)
@@ -179,5 +216,7 @@ def _input_size(config):
         if layer.get("class_name") == "InputLayer":
             shape = layer["config"].get("batch_input_shape") or layer["config"].get("batch_shape") or []
             if len(shape) == 4 and shape[1] is not None:
-                return int(shape[1])
+                if not isinstance(shape[1], int) or isinstance(shape[1], bool) or shape[1] < 1:
+                    raise WeightsError(f"model_config gives the input shape {shape!r}; expected whole numbers")
+                return shape[1]
     return DEFAULT_SIZE

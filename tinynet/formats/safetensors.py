@@ -23,6 +23,7 @@ DTYPES = {
 }
 NAMES = {np.dtype(t): n for n, t in DTYPES.items() if t is not None}
 MAX_HEADER_BYTES = 100 * 1024 * 1024
+MAX_DIMS = 32  # NumPy 1.x's limit; MobileNet tensors have at most 4
 HEADER_ALIGN = 64  # pad the header with spaces so tensor data starts 64-byte aligned
 
 
@@ -37,8 +38,8 @@ def read(path):
             raise WeightsError(f"{path}: safetensors header claims {header_len} bytes but the file has {size - 8}")
         try:
             header = json.loads(f.read(header_len))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise WeightsError(f"{path}: safetensors header is not valid JSON ({e})") from None
+        except (ValueError, RecursionError) as e:  # bad UTF-8 or JSON, a 5000-digit number, absurd nesting
+            raise WeightsError(f"{path}: safetensors header is not valid JSON ({str(e)[:100]})") from None
         if not isinstance(header, dict):
             raise WeightsError(f"{path}: safetensors header is not a JSON object")
         metadata = header.pop("__metadata__", None) or {}
@@ -49,8 +50,11 @@ def read(path):
         mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) if size > data_start else b""
     tensors = {}
     for name, (dtype, shape, begin, end) in entries.items():
-        count = int(np.prod(shape, dtype=np.int64))
-        tensors[name] = np.frombuffer(mapped, dtype=dtype, count=count, offset=data_start + begin).reshape(shape)
+        if end == begin:
+            tensors[name] = np.empty(shape, dtype)  # no bytes to map (and none in a file holding only such tensors)
+        else:
+            count = int(np.prod(shape, dtype=np.int64))
+            tensors[name] = np.frombuffer(mapped, dtype=dtype, count=count, offset=data_start + begin).reshape(shape)
     return tensors, metadata
 
 
@@ -60,19 +64,24 @@ def _check_entries(path, header, data_len):
         if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= info.keys():
             raise WeightsError(f"{path}: tensor {name!r} lacks dtype, shape or data_offsets")
         dtype_name, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-        if dtype_name not in DTYPES or DTYPES[dtype_name] is None:
-            raise WeightsError(f"{path}: tensor {name!r} has unsupported dtype {dtype_name!r}")
-        if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
-            raise WeightsError(f"{path}: tensor {name!r} has an invalid shape {shape!r}")
+        if not isinstance(dtype_name, str) or DTYPES.get(dtype_name) is None:
+            raise WeightsError(f"{path}: tensor {name!r} has unsupported dtype {str(dtype_name)[:40]!r}")
+        if not (isinstance(shape, list) and len(shape) <= MAX_DIMS and all(isinstance(d, int) and d >= 0 for d in shape)):
+            raise WeightsError(f"{path}: tensor {name!r} has an invalid shape {str(shape)[:80]}")
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
-            raise WeightsError(f"{path}: tensor {name!r} has invalid data_offsets {offsets!r}")
+            raise WeightsError(f"{path}: tensor {name!r} has invalid data_offsets {str(offsets)[:80]}")
         begin, end = offsets
         dtype = np.dtype(DTYPES[dtype_name]).newbyteorder("<")
         nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
         if not 0 <= begin <= end <= data_len:
             raise WeightsError(f"{path}: tensor {name!r} lies outside the file (bytes {begin}..{end} of {data_len})")
         if end - begin != nbytes:
-            raise WeightsError(f"{path}: tensor {name!r} has {end - begin} bytes but shape {shape} of {dtype_name} needs {nbytes}")
+            raise WeightsError(f"{path}: tensor {name!r} has {end - begin} bytes but shape {str(shape)[:80]} of {dtype_name} needs {nbytes}")
+        if nbytes == 0:
+            try:
+                np.empty(shape, dtype)  # NumPy refuses dimensions whose product overflows, even beside a zero
+            except (ValueError, OverflowError):
+                raise WeightsError(f"{path}: tensor {name!r} has an invalid shape {str(shape)[:80]}") from None
         entries[name] = (dtype, tuple(shape), begin, end)
     spans = sorted((b, e, n) for n, (_, _, b, e) in entries.items() if e > b)
     for (b0, e0, n0), (b1, _, n1) in zip(spans, spans[1:]):

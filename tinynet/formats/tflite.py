@@ -31,17 +31,34 @@ def load(path, arch=None):
     path = Path(path)
     if path.stat().st_size > MAX_FILE_BYTES:
         raise WeightsError(f"{path.name} is larger than 2 GiB; tinynet reads TFLite MobileNets, which take a few MB")
-    steps = walk(read_graph(path.read_bytes(), f"TFLite file {path.name}"))
-    arch, layers = match(steps.steps, arch)
-    weights, origin = _weights(layers)
+    graph = read_graph(path.read_bytes(), f"TFLite file {path.name}")
+    steps = walk(graph)
+    arch, matched = match(steps.steps, arch)
+    weights, origin = _weights(matched)
     shapes = {n: w.shape for n, w in weights.items()}
     layers = layers_for_weights(arch, shapes)
     check_weights(layers, shapes, describe=lambda n: f"'{origin[n]}' ({n})")
     meta = {"preprocess": {"preset": "tf", "size": steps.input_size, "range": list(steps.input_range)},
             "source": f"tflite:{path.name}"}
+    if steps.uint8_weights:
+        meta["activation_grid"] = _activation_grid(matched, graph.tensors)
     if layers[-1].cout == 1000:
         meta["labels"] = "imagenet1k"
     return Model(arch, layers, weights, "tf_same", meta)
+
+
+def _activation_grid(matched, tensors):
+    """{layer name: [lo, step, levels]} of each conv layer's quantized output, the classifier excepted.
+
+    TF1 exports quantization-aware-trained models with uint8 weights, and such a model was trained
+    with its activations snapped to these grids; tinynet applies them (Model.quantized_activations).
+    The logits stay unrounded: rounding them only creates ties."""
+    grid = {}
+    for name, step in matched[:-1]:
+        values = tensors[step.output].grid() if step.kind in ("conv", "dw", "pw", "fc") else None
+        if values is not None:
+            grid[name] = list(values)
+    return grid
 
 
 class Divergence(Exception):

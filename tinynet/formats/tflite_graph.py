@@ -88,6 +88,7 @@ class Step:
     weights: dict = field(default_factory=dict)  # "w"/"b" (or "reduce.w", ...) -> float64 array, runtime layout
     sources: dict = field(default_factory=dict)  # same keys -> tflite tensor name
     residual_from: int = None  # main-path tensor a following ADD adds to this step's output
+    output: int = None  # tensor holding the step's result (after its activation and any residual ADD)
 
     def describe(self):
         what = {"conv": f"CONV_2D {self.k}x{self.k} stride {self.stride}",
@@ -103,6 +104,7 @@ class Steps:
     steps: list
     input_size: int  # native input height (= width)
     input_range: tuple  # (lo, hi): values of the input that the first conv expects
+    uint8_weights: bool  # every conv's weights are uint8: TF1's export of a quantization-aware-trained model
 
 
 def walk(graph):
@@ -195,7 +197,8 @@ class _Walker:
             cur, pos = op.outputs[0], pos + 1
         if cur != self.graph.outputs[0]:
             raise UnsupportedModelError(f"the main path ends at tensor {cur}, not at the graph output {self.graph.outputs[0]}")
-        return Steps(steps, source.shape[1], input_range)
+        uint8 = all(self.tensors[s.op.inputs[1]].dtype == np.uint8 for s in steps if s.kind in ("conv", "dw", "pw", "fc"))
+        return Steps(steps, source.shape[1], input_range, uint8)
 
     def _input_chain(self, source):
         """The input's quantize/rescale operators, and the value range they hand the first conv."""
@@ -251,6 +254,7 @@ class _Walker:
         step.sources["w"] = w_name
         step.weights["b"], step.sources["b"] = self._bias(op, step.cout)
         step.act, chain = self._activation(op)
+        step.output = chain.end
         return step, chain
 
     def _squeeze_excite(self, pool, cur):
@@ -291,6 +295,7 @@ class _Walker:
             raise UnsupportedModelError(f"{op.describe()} adds a residual where tinynet expects none "
                                         "(only right after a linear projection conv)")
         steps[-1].residual_from = other[0]
+        steps[-1].output = op.outputs[0]
 
     # ---- activations -------------------------------------------------------------------------
 

@@ -91,6 +91,14 @@ class Tensor:
         scale = self.scale.astype(np.float64).reshape(along_axis)
         return (q - (zero_point.reshape(along_axis) if zero_point.size == n else zero_point[0])) * scale
 
+    def grid(self):
+        """(lo, step, levels) of the values a per-tensor quantized activation can hold, or None."""
+        real = self.real_range()
+        if real is None:
+            return None
+        info = np.iinfo(self.dtype)
+        return real[0], float(self.scale[0]), int(info.max) - int(info.min) + 1
+
     def real_range(self):
         """(lo, hi) of the real values a quantized activation tensor can hold, or None if not quantized."""
         info = np.iinfo(self.dtype) if self.dtype is not None and np.issubdtype(self.dtype, np.integer) else None

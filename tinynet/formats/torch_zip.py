@@ -6,8 +6,11 @@ only the handful of globals a state dict of tensors needs, each mapped to a harm
 function; any other global (``os.system``, ``builtins.eval``, ...) is refused before it can run.
 """
 import io
+import math
 import pickle
+import struct
 import zipfile
+import zlib
 from collections import OrderedDict
 
 import numpy as np
@@ -21,6 +24,13 @@ STORAGE_DTYPES = {
 }
 MAX_PICKLE_BYTES = 64 * 1024 * 1024
 MAX_COMPRESSION_RATIO = 1000  # deflate tops out near 1032:1; anything above is a zip bomb
+MAX_LOADED_BYTES = 1 << 31  # storages read plus tensors copied out of them; a MobileNet checkpoint needs < 100 MB
+MAX_DIMS = 8  # state-dict tensors have at most 4
+MAX_EXTENT = 1 << 48  # bound on offsets, sizes and strides (elements)
+# How zipfile reports a damaged or unsupported archive (seen fuzzing checkpoints): bad or truncated headers,
+# "zip file version 12.7", unknown compression methods, encrypted members, corrupt deflate streams.
+ZIP_ERRORS = (zipfile.BadZipFile, NotImplementedError, RuntimeError, ValueError, OSError, EOFError, zlib.error,
+              struct.error)
 
 
 class _Storage:
@@ -34,10 +44,28 @@ def _rebuild_tensor(storage, offset, shape, stride, *_ignored):
     """Stand-in for torch._utils._rebuild_tensor_v2: a lazy (storage, view) description."""
     if not isinstance(storage, _Storage):
         raise WeightsError("tensor without a storage in checkpoint")
-    for v in (offset, *shape, *stride):
-        if not isinstance(v, int) or v < 0:
-            raise WeightsError(f"invalid tensor geometry in checkpoint: offset {offset}, shape {shape}, stride {stride}")
-    return ("tensor", storage, offset, tuple(shape), tuple(stride))
+    # Check the types before formatting anything: a hostile pickle can make a "shape" a list nested so
+    # deeply (through shared references) that printing it would never finish.
+    geometry = (offset, shape, stride)
+    if not (isinstance(shape, tuple) and isinstance(stride, tuple) and len(shape) == len(stride) <= MAX_DIMS
+            and all(isinstance(v, int) and 0 <= v < MAX_EXTENT for v in (offset, *shape, *stride))):
+        described = ", ".join(map(_describe, geometry))
+        raise WeightsError(f"invalid tensor geometry in checkpoint (offset, shape, stride): {described}")
+    return ("tensor", storage, offset, shape, stride)
+
+
+def _describe(value):
+    """A few words for a number or a tuple of numbers from a pickle, never printing an unbounded value."""
+    def small(v):
+        return isinstance(v, int) and v.bit_length() < 64
+
+    if small(value):
+        return str(value)
+    if isinstance(value, int):
+        return "a huge number"
+    if isinstance(value, tuple) and len(value) <= 2 * MAX_DIMS and all(map(small, value)):
+        return str(value)
+    return f"a {type(value).__name__}" + (f" of {len(value)} items" if isinstance(value, tuple) else "")
 
 
 def _rebuild_parameter(data, *_ignored):
@@ -68,7 +96,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], _StorageType)):
-            raise WeightsError(f"unsupported persistent id in checkpoint: {str(pid)[:80]}")
+            raise WeightsError(f"unsupported persistent id in checkpoint (a {type(pid).__name__})")
         _, storage_type, key, _location, numel = pid
         if not isinstance(key, str) or not isinstance(numel, int) or numel < 0:
             raise WeightsError("invalid storage reference in checkpoint")
@@ -83,6 +111,8 @@ def read(path):
     except zipfile.BadZipFile:
         raise WeightsError(f"{path}: not a torch zip checkpoint (legacy pre-1.6 .pth files are not supported; "
                            "re-save with torch.save)") from None
+    except ZIP_ERRORS as e:
+        raise WeightsError(f"{path}: damaged zip archive ({_reason(e)})") from None
     with archive:
         pickles = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
         if len(pickles) != 1:
@@ -97,12 +127,17 @@ def read(path):
         except WeightsError as e:
             raise WeightsError(f"{path}: {e}") from None
         except Exception as e:  # a malformed pickle can raise almost anything
-            raise WeightsError(f"{path}: unreadable pickle in checkpoint ({type(e).__name__}: {e})") from None
+            raise WeightsError(f"{path}: unreadable pickle in checkpoint ({type(e).__name__}: {_reason(e)})") from None
         state = _find_state_dict(obj)
         if state is None:
             raise WeightsError(f"{path}: checkpoint holds no state dict of tensors")
-        blobs = {}
-        return {name: _materialise(path, archive, prefix, blobs, t) for name, t in state.items()}
+        storages = _Storages(path, archive, prefix)
+        return {name: storages.tensor(t) for name, t in state.items()}
+
+
+def _reason(error):
+    """An exception's message as one short line: a pickle's error can quote bytes of the file, newlines included."""
+    return " ".join(str(error).split())[:200] or type(error).__name__
 
 
 def _check_member_size(path, archive, info):
@@ -128,26 +163,49 @@ def _find_state_dict(obj):
     return None
 
 
-def _materialise(path, archive, prefix, blobs, tensor):
-    _, storage, offset, shape, stride = tensor
-    if storage.key not in blobs:
-        name = f"{prefix}data/{storage.key}"
-        try:
-            info = archive.getinfo(name)
-        except KeyError:
-            raise WeightsError(f"{path}: storage {storage.key} is missing from the archive") from None
-        itemsize = np.dtype(storage.dtype).itemsize
-        _check_member_size(path, archive, info)
-        if info.file_size != storage.numel * itemsize:
-            raise WeightsError(f"{path}: storage {storage.key} has {info.file_size} bytes, expected {storage.numel * itemsize}")
-        try:
-            raw = archive.read(info)
-        except (zipfile.BadZipFile, EOFError, OSError) as e:
-            raise WeightsError(f"{path}: storage {storage.key} is corrupt ({e})") from None
-        blobs[storage.key] = np.frombuffer(raw, dtype=np.dtype(storage.dtype).newbyteorder("<"))
-    flat = blobs[storage.key]
-    extent = offset + sum((d - 1) * s for d, s in zip(shape, stride)) + 1 if all(shape) else offset
-    if extent > flat.size:
-        raise WeightsError(f"{path}: a tensor of shape {shape} reads past the end of storage {storage.key}")
-    view = np.lib.stride_tricks.as_strided(flat[offset:], shape=shape, strides=[s * flat.itemsize for s in stride])
-    return np.array(view)  # own the memory, contiguous
+class _Storages:
+    """The archive's storage blobs, each read once, and the tensors viewed out of them. The bytes held
+    are capped: many tensors sharing one storage, or deflated members, must not add up to gigabytes."""
+
+    def __init__(self, path, archive, prefix):
+        self.path, self.archive, self.prefix = path, archive, prefix
+        self.blobs, self.loaded = {}, 0
+
+    def _charge(self, nbytes):
+        self.loaded += nbytes
+        if self.loaded > MAX_LOADED_BYTES:
+            raise WeightsError(f"{self.path}: the checkpoint's tensors add up to more than {MAX_LOADED_BYTES} bytes; "
+                               "a MobileNet needs well under 100 MB")
+
+    def _blob(self, storage):
+        if storage.key not in self.blobs:
+            try:
+                info = self.archive.getinfo(f"{self.prefix}data/{storage.key}")
+            except KeyError:
+                raise WeightsError(f"{self.path}: storage {storage.key} is missing from the archive") from None
+            itemsize = np.dtype(storage.dtype).itemsize
+            _check_member_size(self.path, self.archive, info)
+            if info.file_size != storage.numel * itemsize:
+                raise WeightsError(f"{self.path}: storage {storage.key} has {info.file_size} bytes, "
+                                   f"expected {storage.numel * itemsize}")
+            self._charge(info.file_size)
+            try:
+                raw = self.archive.read(info)
+            except ZIP_ERRORS as e:
+                raise WeightsError(f"{self.path}: storage {storage.key} is corrupt ({_reason(e)})") from None
+            self.blobs[storage.key] = np.frombuffer(raw, dtype=np.dtype(storage.dtype).newbyteorder("<"))
+        return self.blobs[storage.key]
+
+    def tensor(self, description):
+        """A tensor described by _rebuild_tensor, as its own contiguous array."""
+        _, storage, offset, shape, stride = description
+        flat = self._blob(storage)
+        extent = offset + sum((d - 1) * s for d, s in zip(shape, stride)) + 1 if all(shape) else offset
+        if extent > flat.size:
+            raise WeightsError(f"{self.path}: a tensor of shape {shape} reads past the end of storage {storage.key}")
+        count = math.prod(shape)
+        if count > flat.size:  # only a broadcast view (stride 0) can; torch.save never writes one in a state dict
+            raise WeightsError(f"{self.path}: a tensor of shape {shape} has more elements than its storage {storage.key}")
+        self._charge(count * flat.itemsize)
+        view = np.lib.stride_tricks.as_strided(flat[offset:], shape=shape, strides=[s * flat.itemsize for s in stride])
+        return np.array(view)  # own the memory, contiguous

@@ -1,0 +1,25 @@
+"""Snap activations to an 8-bit grid, in place: the activation quantization a quantization-aware-trained
+(QAT) network was trained with. Its weights expect activations that are clamped to each tensor's
+range and rounded to its step, so running them on unrounded float activations is a different function
+(measured on TF-slim's QAT MobileNet V3 files: 2-3 points of ImageNet top-1)."""
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True, fastmath={"contract"})
+def fake_quantize_f32(x, lo, step, levels):
+    """x = lo + step * round(clamp((x - lo) / step, 0, levels - 1)), in place, row by row.
+
+    x:      (rows, C) float32, e.g. an NHWC tensor viewed as (pixels, channels)
+    lo:     float32, the value of the lowest level (scale * (qmin - zero_point))
+    step:   float32, the quantization scale
+    levels: number of levels (256 for uint8)
+    """
+    inv = np.float32(1.0) / step
+    top = np.float32(levels - 1)
+    zero = np.float32(0.0)
+    for r in prange(x.shape[0]):
+        row = x[r]
+        for c in range(row.shape[0]):
+            q = np.rint(min(max((row[c] - lo) * inv, zero), top))
+            row[c] = lo + q * step

@@ -1,0 +1,95 @@
+"""The thread count is honoured: tinynet.set_threads, Model(threads=), per calling Python thread.
+
+Numba's thread count is per Python thread, so what matters is the count in force on the calling
+thread when the kernels run. ``threads_used`` observes it the way the kernels would: a parallel loop
+that records which of Numba's threads ran its iterations.
+"""
+import threading
+
+import numba
+import numpy as np
+import pytest
+from numba import njit, prange
+
+import tinynet
+from tinynet.errors import TinynetError
+
+TWO = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs NUMBA_NUM_THREADS >= 2")
+
+
+@njit(parallel=True)
+def _thread_ids(n):
+    ids = np.zeros(n, np.int64)
+    for i in prange(n):
+        ids[i] = numba.get_thread_id()
+    return ids
+
+
+def threads_used():
+    """How many of Numba's threads a parallel loop started now on this Python thread runs on."""
+    return len(set(_thread_ids(64 * numba.config.NUMBA_NUM_THREADS).tolist()))
+
+
+@pytest.fixture
+def model_and_input():
+    model = tinynet.create("mobilenet_v3_small", width=0.5, num_classes=10)
+    x = np.random.default_rng(0).standard_normal((1, 64, 64, 3)).astype(np.float32)
+    return model, x
+
+
+@TWO
+def test_set_threads_limits_the_pool_of_the_calling_thread(model_and_input):
+    model, x = model_and_input
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    assert threads_used() == numba.config.NUMBA_NUM_THREADS  # the probe can see more than one thread
+    try:
+        tinynet.set_threads(1)
+        assert tinynet.get_threads() == 1
+        model.forward(x)
+        assert threads_used() == 1
+    finally:
+        tinynet.set_threads(None)
+    model.forward(x)
+    assert threads_used() == numba.config.NUMBA_NUM_THREADS
+
+
+@TWO
+def test_model_threads_win_over_the_process_default_and_agree(model_and_input):
+    model, x = model_and_input
+    one = tinynet.Model(model.arch, model.layers, model.weights, threads=1)
+    two = tinynet.Model(model.arch, model.layers, model.weights, threads=2)
+    tinynet.set_threads(1)
+    try:
+        expected = one.forward(x)
+        np.testing.assert_allclose(two.forward(x), expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+        assert threads_used() == 2
+        one.forward(x)
+        assert threads_used() == 1
+    finally:
+        tinynet.set_threads(None)
+
+
+def test_model_threads_apply_in_the_calling_python_thread(model_and_input):
+    """A forward from a new Python thread must still run on one thread when the model says threads=1."""
+    model, x = model_and_input
+    single = tinynet.Model(model.arch, model.layers, model.weights, threads=1)
+    seen = []
+
+    def work():
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        single.forward(x)
+        seen.append(threads_used())
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+    assert seen == [1]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True, 10_000])
+def test_invalid_thread_counts_are_rejected(bad, model_and_input):
+    model, x = model_and_input
+    with pytest.raises(TinynetError, match="threads must be an integer"):
+        tinynet.set_threads(bad)
+    with pytest.raises(TinynetError, match="threads must be an integer"):
+        tinynet.Model(model.arch, model.layers, model.weights, threads=bad).forward(x)
