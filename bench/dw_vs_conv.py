@@ -7,7 +7,7 @@ For each shape of bench/shapes/mobilenet_dw.txt (XNNPACK's ``H W KH KW PH PW S D
 first checks tinynet's kernels against kernels.reference (float64) on a crop of the shape (same
 channels and stride, at most 12x12 pixels), then times:
   dw    tinynet's depthwise 3x3 kernel             C -> C
-  conv  tinynet's standard 3x3 conv, same channels  C -> C (im2col + GEMM)
+  conv  tinynet's standard 3x3 conv, same channels  C -> C (the GEMM micro-kernel on the input rows)
   pw    tinynet's 1x1 conv on the depthwise output   C -> C (the other half of a separable block)
 and prints time, GFLOP/s (2 x MACs), bytes moved, GB/s, and separable (dw + pw) against standard.
 
@@ -73,9 +73,8 @@ def tinynet_cases(shape, rng):
     """{name: (call, check)} for one shape: ``check()`` compares the kernel with kernels.reference on a crop."""
     import kernels
     from kernels import reference as ref
-    from kernels.depthwise import pack_runs
     from kernels.gemm import NO_RESIDUAL
-    from tinynet.plan import aligned_empty, gemm_tiles
+    from tinynet.plan import aligned_empty, gemm_row_tile
 
     h, w, k, pad, s, c = shape
     ho, wo = out_size(h, k, pad, s), out_size(w, k, pad, s)
@@ -86,9 +85,9 @@ def tinynet_cases(shape, rng):
         return a
 
     x, wdw, wconv, wpw, b = array(1, h, w, c), array(k, k, c), array(k, k, c, c, scale=0.05), array(c, c, scale=0.1), array(c)
-    runs = pack_runs(wdw, b)
+    conv_packed, pw_packed = kernels.pack_weights(wconv.reshape(-1, c), b), kernels.pack_weights(wpw, b)
     dw_out, conv_out, pw_out = array(1, ho, wo, c), array(1, ho, wo, c), array(ho * wo, c)
-    tiles = gemm_tiles(ho * wo, c, c, 2)
+    row_tile = gemm_row_tile(ho * wo, c, c, pw_packed[1].shape[1], 2)
 
     def bound(a, wt, taps):  # float32 accumulation error allowed, as in tests/test_kernels.py
         return 1e-5 * (1 + taps * np.abs(a).max() * np.abs(wt).max() + np.abs(b).max())
@@ -97,26 +96,27 @@ def tinynet_cases(shape, rng):
         xc = np.ascontiguousarray(x[:, :CHECK_SIZE, :CHECK_SIZE])
         hc, wc = out_size(xc.shape[1], k, pad, s), out_size(xc.shape[2], k, pad, s)
         got = np.empty((1, hc, wc, c), np.float32)
-        kernels.dwconv2d_nhwc_f32(xc, wdw, b, *runs, got, s, pad, pad, RELU6)
+        kernels.dwconv2d_nhwc_f32(xc, wdw, b, got, s, pad, pad, RELU6)
         return got, ref.dwconv2d_nhwc_ref(xc, wdw, b, (hc, wc), s, pad, pad, RELU6), bound(xc, wdw, k * k)
 
     def check_conv():
         xc = np.ascontiguousarray(x[:, :CHECK_SIZE, :CHECK_SIZE])
         hc, wc = out_size(xc.shape[1], k, pad, s), out_size(xc.shape[2], k, pad, s)
         got = np.empty((1, hc, wc, c), np.float32)
-        kernels.conv2d_nhwc_f32(xc, wconv, b, got, s, pad, pad, RELU6)
+        kernels.conv2d_nhwc_f32(xc, *conv_packed, got, k, s, pad, pad, RELU6)
         return got, ref.conv2d_nhwc_ref(xc, wconv, b, (hc, wc), s, pad, pad, RELU6), bound(xc, wconv, k * k * c)
 
     def check_pw():
         a = dw_out.reshape(-1, c)[:CHECK_SIZE * CHECK_SIZE]
         got = np.empty((a.shape[0], c), np.float32)
-        kernels.gemm_bias_act_f32(a, wpw, b, got, RELU6, NO_RESIDUAL, *gemm_tiles(a.shape[0], c, c, 2))
+        kernels.gemm_bias_act_f32(a, *pw_packed, got, RELU6, NO_RESIDUAL, gemm_row_tile(a.shape[0], c, c, pw_packed[1].shape[1], 2))
         return got, ref.gemm_bias_act_ref(a, wpw, b, RELU6), bound(a, wpw, c)
 
     return {
-        "dw": (lambda: kernels.dwconv2d_nhwc_f32(x, wdw, b, *runs, dw_out, s, pad, pad, RELU6), check_dw),
-        "conv": (lambda: kernels.conv2d_nhwc_f32(x, wconv, b, conv_out, s, pad, pad, RELU6), check_conv),
-        "pw": (lambda: kernels.gemm_bias_act_f32(dw_out.reshape(-1, c), wpw, b, pw_out, RELU6, NO_RESIDUAL, *tiles), check_pw),
+        "dw": (lambda: kernels.dwconv2d_nhwc_f32(x, wdw, b, dw_out, s, pad, pad, RELU6), check_dw),
+        "conv": (lambda: kernels.conv2d_nhwc_f32(x, *conv_packed, conv_out, k, s, pad, pad, RELU6), check_conv),
+        "pw": (lambda: kernels.gemm_bias_act_f32(dw_out.reshape(-1, c), *pw_packed, pw_out, RELU6, NO_RESIDUAL, row_tile),
+               check_pw),
     }
 
 

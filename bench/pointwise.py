@@ -2,9 +2,8 @@
 
     python bench/pointwise.py
 
-Every distinct (pixels, Cin, Cout) of the four models, with the kernel tinynet.plan picks for it
-(``kbn``: k-blocked broadcast, kernels/gemm.py; ``dot``: dot products, kernels/gemm_dot.py), checked
-against kernels.reference on 64 rows first. tinynet's time includes its fused bias + ReLU6; OpenBLAS's
+Every distinct (pixels, Cin, Cout) of the four models, with the register tile tinynet.plan picks for it
+(rows x output channels of kernels/gemm_tile.py), checked against kernels.reference on 64 rows first. tinynet's time includes its fused bias + ReLU6; OpenBLAS's
 is the bare matmul. The two are timed alternately in one process with 1 thread each (OpenBLAS limited
 through threadpoolctl, or OPENBLAS_NUM_THREADS=1 set before numpy loads).
 """
@@ -23,6 +22,7 @@ import kernels  # noqa: E402,F401  (threading layer first)
 import tinynet  # noqa: E402
 from kernels import reference as ref  # noqa: E402
 from kernels.padding import conv_output_size  # noqa: E402
+from kernels.gemm_tile import LANES, TILE_ROWS  # noqa: E402
 from tinynet.plan import aligned_empty, pointwise_call  # noqa: E402
 
 RELU6 = 2
@@ -45,7 +45,7 @@ def main():
     numba.set_num_threads(1)
     rng = np.random.default_rng(0)
     print(f"# {' '.join(sys.argv)}")
-    print("| pixels x Cin x Cout | models | path | tinynet us | GFLOP/s | OpenBLAS us | GFLOP/s | tinynet / OpenBLAS time |")
+    print("| pixels x Cin x Cout | models | tile | tinynet us | GFLOP/s | OpenBLAS us | GFLOP/s | tinynet / OpenBLAS time |")
     print("|---|---|---|---|---|---|---|---|")
     for (p, k, m), models in sorted(shapes().items(), key=lambda item: -item[0][0] * item[0][1] * item[0][2]):
         a = aligned_empty(p * k).reshape(p, k)
@@ -66,7 +66,8 @@ def main():
                 times.append(time.perf_counter() - start)
         t, tb = np.median(ours), np.median(blas)
         flops = 2 * p * k * m
-        path = "dot" if "dot" in kernel.__name__ else "kbn"
+        nr = args[2].shape[1]
+        path = f"{TILE_ROWS[nr // LANES]}x{nr}"
         print(f"| {p} x {k} x {m} | {', '.join(sorted(set(models)))} | {path} | {t * 1e6:.0f} | {flops / t / 1e9:.0f} | "
               f"{tb * 1e6:.0f} | {flops / tb / 1e9:.0f} | {t / tb:.2f} |")
 

@@ -1,204 +1,263 @@
 """Depthwise convolution (one filter per channel), NHWC.
 
-Each output row is one task. Within a row, the pixels whose taps all fall inside the image (the
-interior) run through a kernel written out tap by tap for 3x3 and 5x5, so the sum over taps stays
-in registers and the loop over channels is the only loop LLVM has to vectorise; the input rows are
-addressed as flat (W*C,) arrays with unsigned offsets, so no negative-index wraparound test gets
-into that loop (../shared/notes/numba-lab.md, rule 1). Rows whose taps leave the image at the top or
-bottom read a zero row instead, so only the few border columns take the generic path.
+Each output row is one task, computed by ``dw_tile`` (3x3 and 5x5, stride 1 and 2, 16 channels or
+more; other shapes take a plain loop). The tile is XNNPACK's f32-dwconv "up16" kernel turned
+around: for one vector of 16 channels it keeps the weights and the bias in registers and walks along
+the row, so that they are loaded once per row rather than once per pixel. Interior pixels (every
+tap inside the row) go in blocks of BLOCK_PIXELS, which load each input vector once for all the
+taps that share it; border pixels skip the taps outside the row with masked loads. Kernel rows
+that fall outside the image at the top or bottom read a row of zeros. The input rows are passed as
+offsets into any array, so that the fused expand + depthwise pass (kernels.inverted_residual) can
+run the same row over its ring of expanded rows.
 
-At stride 1 the outputs of ``PIXELS`` neighbouring pixels are one contiguous run of PIXELS*C floats,
-and so are the inputs of every tap: one loop over that run, with the weights and bias repeated
-PIXELS times, replaces PIXELS short loops. Longer loops mean fewer loop entries, each of which
-pays for LLVM's runtime alias checks between the 19 streams (bench/README.md, "What was tried").
-Wide layers go along the row in channel tiles of at most CHANNEL_TILE, so that the inputs a pixel
-shares with its neighbour are still in L1 (14x14x576: 123 -> 60 us). The row function is inlined
-into the parallel loop, whose arrays Numba marks as not aliasing each other.
+The tile is LLVM IR emitted through a Numba intrinsic (kernels.simd): written as Numba loops, the tap
+sums were reloaded from memory and ran at 20-36 GFLOP/s; the tile reaches 40-60 at 1 thread,
+where the best peer managed 10-22 (bench/README.md).
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
-from kernels.activation import activate_rows
+from kernels.activation import activate_row
+from kernels.padding import interior_columns
+from kernels.simd import I64, LANES, MASK, activation, const, data, fma, load, splat, store
 
-PIXELS = 4  # stride-1 output pixels per flat run when channels are few
-LONG_RUN = 128  # channels from which one pixel is run enough
-CHANNEL_TILE = 256  # channels per pass along a row (L1: 9 input and 9 weight vectors of this length)
+MAX_K = 7  # kernel rows the kernels take (row_offsets has this many entries)
+TILE_KERNELS = (3, 5)  # square kernel sizes with a register tile; others take the generic path
+TILE_STRIDES = (1, 2)
+# Output pixels per step: independent FMA chains (one pixel's KxK taps are a chain of K*K dependent FMAs) that
+# share input vectors. 3x3 keeps its 9 weights in registers; 5x5 reads its 25 from L1 as it goes (held in
+# registers with the activation's constants they spilled).
+BLOCK_PIXELS = {3: 4, 5: 2}
+WEIGHTS_IN_REGISTERS = {3: True, 5: False}
+# Output pixels per pass over the channels: the inputs of a pass (KxK taps of CHUNK_PIXELS pixels) stay in L1
+# while every channel vector sweeps them.
+CHUNK_PIXELS = 16
+# Channels per pass along the row: their weights (KxK x 128 floats, 12.5 KB at 5x5) stay in L1 for the whole row
+# (7x7x960 5x5: 76 -> 67 us).
+CHANNEL_TILE = 128
 
 
-@njit(cache=True, fastmath={"contract"}, inline="always")
-def taps3_f32(r0, r1, r2, w, b, o, in0, out0, c0, step, n, count, in_step, out_step):
-    """``count`` runs of a 3x3 depthwise conv over flat rows, the tap sum held in registers.
+def _emit_row(context, builder, k, stride, args, array_types):
+    """IR of dw_tile for a KxK kernel at a fixed stride (``args``: LLVM values of dw_tile's arguments after ``k``)."""
+    row_offsets, w, lo, hi, out_w, width, pad_left, act, o_row = (args[i] for i in (1, 3, 6, 7, 8, 9, 11, 12, 13))
+    psrc, pzero, pw, pb, po = (data(context, builder, array_types[i], args[i]) for i in (0, 2, 3, 4, 5))
+    channels = builder.extract_value(context.make_array(array_types[3])(context, builder, w).shape, 2)
+    block = BLOCK_PIXELS[k]
+    activate = activation(builder, act)
 
-    Run j writes o[out0 + j*out_step + i] = b[c0+i] + sum over taps (dy, dx) of
-    r_dy[in0 + j*in_step + dx*step + i] * w[dy, dx, c0+i], for i in range(n).
-    r0..r2: (W*C,) input rows   w: (3, 3, Cw)   b: (Cw,)   o: (Wo*C,) output row
-    in0, out0, c0, step, in_step, out_step: np.uint64 (unsigned: no wraparound test in the loop)
+    # The K input rows: at their offsets in ``src``, or the zero row where the offset is -1.
+    rows = []
+    for ky in range(k):
+        offset = builder.extract_value(row_offsets, ky)
+        rows.append(builder.select(builder.icmp_signed(">=", offset, const(0)), builder.gep(psrc, [offset]), pzero))
+
+    def loop(first, end, step, body, whole=False):
+        """for i in range(first, end, step): body(i). ``whole``: the last step is moved back to end-step (it overlaps
+        the one before: those outputs are computed twice, identically) so that every step is whole; then end-first
+        must be >= step."""
+        entry = builder.block
+        head = builder.append_basic_block("dw.loop")
+        done = builder.append_basic_block("dw.loop.done")
+        builder.cbranch(builder.icmp_signed("<", first, end), head, done)
+        builder.position_at_end(head)
+        i = builder.phi(I64)
+        i.add_incoming(first, entry)
+        if whole:
+            last = builder.sub(end, step)
+            body(builder.select(builder.icmp_signed("<", i, last), i, last))
+        else:
+            body(i)
+        i_next = builder.add(i, step)
+        i.add_incoming(i_next, builder.block)
+        builder.cbranch(builder.icmp_signed("<", i_next, end), head, done)
+        builder.position_at_end(done)
+
+    def output_at(ox, c):
+        return builder.add(builder.add(o_row, builder.mul(ox, channels)), c)
+
+    def block_at(ox, c, weight, bias):
+        """Outputs ox .. ox+block-1, channels c .. c+15, all taps inside the row: each input vector loaded once for
+        all the taps that use it (at stride 1, pixel p's tap kx is pixel p+1's tap kx-1)."""
+        column = builder.sub(builder.mul(ox, const(stride)), pad_left)  # input column of tap 0
+        acc = [bias] * block
+        inputs = {}
+        for ky in range(k):
+            for kx in range(k):
+                wt = weight(ky * k + kx)
+                for p in range(block):
+                    col = p * stride + kx
+                    if (ky, col) not in inputs:
+                        offset = builder.add(builder.mul(builder.add(column, const(col)), channels), c)
+                        inputs[ky, col] = load(builder, rows[ky], offset)
+                    acc[p] = fma(builder, inputs[ky, col], wt, acc[p])
+        for p in range(block):
+            store(builder, activate(acc[p]), po, output_at(builder.add(ox, const(p)), c))
+
+    def vectors(body, c0, c1):
+        """body(c, weight, bias) for every vector of 16 channels in [c0, c1) (the last one overlapping the one before
+        when the range is not a multiple of 16; c1 - 16 >= 0): weight(t) gives tap t's weights, bias the bias."""
+        def vector(c):
+            def weight(t):
+                return load(builder, pw, builder.add(builder.mul(const(t), channels), c))
+
+            if WEIGHTS_IN_REGISTERS[k]:
+                held = [weight(t) for t in range(k * k)]
+                body(c, held.__getitem__, load(builder, pb, c))
+            else:
+                body(c, weight, load(builder, pb, c))
+
+        short = builder.icmp_signed("<", builder.sub(c1, c0), const(LANES))
+        loop(builder.select(short, builder.sub(c1, const(LANES)), c0), c1, const(LANES), vector, whole=True)
+
+    def interior_chunk(first, c0, c1):
+        """CHUNK_PIXELS interior outputs (fewer in the last chunk) from ``first``, channels [c0, c1), in blocks."""
+        left = builder.sub(hi, first)
+        end = builder.add(first, builder.select(builder.icmp_signed("<", left, const(CHUNK_PIXELS)), left,
+                                                const(CHUNK_PIXELS)))
+        start = builder.select(builder.icmp_signed("<", builder.sub(end, first), const(block)),
+                               builder.sub(end, const(block)), first)  # a short last chunk overlaps the one before
+
+        def blocks_of_vector(c, weight, bias):
+            loop(start, end, const(block), lambda ox: block_at(ox, c, weight, bias), whole=True)
+
+        vectors(blocks_of_vector, c0, c1)
+
+    def pixel(ox, c, weight, bias):
+        """Output ox, channels c .. c+15, taps outside the row skipped (masked loads that touch no memory): the
+        border columns, and every column of rows too short for a block."""
+        column = builder.sub(builder.mul(ox, const(stride)), pad_left)
+        acc = bias
+        for kx in range(k):
+            col = builder.add(column, const(kx))
+            inside = builder.and_(builder.icmp_signed(">=", col, const(0)), builder.icmp_signed("<", col, width))
+            inside = splat(builder, inside, MASK)
+            offset = builder.add(builder.mul(col, channels), c)
+            for ky in range(k):
+                acc = fma(builder, load(builder, rows[ky], offset, inside), weight(ky * k + kx), acc)
+        store(builder, activate(acc), po, output_at(ox, c))
+
+    def pixels(first, end, c0, c1):
+        """Outputs first .. end-1 one at a time, channels [c0, c1)."""
+        with builder.if_then(builder.icmp_signed("<", first, end)):
+            vectors(lambda c, weight, bias: loop(first, end, const(1), lambda ox: pixel(ox, c, weight, bias)), c0, c1)
+
+    def channel_tile(c0):
+        """The whole row for channels [c0, c0 + CHANNEL_TILE): their weights stay in L1 while the row passes."""
+        c1 = builder.add(c0, const(CHANNEL_TILE))
+        c1 = builder.select(builder.icmp_signed("<", channels, c1), channels, c1)
+        # Columns [lo, hi) have every tap inside the row; they go in blocks when there are enough of them.
+        blocks = builder.icmp_signed(">=", builder.sub(hi, lo), const(block))
+        pixels(const(0), builder.select(blocks, lo, out_w), c0, c1)
+        with builder.if_then(blocks):
+            loop(lo, hi, const(CHUNK_PIXELS), lambda first: interior_chunk(first, c0, c1))
+            pixels(hi, out_w, c0, c1)
+
+    loop(const(0), channels, const(CHANNEL_TILE), channel_tile)
+
+
+@intrinsic
+def dw_tile(typingctx, k, src, row_offsets, zero, w, b, out, lo, hi, out_w, width, stride, pad_left, act, o_row):
+    """One output row, all channels; k in TILE_KERNELS, stride in TILE_STRIDES, C >= LANES (``tiled`` says when).
+
+    src:          any C-contiguous float32 array holding the input rows, each (W, C) contiguous
+    row_offsets:  MAX_K ints: flat offset in ``src`` of the input row under kernel row ky, or -1 for none (zeros)
+    zero:         (>= W*C,) zeros
+    w: (k, k, C)  b: (C,)   out: any C-contiguous float32 array
+    lo, hi:       the output columns whose taps are all inside the row (interior_columns)
+    out_w, width: output and input row lengths (pixels)
+    stride, pad_left, act
+    o_row:        flat offset in ``out`` of the row (column 0, channel 0); column ox follows at o_row + ox*C
     """
-    for j in range(count):
-        a0 = in0 + np.uint64(j) * in_step
-        a1 = a0 + step
-        a2 = a1 + step
-        oj = out0 + np.uint64(j) * out_step
-        for i in range(n):
-            u = np.uint64(i)
-            c = c0 + u
-            v = b[c]
-            v += r0[a0 + u] * w[0, 0, c]
-            v += r0[a1 + u] * w[0, 1, c]
-            v += r0[a2 + u] * w[0, 2, c]
-            v += r1[a0 + u] * w[1, 0, c]
-            v += r1[a1 + u] * w[1, 1, c]
-            v += r1[a2 + u] * w[1, 2, c]
-            v += r2[a0 + u] * w[2, 0, c]
-            v += r2[a1 + u] * w[2, 1, c]
-            v += r2[a2 + u] * w[2, 2, c]
-            o[oj + u] = v
+    i = types.intp
+    sig = types.void(i, src, row_offsets, zero, w, b, out, i, i, i, i, i, i, i, i)
 
+    def codegen(context, builder, signature, args):
+        after = builder.append_basic_block("dw.end")
+        case = builder.add(builder.mul(args[0], const(16)), args[11])
+        switch = builder.switch(case, after)
+        for size in TILE_KERNELS:
+            for step in TILE_STRIDES:
+                block = builder.append_basic_block(f"dw.{size}x{size}.s{step}")
+                switch.add_case(const(16 * size + step), block)
+                builder.position_at_end(block)
+                _emit_row(context, builder, size, step, args[1:], signature.args[1:])
+                builder.branch(after)
+        builder.position_at_end(after)
+        return context.get_dummy_value()
 
-@njit(cache=True, fastmath={"contract"}, inline="always")
-def taps5_f32(r0, r1, r2, r3, r4, w, b, o, in0, out0, c0, step, n, count, in_step, out_step):
-    """``taps3_f32`` for a 5x5 kernel: rows r0..r4, weights (5, 5, Cw)."""
-    for j in range(count):
-        a0 = in0 + np.uint64(j) * in_step
-        a1 = a0 + step
-        a2 = a1 + step
-        a3 = a2 + step
-        a4 = a3 + step
-        oj = out0 + np.uint64(j) * out_step
-        for i in range(n):
-            u = np.uint64(i)
-            c = c0 + u
-            v = b[c]
-            v += r0[a0 + u] * w[0, 0, c]
-            v += r0[a1 + u] * w[0, 1, c]
-            v += r0[a2 + u] * w[0, 2, c]
-            v += r0[a3 + u] * w[0, 3, c]
-            v += r0[a4 + u] * w[0, 4, c]
-            v += r1[a0 + u] * w[1, 0, c]
-            v += r1[a1 + u] * w[1, 1, c]
-            v += r1[a2 + u] * w[1, 2, c]
-            v += r1[a3 + u] * w[1, 3, c]
-            v += r1[a4 + u] * w[1, 4, c]
-            v += r2[a0 + u] * w[2, 0, c]
-            v += r2[a1 + u] * w[2, 1, c]
-            v += r2[a2 + u] * w[2, 2, c]
-            v += r2[a3 + u] * w[2, 3, c]
-            v += r2[a4 + u] * w[2, 4, c]
-            v += r3[a0 + u] * w[3, 0, c]
-            v += r3[a1 + u] * w[3, 1, c]
-            v += r3[a2 + u] * w[3, 2, c]
-            v += r3[a3 + u] * w[3, 3, c]
-            v += r3[a4 + u] * w[3, 4, c]
-            v += r4[a0 + u] * w[4, 0, c]
-            v += r4[a1 + u] * w[4, 1, c]
-            v += r4[a2 + u] * w[4, 2, c]
-            v += r4[a3 + u] * w[4, 3, c]
-            v += r4[a4 + u] * w[4, 4, c]
-            o[oj + u] = v
-
-
-@njit(cache=True, fastmath={"contract"})
-def taps_f32(rows, w, b, o, in0, out0, c0, step, n, count, in_step, out_step):
-    """Dispatch to the 3x3 or 5x5 body (``rows`` holds KH flat input rows)."""
-    u = np.uint64
-    if len(rows) == 3:
-        taps3_f32(rows[0], rows[1], rows[2], w, b, o, u(in0), u(out0), u(c0), u(step), n, count, u(in_step), u(out_step))
-    else:
-        taps5_f32(rows[0], rows[1], rows[2], rows[3], rows[4], w, b, o, u(in0), u(out0), u(c0), u(step), n, count,
-                  u(in_step), u(out_step))
-
-
-@njit(cache=True, fastmath={"contract"})
-def border_pixel_f32(x, w, b, out_row, n, iy0, ix0, ox):
-    """One output pixel by the generic path: taps outside the image are skipped.
-
-    x: (N, H, W, C)   w: (KH, KW, C)   out_row: (Wo, C)   (iy0, ix0): input position of tap (0, 0)
-    """
-    height, width, channels = x.shape[1], x.shape[2], x.shape[3]
-    kh, kw = w.shape[0], w.shape[1]
-    for c in range(channels):
-        out_row[ox, c] = b[c]
-    for ky in range(max(0, -iy0), min(kh, height - iy0)):
-        for kx in range(max(0, -ix0), min(kw, width - ix0)):
-            for c in range(channels):
-                out_row[ox, c] += x[n, iy0 + ky, ix0 + kx, c] * w[ky, kx, c]
-
-
-@njit(cache=True, fastmath={"contract"})
-def interior_columns(width, out_w, kw, stride, pad_left):
-    """Output columns [lo, hi) whose kw taps all fall inside the input row."""
-    lo = min((pad_left + stride - 1) // stride, out_w)
-    hi = max(min((width - kw + pad_left) // stride + 1, out_w), lo)
-    return lo, hi
+    return sig, codegen
 
 
 @njit(cache=True)
-def channel_tile(channels):
-    """Channels per pass along a row: whole pixels up to CHANNEL_TILE, else equal multiples of 16,
-    so that the inputs of neighbouring pixels are still in L1 when the next pixel reuses them."""
-    if channels <= CHANNEL_TILE:
-        return channels
-    tiles = (channels + CHANNEL_TILE - 1) // CHANNEL_TILE
-    return ((channels + tiles - 1) // tiles + 15) // 16 * 16
+def row_offset(n, iy, height, row_floats):
+    """Flat offset of row iy of image n in an (N, H, W, C) tensor with W*C = row_floats, or -1 outside the image."""
+    return (n * height + iy) * row_floats if 0 <= iy < height else -1
 
 
-@njit(cache=True, fastmath={"contract"}, inline="always")
-def dw_row_f32(x, w, b, w_run, b_run, zero_row, out, act, stride, pad_top, pad_left, task):
-    """Output row ``task`` (image n = task // Ho, row oy = task % Ho) of the depthwise conv."""
-    n_img, height, width, channels = x.shape
-    kh, kw = w.shape[0], w.shape[1]
-    out_h, out_w = out.shape[1], out.shape[2]
-    n = task // out_h
-    oy = task - n * out_h
-    iy0 = oy * stride - pad_top
-    out_row = out[n, oy]  # (Wo, C)
-    lo, hi = interior_columns(width, out_w, kw, stride, pad_left)
-    if kh == kw and (kh == 3 or kh == 5) and hi > lo:
-        flat_out = out_row.reshape(out_w * channels)
-        rows = [zero_row] * kh  # (W*C,) each: the input row of each kernel row, or zeros outside the image
-        for ky in range(kh):
-            iy = iy0 + ky
-            if 0 <= iy < height:
-                rows[ky] = x[n, iy].reshape(width * channels)
-        run = w_run.shape[2] // channels  # pixels per contiguous run at stride 1
-        rest = lo  # first column not covered by runs
-        if stride == 1 and run > 1:
-            count = (hi - lo) // run
-            taps_f32(rows, w_run, b_run, flat_out, (lo - pad_left) * channels, lo * channels, 0, channels,
-                     run * channels, count, run * channels, run * channels)
-            rest += count * run
-        tile = channel_tile(channels)
-        for c0 in range(0, channels, tile):
-            taps_f32(rows, w, b, flat_out, (rest * stride - pad_left) * channels + c0, rest * channels + c0, c0, channels,
-                     min(tile, channels - c0), hi - rest, stride * channels, channels)
-    else:
-        lo, hi = 0, 0
-    for ox in range(out_w):
-        if ox < lo or ox >= hi:
-            border_pixel_f32(x, w, b, out_row, n, iy0, ox * stride - pad_left, ox)
-    activate_rows(out_row, act)
+@njit(cache=True)
+def image_rows(n, iy0, height, row_floats):
+    """row_offsets (MAX_K of them) for kernel rows iy0, iy0+1, ... of image n."""
+    return (row_offset(n, iy0, height, row_floats), row_offset(n, iy0 + 1, height, row_floats),
+            row_offset(n, iy0 + 2, height, row_floats), row_offset(n, iy0 + 3, height, row_floats),
+            row_offset(n, iy0 + 4, height, row_floats), row_offset(n, iy0 + 5, height, row_floats),
+            row_offset(n, iy0 + 6, height, row_floats))
 
 
-def pack_runs(w, b):
-    """The weights and bias of one stride-1 run: ``(w_run (KH, KW, pixels*C), b_run (pixels*C,))``.
+@njit(cache=True, fastmath={"contract"})
+def border_pixel_f32(src, row_offsets, w, b, out, o_off, ix0, width, act):
+    """One output pixel by the generic path (shapes dw_tile does not take): taps outside the input are skipped.
 
-    Made once per layer (tinynet.plan does it at load time); ``pixels`` is PIXELS for fewer than
-    LONG_RUN channels and 1 otherwise.
+    src, row_offsets as dw_tile's (src flat)   w: (KH, KW, C)   out: flat, the pixel's C outputs at o_off
+    ix0: input column of tap 0 (may be outside [0, width))
     """
-    pixels = PIXELS if w.shape[2] < LONG_RUN else 1
-    return np.ascontiguousarray(np.tile(w, pixels), np.float32), np.ascontiguousarray(np.tile(b, pixels), np.float32)
+    kh, kw, channels = w.shape
+    px = out[o_off:o_off + channels]
+    for c in range(channels):
+        px[c] = b[c]
+    for ky in range(kh):
+        if row_offsets[ky] >= 0:
+            for kx in range(max(0, -ix0), min(kw, width - ix0)):
+                tap = src[row_offsets[ky] + (ix0 + kx) * channels:]
+                for c in range(channels):
+                    px[c] += tap[c] * w[ky, kx, c]
+    activate_row(px, act)
 
 
-@njit(parallel=True, cache=True, fastmath={"contract"})
-def dwconv2d_nhwc_f32(x, w, b, w_run, b_run, out, stride, pad_top, pad_left, act):
-    """out = act(depthwise_conv(x, w) + b), any kernel size and stride; one task per output row.
+@njit(cache=True)
+def tiled(kh, kw, stride, channels):
+    """Whether dw_tile takes this shape (others take the generic path)."""
+    return kh == kw and (kh == 3 or kh == 5) and (stride == 1 or stride == 2) and channels >= LANES
+
+
+
+@njit(cache=True, inline="always")
+def dw_row_f32(src, row_offsets, zero, w, b, out, o_row, width, out_w, stride, pad_left, act):
+    """One output row: out[o_row + ox*C + c] for all ox, c. src and out flat; row_offsets as dw_tile's."""
+    kh, kw, channels = w.shape
+    if tiled(kh, kw, stride, channels):
+        lo, hi = interior_columns(width, out_w, kw, stride, pad_left)
+        dw_tile(kh, src, row_offsets, zero, w, b, out, lo, hi, out_w, width, stride, pad_left, act, o_row)
+    else:
+        for ox in range(out_w):
+            border_pixel_f32(src, row_offsets, w, b, out, o_row + ox * channels, ox * stride - pad_left, width, act)
+
+
+@njit(parallel=True, cache=True)
+def dwconv2d_nhwc_f32(x, w, b, out, stride, pad_top, pad_left, act):
+    """out = act(depthwise_conv(x, w) + b), any kernel size (up to MAX_K) and stride; one task per output row.
 
     x:     (N, H, W, C)      input
     w:     (KH, KW, C)       one KHxKW filter per channel, BatchNorm folded ("HWC", XNNPACK's hwg)
     b:     (C,)              bias
-    w_run, b_run             pack_runs(w, b)
     out:   (N, Ho, Wo, C)    written; Ho, Wo, pad_top, pad_left from kernels.padding.conv_output_size
     """
-    zero_row = np.zeros(x.shape[2] * x.shape[3], np.float32)
-    for task in prange(out.shape[0] * out.shape[1]):
-        dw_row_f32(x, w, b, w_run, b_run, zero_row, out, act, stride, pad_top, pad_left, task)
+    n_img, height, width, channels = x.shape
+    out_h, out_w = out.shape[1], out.shape[2]
+    src, dst = x.reshape(x.size), out.reshape(out.size)
+    zero_row = np.zeros(width * channels + LANES, np.float32)
+    for task in prange(n_img * out_h):
+        t = np.int64(task)
+        n = t // out_h
+        rows = image_rows(n, (t - n * out_h) * stride - pad_top, height, width * channels)
+        dw_row_f32(src, rows, zero_row, w, b, dst, t * out_w * channels, width, out_w, stride, pad_left, act)

@@ -6,6 +6,8 @@
 
 Kernels receive only the leading pad (top or left); trailing padding is implied by the output size.
 """
+from numba import njit
+
 PADDINGS = ("symmetric", "tf_same")
 
 
@@ -19,3 +21,11 @@ def conv_output_size(size, kernel, stride, padding):
         total = max((out - 1) * stride + kernel - size, 0)
         return out, total // 2
     raise ValueError(f"unknown padding {padding!r}; expected one of {PADDINGS}")
+
+
+@njit(cache=True)
+def interior_columns(width, out_w, kw, stride, pad_left):
+    """Output columns [lo, hi) whose kw taps all fall inside the input row (the rest need border handling)."""
+    lo = min((pad_left + stride - 1) // stride, out_w)
+    hi = max(min((width - kw + pad_left) // stride + 1, out_w), lo)
+    return lo, hi

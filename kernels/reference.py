@@ -3,8 +3,8 @@
 Written for obviousness, not speed: the loop nest of TFLite's reference depthwise conv
 (output pixel -> tap -> in-bounds test), vectorised only over batch and channels. Each function
 returns a new float64 array instead of writing into ``out``; names match the fast kernels plus ``_ref``.
-Two fast kernels share another's reference: ``stem_conv_f32`` (conv2d_nhwc_ref) and
-``gemm_dot_bias_act_f32`` (gemm_bias_act_ref with its transposed weights transposed back).
+The fast GEMM and conv kernels take their weights packed (kernels.pack_weights); the references take
+them as they are stored, (Cin, Cout) and (KH, KW, Cin, Cout).
 """
 import numpy as np
 
@@ -76,12 +76,24 @@ def global_avg_pool_nhwc_ref(x):
     return np.asarray(x, dtype=np.float64).mean(axis=(1, 2))
 
 
+def scale_channels_ref(x, gate):
+    """x * gate per image and channel.  x: (N, H, W, C)  gate: (N, C)"""
+    return np.asarray(x, dtype=np.float64) * np.asarray(gate, dtype=np.float64)[:, None, None, :]
+
+
+def expand_dwconv2d_nhwc_ref(x, we, be, act_e, wd, bd, out_hw, stride, pad_top, pad_left, act_d):
+    """dwconv2d_nhwc_ref of gemm_bias_act_ref (a 1x1 conv): an inverted residual's expand and depthwise convs."""
+    n, h, w, cin = np.shape(x)
+    expanded = gemm_bias_act_ref(np.reshape(x, (-1, cin)), we, be, act_e).reshape(n, h, w, -1)
+    return dwconv2d_nhwc_ref(expanded, wd, bd, out_hw, stride, pad_top, pad_left, act_d)
+
+
 def squeeze_excite_nhwc_ref(x, w_reduce, b_reduce, w_expand, b_expand):
     """x * hsigmoid(relu(mean_hw(x) @ w_reduce + b_reduce) @ w_expand + b_expand)"""
     x64 = np.asarray(x, dtype=np.float64)
     hidden = gemm_bias_act_ref(global_avg_pool_nhwc_ref(x64), w_reduce, b_reduce, RELU)
     gate = gemm_bias_act_ref(hidden, w_expand, b_expand, HSIGMOID)
-    return x64 * gate[:, None, None, :]
+    return scale_channels_ref(x64, gate)
 
 
 def fake_quantize_ref(x, lo, step, levels):

@@ -1,9 +1,9 @@
-"""Pick Numba's threading layer before the first parallel kernel is compiled.
+"""Pick Numba's threading layer, and how its idle threads wait, before the first parallel kernel is compiled.
 
-Measured on this project's 2-core machine (../shared/notes/numba-lab.md, section 4):
+Layer, measured on this project's 2-core machine (../shared/notes/numba-lab.md, section 4):
 - ``workqueue`` costs ~60 us to enter each parallel region and aborts when two Python threads
   call parallel kernels at once, so it is never chosen;
-- ``omp`` enters a region in ~1-3 us and gave 2.1x on a real call sequence at 2 threads;
+- ``omp`` enters a region in ~2 us and gave 2.1x on a real call sequence at 2 threads;
   ``tbb`` gave 1.1x there, and a pip-installed tbb is usually not found by Numba anyway.
 tinynet never calls OpenBLAS on its hot path, which is what makes ``omp`` safe here: OpenBLAS's
 spinning threads next to libgomp's stall for milliseconds.
@@ -12,19 +12,25 @@ spinning threads next to libgomp's stall for milliseconds.
 multiprocessing, or set NUMBA_THREADING_LAYER=forksafe / tbb yourself. An explicit
 NUMBA_THREADING_LAYER in the environment always wins.
 
-OpenMP's threads wait for work passively (OMP_WAIT_POLICY=passive) unless the environment says
-otherwise (OMP_WAIT_POLICY or GOMP_SPINCOUNT). Spinning saves a few microseconds per layer on an
-idle machine (numba-lab section 4: 3.1 vs 8.7 us per region), but as soon as another process or the
-host application's threads want the cores, a spinning barrier waits out the scheduler's time slice:
-measured here with one other busy process on the 2 cores, an empty 2-thread parallel region took
-8000 us with the default policy and 5 us passive. libgomp reads the variable when it is loaded,
-so this module sets it before anything loads libgomp.
+Waiting: a forward pass is 30-70 parallel regions back to back. Between two of them an OpenMP worker
+that has gone to sleep costs ~50 us to wake on this VM (a halted virtual CPU), more than many of
+the regions take, so tinynet lets the workers spin for GOMP_SPINCOUNT = SPIN_COUNT iterations
+(about 25 us here) before sleeping: long enough to bridge the gaps inside a forward pass, short
+enough to give the core back soon after it. Measured with 2 threads, batch 1, idle machine
+(bench/README.md): V3-Small 1.33 ms with this setting, 4.5 ms with passive waiting (slower than
+1 thread, 1.65 ms), 1.27 ms spinning 10x longer. The price: when another busy process shares the
+cores, a spinning worker loses its core for whole scheduler slices (V3-Small at 2 threads: 5 ms,
+against 1.9 ms with passive waiting and 1.6 ms on 1 thread). On a loaded machine use 1 thread
+(``tinynet.set_threads(1)``, ``--threads 1``) or set OMP_WAIT_POLICY=passive. libgomp reads these
+variables when it is loaded, so this module sets them before anything loads it; explicit
+OMP_WAIT_POLICY or GOMP_SPINCOUNT in the environment always win.
 """
 import os
 
 import numba
 
 PREFERRED_LAYER = "omp"
+SPIN_COUNT = 2000
 
 
 def _omp_available():
@@ -36,6 +42,6 @@ def _omp_available():
 
 
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-    os.environ["OMP_WAIT_POLICY"] = "passive"  # before _omp_available(): importing omppool loads libgomp
+    os.environ["GOMP_SPINCOUNT"] = str(SPIN_COUNT)  # before _omp_available(): importing omppool loads libgomp
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = PREFERRED_LAYER if _omp_available() else "default"

@@ -9,6 +9,7 @@ Tolerance: float32 accumulation against float64, |fast - ref| <= 1e-5 * (1 + sum
 output, bounded here by 1e-5 * (1 + taps * max|x| * max|w| + |b|). XNNPACK tests its f32 depthwise
 kernels with a relative 1e-5.
 """
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -17,9 +18,8 @@ from hypothesis import strategies as st
 import kernels
 from kernels import reference as ref
 from kernels.activation import ACTIVATIONS, RELU6
-from kernels.depthwise import pack_runs
 from kernels.gemm import NO_RESIDUAL
-from kernels.gemm_dot import gemm_dot_bias_act_f32
+from kernels.gemm_tile import PANEL_WIDTHS
 
 CHANNELS = st.one_of(st.sampled_from([1, 7, 8, 9, 15, 16, 17, 31, 33]), st.integers(1, 48))
 SPATIAL = st.integers(1, 20)
@@ -49,7 +49,7 @@ def run_depthwise(kernel, x, wt, b, stride, padding, act):
     ho, pad_top = kernels.conv_output_size(h, k, stride, padding)
     wo, pad_left = kernels.conv_output_size(w, k, stride, padding)
     out = np.full((n, ho, wo, c), np.nan, np.float32)
-    kernel(x, wt, b, *pack_runs(wt, b), out, stride, pad_top, pad_left, act)
+    kernel(x, wt, b, out, stride, pad_top, pad_left, act)
     expected = ref.dwconv2d_nhwc_ref(x, wt, b, (ho, wo), stride, pad_top, pad_left, act)
     assert_close(out, expected, k * k, x, wt, b)
 
@@ -67,66 +67,71 @@ def test_depthwise_matches_reference(n, h, w, c, k, stride, padding, act, seed):
        k=st.sampled_from([3, 5]), stride=st.sampled_from([1, 2]), padding=PADDING, seed=SEEDS)
 @settings(max_examples=25, deadline=None)
 def test_depthwise_wide_channels_match_reference(h, w, c, k, stride, padding, seed):
-    """Channel counts around the run threshold (LONG_RUN) and the channel tiles (CHANNEL_TILE)."""
+    """Many 16-channel vectors per pixel, with and without a partial last one."""
     rng = np.random.default_rng(seed)
     x, wt, b = values(rng, (1, h, w, c)), values(rng, (k, k, c), 1.0), values(rng, (c,))
     run_depthwise(kernels.dwconv2d_nhwc_f32, x, wt, b, stride, padding, RELU6)
 
 
 @given(n=st.integers(1, 2), h=SPATIAL, w=SPATIAL, cin=st.integers(1, 5), cout=CHANNELS, k=st.sampled_from([1, 3, 5]),
-       stride=st.sampled_from([1, 2]), padding=PADDING, act=ACT, seed=SEEDS)
+       stride=st.sampled_from([1, 2]), padding=PADDING, act=ACT, nr=st.sampled_from(PANEL_WIDTHS), seed=SEEDS)
 @FAST
-def test_conv_matches_reference(n, h, w, cin, cout, k, stride, padding, act, seed):
+def test_conv_matches_reference(n, h, w, cin, cout, k, stride, padding, act, nr, seed):
     rng = np.random.default_rng(seed)
     x, wt, b = values(rng, (n, h, w, cin)), values(rng, (k, k, cin, cout), 1.0), values(rng, (cout,))
     ho, pad_top = kernels.conv_output_size(h, k, stride, padding)
     wo, pad_left = kernels.conv_output_size(w, k, stride, padding)
-    kernel = kernels.stem_conv_f32 if (k, cin) == (3, 3) else kernels.conv2d_nhwc_f32
-    for run in {kernel, kernels.conv2d_nhwc_f32}:
-        out = np.full((n, ho, wo, cout), np.nan, np.float32)
-        run(x, wt, b, out, stride, pad_top, pad_left, act)
-        expected = ref.conv2d_nhwc_ref(x, wt, b, (ho, wo), stride, pad_top, pad_left, act)
-        assert_close(out, expected, k * k * cin, x, wt, b)
+    out = np.full((n, ho, wo, cout), np.nan, np.float32)
+    packed = kernels.pack_weights(wt.reshape(-1, cout), b, nr)
+    kernels.conv2d_nhwc_f32(x, *packed, out, k, stride, pad_top, pad_left, act)
+    expected = ref.conv2d_nhwc_ref(x, wt, b, (ho, wo), stride, pad_top, pad_left, act)
+    assert_close(out, expected, k * k * cin, x, wt, b)
 
 
-@given(pixels=st.integers(1, 41), k=st.integers(1, 70), m=CHANNELS, row_tile=st.integers(1, 40), col_tile=st.integers(1, 64),
-       k_tile=st.integers(1, 80), residual=st.booleans(), act=ACT, seed=SEEDS)
+@given(pixels=st.integers(1, 41), k=st.integers(1, 70), m=st.one_of(CHANNELS, st.integers(49, 140)),
+       row_tile=st.integers(1, 40), nr=st.sampled_from(PANEL_WIDTHS), residual=st.booleans(), act=ACT, seed=SEEDS)
 @FAST
-def test_gemm_matches_reference(pixels, k, m, row_tile, col_tile, k_tile, residual, act, seed):
+def test_gemm_matches_reference(pixels, k, m, row_tile, nr, residual, act, seed):
+    """Every panel width (register tile) with partial tiles in rows and columns, and any task size."""
     rng = np.random.default_rng(seed)
     a, wt, b = values(rng, (pixels, k)), values(rng, (k, m), 1.0), values(rng, (m,))
     res = values(rng, (pixels, m)) if residual else None
     out = np.full((pixels, m), np.nan, np.float32)
-    kernels.gemm_bias_act_f32(a, wt, b, out, act, res if residual else NO_RESIDUAL, row_tile, col_tile, k_tile)
+    kernels.gemm_bias_act_f32(a, *kernels.pack_weights(wt, b, nr), out, act, res if residual else NO_RESIDUAL, row_tile)
     expected = ref.gemm_bias_act_ref(a, wt, b, act, res)
     assert_close(out, expected, k, a, wt, np.abs(b).max() + (np.abs(res).max() if residual else 0))
 
 
-@given(pixels=st.integers(1, 41), k=st.integers(1, 70), m=CHANNELS, row_tile=st.integers(1, 40), residual=st.booleans(),
-       act=ACT, seed=SEEDS)
+@given(n=st.integers(1, 2), h=SPATIAL, w=SPATIAL, cin=st.integers(1, 20), e=CHANNELS, k=st.sampled_from([3, 5]),
+       stride=st.sampled_from([1, 2]), padding=PADDING, act_e=ACT, act_d=ACT, bands=st.integers(1, 5), seed=SEEDS)
 @FAST
-def test_gemm_dot_matches_reference(pixels, k, m, row_tile, residual, act, seed):
-    """The dot-product GEMM (few output channels) takes the weights transposed, (M, K)."""
+def test_expand_depthwise_matches_reference(n, h, w, cin, e, k, stride, padding, act_e, act_d, bands, seed):
+    """The fused expand + depthwise pass, against the two references one after the other; bands of output rows
+    from one per image to more than there are rows."""
     rng = np.random.default_rng(seed)
-    a, wt, b = values(rng, (pixels, k)), values(rng, (k, m), 1.0), values(rng, (m,))
-    res = values(rng, (pixels, m)) if residual else None
-    out = np.full((pixels, m), np.nan, np.float32)
-    gemm_dot_bias_act_f32(a, np.ascontiguousarray(wt.T), b, out, act, res if residual else NO_RESIDUAL, row_tile)
-    expected = ref.gemm_bias_act_ref(a, wt, b, act, res)
-    assert_close(out, expected, k, a, wt, np.abs(b).max() + (np.abs(res).max() if residual else 0))
+    x, we, be = values(rng, (n, h, w, cin)), values(rng, (cin, e), 1.0), values(rng, (e,))
+    wd, bd = values(rng, (k, k, e), 1.0), values(rng, (e,))
+    ho, pad_top = kernels.conv_output_size(h, k, stride, padding)
+    wo, pad_left = kernels.conv_output_size(w, k, stride, padding)
+    out = np.full((n, ho, wo, e), np.nan, np.float32)
+    ring = np.empty((numba.config.NUMBA_NUM_THREADS, k, w * e), np.float32)
+    expand = kernels.pack_weights(we, be)
+    kernels.expand_dwconv2d_nhwc_f32(x, *expand, act_e, wd, bd, out, stride, pad_top, pad_left, act_d, bands, ring)
+    expected = ref.expand_dwconv2d_nhwc_ref(x, we, be, act_e, wd, bd, (ho, wo), stride, pad_top, pad_left, act_d)
+    # Error bound: the expanded values carry cin-term float32 sums (|e| <= 1 + cin*max|x|*max|we| + max|be|), and
+    # k*k of them are summed again: as assert_close's bound with the expanded tensor's bound as its input.
+    expanded_max = np.abs(ref.gemm_bias_act_ref(x.reshape(-1, cin), we, be, act_e)).max()
+    assert_close(out, expected, k * k * (1 + cin), np.float32(expanded_max + 1), wd, bd)
 
 
-@given(n=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9), c=CHANNELS, s=st.integers(1, 17), seed=SEEDS)
+@given(n=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9), c=CHANNELS, seed=SEEDS)
 @FAST
-def test_squeeze_excite_matches_reference(n, h, w, c, s, seed):
+def test_scale_channels_matches_reference(n, h, w, c, seed):
     rng = np.random.default_rng(seed)
-    x = values(rng, (n, h, w, c))
-    w1, b1, w2, b2 = values(rng, (c, s), 1.0), values(rng, (s,)), values(rng, (s, c), 1.0), values(rng, (c,))
-    expected = ref.squeeze_excite_nhwc_ref(x, w1, b1, w2, b2)
-    scratch = (np.empty((n, c), np.float32), np.empty((n, s), np.float32), np.empty((n, c), np.float32))
-    kernels.squeeze_excite_nhwc_f32(x, w1, b1, w2, b2, *scratch)
-    # The gate is in [0, 1]; its error comes from the two FCs (c and s terms).
-    np.testing.assert_allclose(x, expected, rtol=0, atol=1e-5 * (1 + (c + s) * 16) * np.abs(expected).max())
+    x, gate = values(rng, (n, h, w, c)), rng.uniform(0, 1, (n, c)).astype(np.float32)
+    expected = ref.scale_channels_ref(x, gate)
+    kernels.scale_channels_f32(x, gate)
+    np.testing.assert_allclose(x, expected, rtol=1e-6, atol=0)
 
 
 @given(n=st.integers(1, 3), h=SPATIAL, w=SPATIAL, c=CHANNELS, seed=SEEDS)

@@ -10,20 +10,29 @@ Data flow for one inverted-residual block (N images, H x W, C -> E expanded -> C
     x     (N, H, W, C)     block input, kept alive for the residual
     e     (N, H, W, E)     = act(x @ W_expand + b)                   gemm_bias_act_f32
     d     (N, H', W', E)   = act(dwconv(e) + b)                      dwconv2d_nhwc_f32
-    d     (N, H', W', E)   *= se_gate(d)          (V3 SE blocks)      squeeze_excite_nhwc_f32
+                           (large e: both in one pass, e never stored: expand_dwconv2d_nhwc_f32)
+    d     (N, H', W', E)   *= se_gate(d)          (V3 SE blocks)      global_avg_pool_nhwc_f32, 2 x gemm_bias_act_f32,
+                                                                      scale_channels_f32
     y     (N, H', W', C')  = d @ W_project + b (+ x)                 gemm_bias_act_f32
+
+Weights are packed for the kernels here, once (kernels.pack_weights).
 """
+import numba
 import numpy as np
 
 import kernels
 from kernels import activation_code, conv_output_size
-from kernels.depthwise import pack_runs
+from kernels.activation import HSIGMOID, RELU
 from kernels.fake_quant import fake_quantize_f32
-from kernels.gemm import L2_PANEL_FLOATS, NO_RESIDUAL, l2_k_tile
-from kernels.gemm_dot import gemm_dot_bias_act_f32
+from kernels.gemm import NO_RESIDUAL
+from kernels.gemm_tile import LANES, TILE_ROWS
 
 ALIGN_FLOATS = 16  # 64 bytes: numpy's default 16-byte alignment cost 10-50 % in the depthwise kernels
-GEMM_ROW_TILE = 32  # pixel rows per GEMM task: the output panel stays in L1 for the epilogue
+# Expanded tensors from 400k floats (1.6 MB) on are not stored: fusing V2's 112x112x96 and 56x56x144 and V3-Large's
+# 112x112x64 saved 10-200 us each at 1 thread; at 28x28 and below it was level or slower (bench/README.md).
+FUSE_MIN_FLOATS = 400_000
+L2_TILE_FLOATS = 128 * 1024  # activations of one GEMM task: 512 KB, a quarter of this machine's 2 MB L2 per core
+TASK_TILES_PER_THREAD = 8
 
 
 def aligned_empty(n_floats):
@@ -31,13 +40,6 @@ def aligned_empty(n_floats):
     raw = np.empty(n_floats + ALIGN_FLOATS, np.float32)
     offset = (-raw.ctypes.data // 4) % ALIGN_FLOATS
     return raw[offset:offset + n_floats]
-
-
-def aligned_copy(array):
-    """``array`` as a C-contiguous float32 copy on a 64-byte boundary (packed weights)."""
-    out = aligned_empty(array.size).reshape(array.shape)
-    out[...] = array
-    return out
 
 
 def kernel_array(array):
@@ -49,44 +51,64 @@ def kernel_array(array):
     return np.require(array, np.float32, ["C", "A", "W"])
 
 
-def use_dot_gemm(k, m):
-    """Few output channels from many inputs (the project layers): reductions over K beat the broadcast
-    GEMM, whose vector loop over M is then too short (bench/pointwise.py; bench/README.md)."""
-    return m <= 256 and (k >= 3 * m or (k % 16 == 0 and k >= 2 * m))
+def gemm_row_tile(n_pixels, k, m, nr, threads):
+    """Pixel rows per GEMM task, in whole register tiles.
 
-
-def gemm_tiles(n_pixels, k, m, threads):
-    """(row_tile, col_tile, k_tile) for kernels.gemm_bias_act_f32.
-
-    - Few pixels (the classifier at batch 1): split the output columns so that every thread gets work.
-    - Weights larger than L2_PANEL_FLOATS: one row panel per thread, and K in passes whose weights fit L2.
-    - Otherwise GEMM_ROW_TILE rows per task and all of K at once.
+    - One run of rows per thread: the tasks go row by row (kernels.gemm), so a static split gives each thread
+      the rows that the previous layer, split by rows too, wrote on its own core (on this VM data that moves
+      between cores goes through L3 at DRAM speed). Few tasks also mean few passes over the weights, which
+      matters when they do not fit L2 (V1's 1024x1024: 4 MB, streamed once per task).
+    - At most L2_TILE_FLOATS of activations per task, so that they stay in L2 while the weight panels pass.
+    - With more than one thread and weights that fit L2, TASK_TILES_PER_THREAD tasks per thread or more, so that
+      the static split is even (49 rows are 7 tiles of 8: 4 + 3 tiles per thread, but 18 + 17 tasks of one tile).
     """
-    if n_pixels < 4 * threads:
-        col_tile = -(-m // (2 * threads))
-        return n_pixels, max(16, -(-col_tile // 16) * 16), k
-    if k * m > L2_PANEL_FLOATS:
-        row_tile = -(-n_pixels // threads)
-        return -(-row_tile // 4) * 4, m, l2_k_tile(k, m)
-    return GEMM_ROW_TILE, m, k
+    mr = TILE_ROWS[nr // LANES]
+    tiles = -(-n_pixels // mr)
+    per_task = min(-(-tiles // threads), max(1, L2_TILE_FLOATS // (k * mr)))
+    if threads > 1 and k * m <= L2_TILE_FLOATS:
+        per_task = max(1, min(per_task, tiles // (threads * TASK_TILES_PER_THREAD)))
+    return per_task * mr
 
 
 def pointwise_call(src2d, w, b, dst2d, act, residual, threads):
-    """The kernel call of a 1x1 conv or fully connected layer: (kernel, args)."""
-    pixels, (k, m) = dst2d.shape[0], w.shape
-    if use_dot_gemm(k, m) and pixels >= 4:
-        return gemm_dot_bias_act_f32, [src2d, aligned_copy(w.T), b, dst2d, act, residual, GEMM_ROW_TILE]
-    return kernels.gemm_bias_act_f32, [src2d, w, b, dst2d, act, residual, *gemm_tiles(pixels, k, m, threads)]
+    """The kernel call of a 1x1 conv or fully connected layer: (kernel, args), weights packed."""
+    wp, bp = kernels.pack_weights(w, b)
+    row_tile = gemm_row_tile(dst2d.shape[0], *w.shape, bp.shape[1], threads)
+    return kernels.gemm_bias_act_f32, [src2d, wp, bp, dst2d, act, residual, row_tile]
+
+
+def fuse_expand_depthwise(steps, shapes, activation_grid, min_floats):
+    """Steps with each expand conv whose output feeds only the next depthwise conv, and has at least
+    ``min_floats`` elements, merged into it (kernels.expand_dwconv2d_nhwc_f32): the expanded tensor is then
+    never stored. Not when the expand's output is snapped to an activation grid (it must be stored for that)."""
+    readers = {}
+    for step in steps:
+        for t in {step["src"], step["residual"]} - {None}:
+            readers[t] = readers.get(t, 0) + 1
+    fused = []
+    for step in steps:
+        previous = fused[-1] if fused else None
+        if (step["layer"].op == "dw" and previous is not None and previous["layer"].op == "pw"
+                and previous["dst"] == step["src"] and readers[step["src"]] == 1
+                and previous["layer"].name not in activation_grid and int(np.prod(shapes[step["src"]])) >= min_floats):
+            fused[-1] = {**step, "src": previous["src"], "expand": previous["layer"]}
+        else:
+            fused.append(step)
+    return fused
 
 
 class Plan:
     """Kernel calls and buffers for one input shape ``(N, H, W, 3)``."""
 
-    def __init__(self, layers, weights, padding, input_shape, threads, activation_grid=None):
+    def __init__(self, layers, weights, padding, input_shape, threads, activation_grid=None,
+                 fuse_min_floats=FUSE_MIN_FLOATS):
         """``activation_grid``: {layer name: (lo, step, levels)} for quantization-aware-trained weights;
-        each listed layer's output is snapped to its grid right after the layer (kernels.fake_quant)."""
+        each listed layer's output is snapped to its grid right after the layer (kernels.fake_quant).
+        ``fuse_min_floats``: expanded tensors from this size on are not stored (fuse_expand_depthwise); 0 fuses
+        every one (tinynet.warmup compiles the fused kernel on tiny models that way)."""
         self.input_shape = tuple(input_shape)
         symbolic, shapes, output = self._trace(layers, padding)
+        symbolic = fuse_expand_depthwise(symbolic, shapes, activation_grid or {}, fuse_min_floats)
         views = self._allocate(symbolic, shapes)
         self.steps = []
         self.input_view = {}  # step index -> shape of the network input (tensor 0) the step reads, bound per call
@@ -94,7 +116,7 @@ class Plan:
             if step["src"] == 0:
                 pointwise = step["layer"].op in ("pw", "fc")
                 self.input_view[len(self.steps)] = (-1, self.input_shape[-1]) if pointwise else self.input_shape
-            self.steps.append(self._bind(step, views, weights, threads))
+            self.steps.extend(self._bind(step, views, weights, threads))
             grid = (activation_grid or {}).get(step["layer"].name)
             if grid is not None:
                 lo, q, levels = grid
@@ -153,30 +175,54 @@ class Plan:
         return {t: buffers[slot][: int(np.prod(shapes[t]))].reshape(shapes[t]) for t, slot in owner.items()}
 
     def _bind(self, step, views, weights, threads):
+        """The kernel calls of one step: [(kernel, args), ...]."""
         layer = step["layer"]
         src = views.get(step["src"])  # None for the input tensor, bound at run time
         dst = views[step["dst"]]
         act = activation_code(layer.act)
         w, b = (kernel_array(weights[name]) if name in weights else None for name in (layer.name + ".w", layer.name + ".b"))
         if layer.op == "conv":
-            kernel = kernels.stem_conv_f32 if w.shape[:3] == (3, 3, 3) else kernels.conv2d_nhwc_f32
-            return kernel, [src, w, b, dst, layer.stride, *step["pads"], act]
+            wp, bp = kernels.pack_weights(w.reshape(-1, w.shape[-1]), b)
+            return [(kernels.conv2d_nhwc_f32, [src, wp, bp, dst, w.shape[0], layer.stride, *step["pads"], act])]
+        if layer.op == "dw" and "expand" in step:
+            return [self._expand_depthwise(step, src, dst, w, b, weights, threads)]
         if layer.op == "dw":
-            return kernels.dwconv2d_nhwc_f32, [src, w, b, *pack_runs(w, b), dst, layer.stride, *step["pads"], act]
+            return [(kernels.dwconv2d_nhwc_f32, [src, w, b, dst, layer.stride, *step["pads"], act])]
         if layer.op in ("pw", "fc"):
             pixels = int(np.prod(dst.shape[:-1]))
             residual = NO_RESIDUAL if step["residual"] is None else views[step["residual"]].reshape(pixels, -1)
             src2d = None if src is None else src.reshape(pixels, -1)
-            return pointwise_call(src2d, w, b, dst.reshape(pixels, -1), act, residual, threads)
+            return [pointwise_call(src2d, w, b, dst.reshape(pixels, -1), act, residual, threads)]
         if layer.op == "se":
-            n = dst.shape[0]
-            scratch = (np.empty((n, layer.cin), np.float32), np.empty((n, layer.squeeze), np.float32),
-                       np.empty((n, layer.cin), np.float32))
-            names = [f"{layer.name}.{part}.{wb}" for part in ("reduce", "expand") for wb in "wb"]
-            return kernels.squeeze_excite_nhwc_f32, [dst, *(kernel_array(weights[n_]) for n_ in names), *scratch]
+            return self._squeeze_excite(layer, dst, weights)
         if layer.op == "pool":
-            return kernels.global_avg_pool_nhwc_f32, [src, dst]
+            return [(kernels.global_avg_pool_nhwc_f32, [src, dst])]
         raise ValueError(f"unknown op {layer.op!r}")
+
+    @staticmethod
+    def _expand_depthwise(step, x, out, w, b, weights, threads):
+        """The call of a fused expand + depthwise step: one band of output rows per thread and image, and a ring of
+        KH expanded rows for each of Numba's threads."""
+        layer, expand = step["layer"], step["expand"]
+        we, be = kernels.pack_weights(*(kernel_array(weights[f"{expand.name}.{wb}"]) for wb in "wb"))
+        pool = numba.config.NUMBA_NUM_THREADS
+        ring = aligned_empty(pool * layer.k * x.shape[2] * layer.cin).reshape(pool, layer.k, -1)
+        bands = -(-threads // out.shape[0])
+        return kernels.expand_dwconv2d_nhwc_f32, [x, we, be, activation_code(expand.act), w, b, out, layer.stride,
+                                                  *step["pads"], activation_code(layer.act), bands, ring]
+
+    @staticmethod
+    def _squeeze_excite(layer, x, weights):
+        """The calls of a squeeze-and-excite layer on ``x`` (N, H, W, C), in place: channel means, the two FCs
+        as GEMMs with one row per image (split across threads by output channels), the channel scale."""
+        n = x.shape[0]
+        pooled, hidden, gate = (aligned_empty(n * c).reshape(n, c) for c in (layer.cin, layer.squeeze, layer.cin))
+        reduce_, expand = (kernels.pack_weights(*(kernel_array(weights[f"{layer.name}.{part}.{wb}"]) for wb in "wb"))
+                           for part in ("reduce", "expand"))
+        return [(kernels.global_avg_pool_nhwc_f32, [x, pooled]),
+                (kernels.gemm_bias_act_f32, [pooled, *reduce_, hidden, RELU, NO_RESIDUAL, n]),
+                (kernels.gemm_bias_act_f32, [hidden, *expand, gate, HSIGMOID, NO_RESIDUAL, n]),
+                (kernels.scale_channels_f32, [x, gate])]
 
     def run(self, x):
         """Run every step on ``x`` (N, H, W, 3) float32 C-contiguous; returns a view of the output."""

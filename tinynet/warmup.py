@@ -25,16 +25,15 @@ import numpy as np
 
 import kernels
 from kernels.fake_quant import fake_quantize_f32
-from kernels.gemm_dot import gemm_dot_bias_act_f32
 
-# One family per kernel path: V1 (plain depthwise-separable), V2 (residuals, dot GEMM), V3-Large
+# One family per kernel path: V1 (plain depthwise-separable), V2 (residuals, expand + depthwise fused), V3-Large
 # (5x5 depthwise, squeeze-excite, h-swish, hidden FC), V3-Small.
 FAMILIES = ("mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small")
 # The kernels MobileNets run, with their compile time in seconds on the project machine (for the split).
-ENGINE_KERNELS = {kernels.dwconv2d_nhwc_f32: 8.6, kernels.gemm_bias_act_f32: 8.5, kernels.stem_conv_f32: 5.0,
-                  kernels.squeeze_excite_nhwc_f32: 4.7, gemm_dot_bias_act_f32: 3.6, kernels.global_avg_pool_nhwc_f32: 0.4,
-                  fake_quantize_f32: 0.5}
-KERNELS = (*ENGINE_KERNELS, kernels.conv2d_nhwc_f32)  # conv2d: stems with other shapes
+ENGINE_KERNELS = {kernels.expand_dwconv2d_nhwc_f32: 5.6, kernels.conv2d_nhwc_f32: 3.6, kernels.dwconv2d_nhwc_f32: 3.5,
+                  kernels.gemm_bias_act_f32: 1.9, fake_quantize_f32: 0.6, kernels.global_avg_pool_nhwc_f32: 0.6,
+                  kernels.scale_channels_f32: 0.5}
+KERNELS = tuple(ENGINE_KERNELS)
 POLL_SECONDS = 0.1
 NOTICE = ("tinynet: compiling the kernels for this machine (first run; they are cached on disk "
           "afterwards, and `tinynet warmup` does this ahead of time)...")
@@ -60,7 +59,8 @@ def cache_is_cold():
 
 
 def _tiny_plans():
-    """Plans of tiny models of every family: their steps are the engine's kernel calls, with its argument types."""
+    """Plans of tiny models of every family: their steps are the engine's kernel calls, with its argument types
+    (every expand and depthwise pair fused, as large models fuse some: see tinynet.plan.fuse_expand_depthwise)."""
     from tinynet.model import create
     from tinynet.plan import Plan
 
@@ -68,7 +68,7 @@ def _tiny_plans():
     for arch in FAMILIES:
         model = create(arch, width=0.25, num_classes=8)
         grid = {"00.conv": (0.0, 0.1, 256)} if arch == FAMILIES[0] else None  # quantization-aware-trained files
-        yield Plan(model.layers, model.weights, model.padding, x.shape, 2, grid), x
+        yield Plan(model.layers, model.weights, model.padding, x.shape, 2, grid, fuse_min_floats=0), x
 
 
 def compile_kernels(names):
