@@ -16,9 +16,10 @@ from kernels.gemm_tile import pack as pack_weights
 from kernels.inverted_residual import expand_dwconv2d_nhwc_f32
 from kernels.padding import conv_output_size
 from kernels.pool import global_avg_pool_nhwc_f32
-from kernels.squeeze_excite import scale_channels_f32
+from kernels.squeeze_excite import squeeze_excite_nhwc_f32
 
 __all__ = [
     "ACTIVATIONS", "activation_code", "activation_inplace_f32", "conv2d_nhwc_f32", "conv_output_size", "dwconv2d_nhwc_f32",
-    "expand_dwconv2d_nhwc_f32", "gemm_bias_act_f32", "global_avg_pool_nhwc_f32", "pack_weights", "scale_channels_f32",
+    "expand_dwconv2d_nhwc_f32", "gemm_bias_act_f32", "global_avg_pool_nhwc_f32", "pack_weights",
+    "squeeze_excite_nhwc_f32",
 ]

@@ -20,7 +20,7 @@ from numba.extending import intrinsic
 
 from kernels.activation import activate_row
 from kernels.padding import interior_columns
-from kernels.simd import I64, LANES, MASK, activation, const, data, fma, load, splat, store
+from kernels.simd import I64, LANES, MASK, activation, const, data, fma, load, splat, store, vconst
 
 MAX_K = 7  # kernel rows the kernels take (row_offsets has this many entries)
 TILE_KERNELS = (3, 5)  # square kernel sizes with a register tile; others take the generic path
@@ -73,6 +73,16 @@ def _emit_row(context, builder, k, stride, args, array_types):
         builder.cbranch(builder.icmp_signed("<", i_next, end), head, done)
         builder.position_at_end(done)
 
+    # One accumulator per kernel row: a pixel's K*K taps as one chain of dependent FMAs ran at a quarter of the FMA
+    # units' rate (4 cycles each, and only BLOCK_PIXELS chains at a time); K chains of K taps keep them busy.
+    def row_sums(bias):
+        return [bias] + [vconst(0.0)] * (k - 1)
+
+    def total(sums):
+        while len(sums) > 1:
+            sums = [builder.fadd(a, b) for a, b in zip(sums[::2], sums[1::2])] + sums[len(sums) // 2 * 2:]
+        return sums[0]
+
     def output_at(ox, c):
         return builder.add(builder.add(o_row, builder.mul(ox, channels)), c)
 
@@ -80,7 +90,7 @@ def _emit_row(context, builder, k, stride, args, array_types):
         """Outputs ox .. ox+block-1, channels c .. c+15, all taps inside the row: each input vector loaded once for
         all the taps that use it (at stride 1, pixel p's tap kx is pixel p+1's tap kx-1)."""
         column = builder.sub(builder.mul(ox, const(stride)), pad_left)  # input column of tap 0
-        acc = [bias] * block
+        acc = [row_sums(bias) for _ in range(block)]
         inputs = {}
         for ky in range(k):
             for kx in range(k):
@@ -90,9 +100,9 @@ def _emit_row(context, builder, k, stride, args, array_types):
                     if (ky, col) not in inputs:
                         offset = builder.add(builder.mul(builder.add(column, const(col)), channels), c)
                         inputs[ky, col] = load(builder, rows[ky], offset)
-                    acc[p] = fma(builder, inputs[ky, col], wt, acc[p])
+                    acc[p][ky] = fma(builder, inputs[ky, col], wt, acc[p][ky])
         for p in range(block):
-            store(builder, activate(acc[p]), po, output_at(builder.add(ox, const(p)), c))
+            store(builder, activate(total(acc[p])), po, output_at(builder.add(ox, const(p)), c))
 
     def vectors(body, c0, c1):
         """body(c, weight, bias) for every vector of 16 channels in [c0, c1) (the last one overlapping the one before
@@ -127,15 +137,15 @@ def _emit_row(context, builder, k, stride, args, array_types):
         """Output ox, channels c .. c+15, taps outside the row skipped (masked loads that touch no memory): the
         border columns, and every column of rows too short for a block."""
         column = builder.sub(builder.mul(ox, const(stride)), pad_left)
-        acc = bias
+        acc = row_sums(bias)
         for kx in range(k):
             col = builder.add(column, const(kx))
             inside = builder.and_(builder.icmp_signed(">=", col, const(0)), builder.icmp_signed("<", col, width))
             inside = splat(builder, inside, MASK)
             offset = builder.add(builder.mul(col, channels), c)
             for ky in range(k):
-                acc = fma(builder, load(builder, rows[ky], offset, inside), weight(ky * k + kx), acc)
-        store(builder, activate(acc), po, output_at(ox, c))
+                acc[ky] = fma(builder, load(builder, rows[ky], offset, inside), weight(ky * k + kx), acc[ky])
+        store(builder, activate(total(acc)), po, output_at(ox, c))
 
     def pixels(first, end, c0, c1):
         """Outputs first .. end-1 one at a time, channels [c0, c1)."""

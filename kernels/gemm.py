@@ -54,36 +54,3 @@ def gemm_bias_act_f32(a, wp, bp, out, act, residual, row_tile):
         j = t % panels
         panel_rows_f32(a, p0 * k, k, 0, 1, k, wp, bp, j, 0, out, p0 * n_out + j * nr, n_out, min(row_tile, n_pix - p0),
                        min(nr, n_out - j * nr), act, residual, p0 * ldr + j * nr, ldr)
-
-
-KBLOCK = 8  # input channels per pass over the output row
-
-
-@njit(cache=True, fastmath={"contract"})
-def gemm_row_f32(a, w, o):
-    """o += a @ w for one pixel row (the squeeze-excite FCs), k-blocked: each output is loaded and stored once
-    per KBLOCK input channels.   a: (K,)   w: (K, M)   o: (M,) already holding the bias"""
-    k_total = a.shape[0]
-    n = o.shape[0]
-    k = 0
-    while k + KBLOCK <= k_total:
-        a0, a1, a2, a3, a4, a5, a6, a7 = a[k], a[k + 1], a[k + 2], a[k + 3], a[k + 4], a[k + 5], a[k + 6], a[k + 7]
-        wk = w[k:k + KBLOCK]
-        for j in range(n):
-            v = o[j]
-            v += a0 * wk[0, j]
-            v += a1 * wk[1, j]
-            v += a2 * wk[2, j]
-            v += a3 * wk[3, j]
-            v += a4 * wk[4, j]
-            v += a5 * wk[5, j]
-            v += a6 * wk[6, j]
-            v += a7 * wk[7, j]
-            o[j] = v
-        k += KBLOCK
-    while k < k_total:
-        a0 = a[k]
-        wk = w[k]
-        for j in range(n):
-            o[j] += a0 * wk[j]
-        k += 1

@@ -124,14 +124,26 @@ def test_expand_depthwise_matches_reference(n, h, w, cin, e, k, stride, padding,
     assert_close(out, expected, k * k * (1 + cin), np.float32(expanded_max + 1), wd, bd)
 
 
-@given(n=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9), c=CHANNELS, seed=SEEDS)
+@given(n=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9), c=CHANNELS, squeeze=st.integers(1, 24), seed=SEEDS)
 @FAST
-def test_scale_channels_matches_reference(n, h, w, c, seed):
+def test_squeeze_excite_matches_reference(n, h, w, c, squeeze, seed):
     rng = np.random.default_rng(seed)
-    x, gate = values(rng, (n, h, w, c)), rng.uniform(0, 1, (n, c)).astype(np.float32)
-    expected = ref.scale_channels_ref(x, gate)
-    kernels.scale_channels_f32(x, gate)
-    np.testing.assert_allclose(x, expected, rtol=1e-6, atol=0)
+    x = values(rng, (n, h, w, c))
+    w_reduce, w_expand = values(rng, (c, squeeze), 0.5), values(rng, (squeeze, c), 0.5)
+    b_reduce, b_expand = values(rng, (squeeze,)), values(rng, (c,))
+    expected = ref.squeeze_excite_nhwc_ref(x, w_reduce, b_reduce, w_expand, b_expand)
+    scratch = [np.full(shape, np.nan, np.float32) for shape in ((n * h, c), (n, c), (n, squeeze), (n, c))]
+    got = x.copy()
+    kernels.squeeze_excite_nhwc_f32(got, *kernels.pack_weights(w_reduce, b_reduce),
+                                    *kernels.pack_weights(w_expand, b_expand), *scratch)
+    # Error bound: the FCs' float32 sums as in assert_close, the reduce FC's error carried through the expand FC,
+    # both through h-sigmoid (slope 1/6), times |x|.
+    pooled = np.abs(ref.global_avg_pool_nhwc_ref(x)).max()
+    hidden = np.abs(ref.gemm_bias_act_ref(ref.global_avg_pool_nhwc_ref(x), w_reduce, b_reduce, kernels.activation_code("relu")))
+    hidden_error = 1e-5 * (1 + c * pooled * np.abs(w_reduce).max() + np.abs(b_reduce).max())
+    gate_error = (hidden_error * squeeze * np.abs(w_expand).max()
+                  + 1e-5 * (1 + squeeze * hidden.max() * np.abs(w_expand).max() + np.abs(b_expand).max())) / 6
+    np.testing.assert_allclose(got, expected, rtol=0, atol=np.abs(x).max() * (gate_error + 1e-6))
 
 
 @given(n=st.integers(1, 3), h=SPATIAL, w=SPATIAL, c=CHANNELS, seed=SEEDS)
@@ -139,7 +151,7 @@ def test_scale_channels_matches_reference(n, h, w, c, seed):
 def test_global_avg_pool_matches_reference(n, h, w, c, seed):
     x = values(np.random.default_rng(seed), (n, h, w, c))
     out = np.full((n, c), np.nan, np.float32)
-    kernels.global_avg_pool_nhwc_f32(x, out)
+    kernels.global_avg_pool_nhwc_f32(x, np.full((n * h, c), np.nan, np.float32), out)
     np.testing.assert_allclose(out, ref.global_avg_pool_nhwc_ref(x), rtol=0, atol=1e-6 * 4 * (1 + h * w) ** 0.5)
 
 

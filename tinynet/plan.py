@@ -11,8 +11,7 @@ Data flow for one inverted-residual block (N images, H x W, C -> E expanded -> C
     e     (N, H, W, E)     = act(x @ W_expand + b)                   gemm_bias_act_f32
     d     (N, H', W', E)   = act(dwconv(e) + b)                      dwconv2d_nhwc_f32
                            (large e: both in one pass, e never stored: expand_dwconv2d_nhwc_f32)
-    d     (N, H', W', E)   *= se_gate(d)          (V3 SE blocks)      global_avg_pool_nhwc_f32, 2 x gemm_bias_act_f32,
-                                                                      scale_channels_f32
+    d     (N, H', W', E)   *= se_gate(d)          (V3 SE blocks)      squeeze_excite_nhwc_f32
     y     (N, H', W', C')  = d @ W_project + b (+ x)                 gemm_bias_act_f32
 
 Weights are packed for the kernels here, once (kernels.pack_weights).
@@ -22,7 +21,6 @@ import numpy as np
 
 import kernels
 from kernels import activation_code, conv_output_size
-from kernels.activation import HSIGMOID, RELU
 from kernels.fake_quant import fake_quantize_f32
 from kernels.gemm import NO_RESIDUAL
 from kernels.gemm_tile import LANES, TILE_ROWS
@@ -196,7 +194,9 @@ class Plan:
         if layer.op == "se":
             return self._squeeze_excite(layer, dst, weights)
         if layer.op == "pool":
-            return [(kernels.global_avg_pool_nhwc_f32, [src, dst])]
+            n, height, _, channels = src.shape
+            row_sums = aligned_empty(n * height * channels).reshape(n * height, channels)
+            return [(kernels.global_avg_pool_nhwc_f32, [src, row_sums, dst])]
         raise ValueError(f"unknown op {layer.op!r}")
 
     @staticmethod
@@ -213,16 +213,13 @@ class Plan:
 
     @staticmethod
     def _squeeze_excite(layer, x, weights):
-        """The calls of a squeeze-and-excite layer on ``x`` (N, H, W, C), in place: channel means, the two FCs
-        as GEMMs with one row per image (split across threads by output channels), the channel scale."""
-        n = x.shape[0]
-        pooled, hidden, gate = (aligned_empty(n * c).reshape(n, c) for c in (layer.cin, layer.squeeze, layer.cin))
-        reduce_, expand = (kernels.pack_weights(*(kernel_array(weights[f"{layer.name}.{part}.{wb}"]) for wb in "wb"))
-                           for part in ("reduce", "expand"))
-        return [(kernels.global_avg_pool_nhwc_f32, [x, pooled]),
-                (kernels.gemm_bias_act_f32, [pooled, *reduce_, hidden, RELU, NO_RESIDUAL, n]),
-                (kernels.gemm_bias_act_f32, [hidden, *expand, gate, HSIGMOID, NO_RESIDUAL, n]),
-                (kernels.scale_channels_f32, [x, gate])]
+        """The call of a squeeze-and-excite layer on ``x`` (N, H, W, C), in place, with its scratch buffers."""
+        n, height = x.shape[:2]
+        row_sums, pooled, hidden, gate = (aligned_empty(rows * c).reshape(rows, c) for rows, c in
+                                          ((n * height, layer.cin), (n, layer.cin), (n, layer.squeeze), (n, layer.cin)))
+        packed = [p for part in ("reduce", "expand")
+                  for p in kernels.pack_weights(*(kernel_array(weights[f"{layer.name}.{part}.{wb}"]) for wb in "wb"))]
+        return [(kernels.squeeze_excite_nhwc_f32, [x, *packed, row_sums, pooled, hidden, gate])]
 
     def run(self, x):
         """Run every step on ``x`` (N, H, W, 3) float32 C-contiguous; returns a view of the output."""
