@@ -21,12 +21,15 @@ arrays). A kernel with arithmetic intensity I (FLOP per byte) can reach at most
 min(peak GFLOP/s, I x bandwidth). Depthwise conv does 18 FLOP per 8 bytes of input and output:
 ~2 FLOP/byte, so it is bound by bandwidth, while the pointwise and standard convs are bound by FLOPs.
 
-Peers (separate processes, optional): ONNX Runtime's depthwise Conv node (NCHW, group=C, with
-Clip) and PyTorch's channels_last conv2d(groups=C); each engine and thread count runs in a process
-of its own. Timing: median of ``--repeat`` calls after warm-up calls, the engines' shapes interleaved.
+Peers (separate processes, optional): ONNX Runtime's depthwise Conv node (group=C, with Clip, which
+ORT fuses into it), timed by ORT's profiler so that the layout conversions ORT wraps around a
+one-node NCHW graph do not count against it; and PyTorch's channels_last conv2d(groups=C) + relu6,
+timed as called. Each engine and thread count runs in a process of its own. Timing: median of ``--repeat`` calls after warm-up calls in each process; ``--rounds`` processes
+per engine and thread count, in shuffled order, and the median over them.
 """
 import argparse
 import json
+import random
 import subprocess
 import sys
 import time
@@ -69,12 +72,12 @@ def median_time(fn, repeat, warm=3):
 
 
 # ------------------------------------------------------------------ workers (one process each)
-def tinynet_cases(shape, rng):
+def tinynet_cases(shape, rng, threads):
     """{name: (call, check)} for one shape: ``check()`` compares the kernel with kernels.reference on a crop."""
     import kernels
     from kernels import reference as ref
     from kernels.gemm import NO_RESIDUAL
-    from tinynet.plan import aligned_empty, gemm_row_tile
+    from tinynet.plan import aligned_empty, depthwise_groups, gemm_row_tile
 
     h, w, k, pad, s, c = shape
     ho, wo = out_size(h, k, pad, s), out_size(w, k, pad, s)
@@ -87,7 +90,8 @@ def tinynet_cases(shape, rng):
     x, wdw, wconv, wpw, b = array(1, h, w, c), array(k, k, c), array(k, k, c, c, scale=0.05), array(c, c, scale=0.1), array(c)
     conv_packed, pw_packed = kernels.pack_weights(wconv.reshape(-1, c), b), kernels.pack_weights(wpw, b)
     dw_out, conv_out, pw_out = array(1, ho, wo, c), array(1, ho, wo, c), array(ho * wo, c)
-    row_tile = gemm_row_tile(ho * wo, c, c, pw_packed[1].shape[1], 2)
+    row_tile = gemm_row_tile(ho * wo, c, c, pw_packed[1].shape[1], threads)  # the plan's choices
+    groups = depthwise_groups(ho, c, threads)
 
     def bound(a, wt, taps):  # float32 accumulation error allowed, as in tests/test_kernels.py
         return 1e-5 * (1 + taps * np.abs(a).max() * np.abs(wt).max() + np.abs(b).max())
@@ -96,7 +100,7 @@ def tinynet_cases(shape, rng):
         xc = np.ascontiguousarray(x[:, :CHECK_SIZE, :CHECK_SIZE])
         hc, wc = out_size(xc.shape[1], k, pad, s), out_size(xc.shape[2], k, pad, s)
         got = np.empty((1, hc, wc, c), np.float32)
-        kernels.dwconv2d_nhwc_f32(xc, wdw, b, got, s, pad, pad, RELU6)
+        kernels.dwconv2d_nhwc_f32(xc, wdw, b, got, s, pad, pad, RELU6, groups)
         return got, ref.dwconv2d_nhwc_ref(xc, wdw, b, (hc, wc), s, pad, pad, RELU6), bound(xc, wdw, k * k)
 
     def check_conv():
@@ -109,11 +113,11 @@ def tinynet_cases(shape, rng):
     def check_pw():
         a = dw_out.reshape(-1, c)[:CHECK_SIZE * CHECK_SIZE]
         got = np.empty((a.shape[0], c), np.float32)
-        kernels.gemm_bias_act_f32(a, *pw_packed, got, RELU6, NO_RESIDUAL, gemm_row_tile(a.shape[0], c, c, pw_packed[1].shape[1], 2))
+        kernels.gemm_bias_act_f32(a, *pw_packed, got, RELU6, NO_RESIDUAL, gemm_row_tile(a.shape[0], c, c, pw_packed[1].shape[1], threads))
         return got, ref.gemm_bias_act_ref(a, wpw, b, RELU6), bound(a, wpw, c)
 
     return {
-        "dw": (lambda: kernels.dwconv2d_nhwc_f32(x, wdw, b, dw_out, s, pad, pad, RELU6), check_dw),
+        "dw": (lambda: kernels.dwconv2d_nhwc_f32(x, wdw, b, dw_out, s, pad, pad, RELU6, groups), check_dw),
         "conv": (lambda: kernels.conv2d_nhwc_f32(x, *conv_packed, conv_out, k, s, pad, pad, RELU6), check_conv),
         "pw": (lambda: kernels.gemm_bias_act_f32(dw_out.reshape(-1, c), *pw_packed, pw_out, RELU6, NO_RESIDUAL, row_tile),
                check_pw),
@@ -121,25 +125,13 @@ def tinynet_cases(shape, rng):
 
 
 def peer_case(engine, shape, threads, rng):
-    """The peer's depthwise conv (with its ReLU6) on this shape, as a call."""
+    """The peer's depthwise conv (with its ReLU6) on this shape: a function of ``repeat`` giving the median seconds."""
     h, w, k, pad, s, c = shape
     x = rng.standard_normal((1, c, h, w)).astype(np.float32)
     wdw = rng.standard_normal((c, 1, k, k)).astype(np.float32)
     b = rng.standard_normal(c).astype(np.float32)
     if engine == "onnxruntime":
-        import onnxruntime as ort
-        from onnx import TensorProto, helper, numpy_helper
-
-        nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], group=c, kernel_shape=[k, k], strides=[s, s], pads=[pad] * 4),
-                 helper.make_node("Clip", ["c", "lo", "hi"], ["y"])]
-        inits = [numpy_helper.from_array(a, n) for a, n in ((wdw, "w"), (b, "b"), (np.float32(0), "lo"), (np.float32(6), "hi"))]
-        graph = helper.make_graph(nodes, "dw", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
-                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        return lambda: session.run(None, {"x": x})
+        return lambda repeat: onnxruntime_conv_time(x, wdw, b, k, s, pad, threads, repeat)
     import torch
     import torch.nn.functional as F
 
@@ -152,7 +144,44 @@ def peer_case(engine, shape, threads, rng):
         with torch.inference_mode():
             return F.relu6(F.conv2d(xt, wt, bt, s, pad, 1, c))
 
-    return run
+    return lambda repeat: median_time(run, repeat)
+
+
+def onnxruntime_conv_time(x, wdw, b, k, s, pad, threads, repeat):
+    """Median time of ONNX Runtime's depthwise Conv kernel (Clip fused into it), from ORT's own profiler.
+
+    A one-node graph in NCHW gets layout conversions to and from ORT's blocked NCHWc format around the
+    conv (ReorderInput/ReorderOutput, as long as the conv itself on 112x112 shapes) and the session's
+    call overhead; in a whole model those are paid once or not at all. Timing session.run would charge
+    them to the peer, so only the conv node's kernel time counts here.
+    """
+    import os
+    import tempfile
+
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    c = x.shape[1]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], group=c, kernel_shape=[k, k], strides=[s, s], pads=[pad] * 4),
+             helper.make_node("Clip", ["c", "lo", "hi"], ["y"])]
+    inits = [numpy_helper.from_array(a, n) for a, n in ((wdw, "w"), (b, "b"), (np.float32(0), "lo"), (np.float32(6), "hi"))]
+    graph = helper.make_graph(nodes, "dw", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.enable_profiling = True
+    options.profile_file_prefix = os.path.join(tempfile.mkdtemp(), "dw")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    for _ in range(3 + repeat):
+        session.run(None, {"x": x})
+    profile = session.end_profiling()
+    with open(profile) as f:
+        events = json.load(f)
+    os.remove(profile)
+    times = [e["dur"] * 1e-6 for e in events
+             if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["args"].get("op_name") == "Conv"]
+    return float(np.median(times[3:]))
 
 
 def worker(engine, threads, repeat):
@@ -166,7 +195,7 @@ def worker(engine, threads, repeat):
         import kernels  # noqa: F401  (first: it picks the threading layer and wait policy before Numba loads them)
 
         numba.set_num_threads(threads)
-        cases = [tinynet_cases(shape, rng) for shape in shapes]
+        cases = [tinynet_cases(shape, rng, threads) for shape in shapes]
         for case in cases:  # check everything before timing anything
             for name, (_, check) in case.items():
                 got, expected, tolerance = check()
@@ -176,9 +205,9 @@ def worker(engine, threads, repeat):
         for i, case in enumerate(cases):
             results[i] = {name: median_time(call, repeat) for name, (call, _) in case.items()}
     else:
-        calls = [peer_case(engine, shape, threads, rng) for shape in shapes]
-        for i, call in enumerate(calls):
-            results[i] = {"dw": median_time(call, repeat)}
+        timers = [peer_case(engine, shape, threads, rng) for shape in shapes]
+        for i, timer in enumerate(timers):
+            results[i] = {"dw": timer(repeat)}
     print(json.dumps(results))
 
 
@@ -208,10 +237,13 @@ def peaks_worker():
 
 # ------------------------------------------------------------------ the report
 def run_worker(*args):
-    env = {"OPENBLAS_NUM_THREADS": "1"} if args[0] == "--peaks" else {}
     import os
 
-    result = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env={**os.environ, **env})
+    # One OpenBLAS thread in every worker: the peaks are per core, and in the tinynet worker the float64 references
+    # (numpy) would otherwise leave OpenBLAS threads spinning next to Numba's, which made the first 2-thread cases
+    # timed after the checks 3-8x slower (numba-lab.md, section 4).
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise SystemExit(f"worker {' '.join(args)} failed:\n{result.stderr[-2000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -306,6 +338,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--repeat", type=int, default=30, help="timed calls per case (median)")
+    parser.add_argument("--rounds", type=int, default=3, help="processes per engine and thread count (median over them)")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--plot", default=str(HERE / "roofline.png"), help="PNG path ('' for none)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -319,15 +352,27 @@ def main():
 
     shapes = read_shapes()
     peaks = run_worker("--peaks")
-    measured = {t: run_worker("--worker", "tinynet", "--threads", str(t), "--repeat", str(args.repeat)) for t in args.threads}
-    peers = {}
+    engines = ["tinynet"]
     if not args.no_peers:
-        for name, package in (("onnxruntime", "onnxruntime"), ("torch", "torch")):
-            if importlib.util.find_spec(package) is None:
+        for name in ("onnxruntime", "torch"):
+            if importlib.util.find_spec(name) is None:
                 print(f"note: {name} is not installed; skipped (pip install -e .[bench])")
-                continue
-            for t in args.threads:
-                peers[(name, t)] = run_worker("--worker", name, "--threads", str(t), "--repeat", str(args.repeat))
+            else:
+                engines.append(name)
+    # Rounds of one process per (engine, threads), in a new shuffled order each round; each case's figure is the
+    # median over rounds. A noisy spell on the shared machine then spoils one round of one engine, not its figure.
+    rounds = {(e, t): [] for e in engines for t in args.threads}
+    order = list(rounds)
+    rng = random.Random(0)
+    for r in range(args.rounds):
+        rng.shuffle(order)
+        for engine, t in order:
+            print(f"round {r + 1}/{args.rounds}: {engine}, {t} thread(s)", file=sys.stderr, flush=True)
+            rounds[engine, t].append(run_worker("--worker", engine, "--threads", str(t), "--repeat", str(args.repeat)))
+    combined = {key: {i: {case: float(np.median([run[i][case] for run in runs])) for case in runs[0][i]}
+                      for i in runs[0]} for key, runs in rounds.items()}
+    measured = {t: combined["tinynet", t] for t in args.threads}
+    peers = {key: value for key, value in combined.items() if key[0] != "tinynet"}
     print(f"# {' '.join(sys.argv)}")
     report(shapes, measured, peaks, peers)
     if args.plot:

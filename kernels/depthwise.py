@@ -1,6 +1,6 @@
 """Depthwise convolution (one filter per channel), NHWC.
 
-Each output row is one task, computed by ``dw_tile`` (3x3 and 5x5, stride 1 and 2, 16 channels or
+Each output row (or a group of its channels) is one task, computed by ``dw_tile`` (3x3 and 5x5, stride 1 and 2, 16 channels or
 more; other shapes take a plain loop). The tile is XNNPACK's f32-dwconv "up16" kernel turned
 around: for one vector of 16 channels it keeps the weights and the bias in registers and walks along
 the row, so that they are loaded once per row rather than once per pixel. Interior pixels (every
@@ -11,8 +11,8 @@ offsets into any array, so that the fused expand + depthwise pass (kernels.inver
 run the same row over its ring of expanded rows.
 
 The tile is LLVM IR emitted through a Numba intrinsic (kernels.simd): written as Numba loops, the tap
-sums were reloaded from memory and ran at 20-36 GFLOP/s; the tile reaches 40-60 at 1 thread,
-where the best peer managed 10-22 (bench/README.md).
+sums were reloaded from memory and ran at 20-36 GFLOP/s; the tile reaches 30-55 at 1 thread
+(bench/dw_vs_conv.py, bench/README.md).
 """
 import numpy as np
 from numba import njit, prange, types
@@ -25,10 +25,11 @@ from kernels.simd import I64, LANES, MASK, activation, const, data, fma, load, s
 MAX_K = 7  # kernel rows the kernels take (row_offsets has this many entries)
 TILE_KERNELS = (3, 5)  # square kernel sizes with a register tile; others take the generic path
 TILE_STRIDES = (1, 2)
-# Output pixels per step: independent FMA chains (one pixel's KxK taps are a chain of K*K dependent FMAs) that
-# share input vectors. 3x3 keeps its 9 weights in registers; 5x5 reads its 25 from L1 as it goes (held in
-# registers with the activation's constants they spilled).
-BLOCK_PIXELS = {3: 4, 5: 2}
+# Output pixels per step, by (kernel size, stride): they share input vectors, and each adds K independent FMA
+# chains (one per kernel row). 3x3 keeps its 9 weights in registers; 5x5 reads its 25 from L1 as it goes (held
+# in registers with the activation's constants they spilled). Stride 2 shares fewer inputs between pixels, and
+# small blocks waste less on the short rows of stride-2 layers (28x28x192 s2: 17 -> 16 us, 7x7x960 s2: 12 -> 10.5).
+BLOCK_PIXELS = {(3, 1): 4, (3, 2): 2, (5, 1): 2, (5, 2): 2}
 WEIGHTS_IN_REGISTERS = {3: True, 5: False}
 # Output pixels per pass over the channels: the inputs of a pass (KxK taps of CHUNK_PIXELS pixels) stay in L1
 # while every channel vector sweeps them.
@@ -40,10 +41,11 @@ CHANNEL_TILE = 128
 
 def _emit_row(context, builder, k, stride, args, array_types):
     """IR of dw_tile for a KxK kernel at a fixed stride (``args``: LLVM values of dw_tile's arguments after ``k``)."""
-    row_offsets, w, lo, hi, out_w, width, pad_left, act, o_row = (args[i] for i in (1, 3, 6, 7, 8, 9, 11, 12, 13))
+    row_offsets, w, lo, hi, out_w, width, pad_left, act, o_row, c_begin, c_end = (
+        args[i] for i in (1, 3, 6, 7, 8, 9, 11, 12, 13, 14, 15))
     psrc, pzero, pw, pb, po = (data(context, builder, array_types[i], args[i]) for i in (0, 2, 3, 4, 5))
     channels = builder.extract_value(context.make_array(array_types[3])(context, builder, w).shape, 2)
-    block = BLOCK_PIXELS[k]
+    block = BLOCK_PIXELS[k, stride]
     activate = activation(builder, act)
 
     # The K input rows: at their offsets in ``src``, or the zero row where the offset is -1.
@@ -128,10 +130,16 @@ def _emit_row(context, builder, k, stride, args, array_types):
         start = builder.select(builder.icmp_signed("<", builder.sub(end, first), const(block)),
                                builder.sub(end, const(block)), first)  # a short last chunk overlaps the one before
 
-        def blocks_of_vector(c, weight, bias):
-            loop(start, end, const(block), lambda ox: block_at(ox, c, weight, bias), whole=True)
+        if stride == 1:
+            def blocks_of_vector(c, weight, bias):
+                loop(start, end, const(block), lambda ox: block_at(ox, c, weight, bias), whole=True)
 
-        vectors(blocks_of_vector, c0, c1)
+            vectors(blocks_of_vector, c0, c1)
+        else:  # every vector of a block before the next block: 112x112x96 s2 260 -> 208 us, 28x28x192 s2 22 -> 16 us
+            def vectors_of_block(ox):
+                vectors(lambda c, weight, bias: block_at(ox, c, weight, bias), c0, c1)
+
+            loop(start, end, const(block), vectors_of_block, whole=True)
 
     def pixel(ox, c, weight, bias):
         """Output ox, channels c .. c+15, taps outside the row skipped (masked loads that touch no memory): the
@@ -155,7 +163,7 @@ def _emit_row(context, builder, k, stride, args, array_types):
     def channel_tile(c0):
         """The whole row for channels [c0, c0 + CHANNEL_TILE): their weights stay in L1 while the row passes."""
         c1 = builder.add(c0, const(CHANNEL_TILE))
-        c1 = builder.select(builder.icmp_signed("<", channels, c1), channels, c1)
+        c1 = builder.select(builder.icmp_signed("<", c_end, c1), c_end, c1)
         # Columns [lo, hi) have every tap inside the row; they go in blocks when there are enough of them.
         blocks = builder.icmp_signed(">=", builder.sub(hi, lo), const(block))
         pixels(const(0), builder.select(blocks, lo, out_w), c0, c1)
@@ -163,12 +171,14 @@ def _emit_row(context, builder, k, stride, args, array_types):
             loop(lo, hi, const(CHUNK_PIXELS), lambda first: interior_chunk(first, c0, c1))
             pixels(hi, out_w, c0, c1)
 
-    loop(const(0), channels, const(CHANNEL_TILE), channel_tile)
+    loop(c_begin, c_end, const(CHANNEL_TILE), channel_tile)
 
 
 @intrinsic
-def dw_tile(typingctx, k, src, row_offsets, zero, w, b, out, lo, hi, out_w, width, stride, pad_left, act, o_row):
-    """One output row, all channels; k in TILE_KERNELS, stride in TILE_STRIDES, C >= LANES (``tiled`` says when).
+def dw_tile(typingctx, k, src, row_offsets, zero, w, b, out, lo, hi, out_w, width, stride, pad_left, act, o_row,
+            c_begin, c_end):
+    """One output row, channels [c_begin, c_end); k in TILE_KERNELS, stride in TILE_STRIDES, C >= LANES (``tiled`` says
+    when), and c_end - c_begin >= LANES.
 
     src:          any C-contiguous float32 array holding the input rows, each (W, C) contiguous
     row_offsets:  MAX_K ints: flat offset in ``src`` of the input row under kernel row ky, or -1 for none (zeros)
@@ -180,7 +190,7 @@ def dw_tile(typingctx, k, src, row_offsets, zero, w, b, out, lo, hi, out_w, widt
     o_row:        flat offset in ``out`` of the row (column 0, channel 0); column ox follows at o_row + ox*C
     """
     i = types.intp
-    sig = types.void(i, src, row_offsets, zero, w, b, out, i, i, i, i, i, i, i, i)
+    sig = types.void(i, src, row_offsets, zero, w, b, out, i, i, i, i, i, i, i, i, i, i)
 
     def codegen(context, builder, signature, args):
         after = builder.append_basic_block("dw.end")
@@ -242,32 +252,48 @@ def tiled(kh, kw, stride, channels):
 
 
 @njit(cache=True, inline="always")
-def dw_row_f32(src, row_offsets, zero, w, b, out, o_row, width, out_w, stride, pad_left, act):
-    """One output row: out[o_row + ox*C + c] for all ox, c. src and out flat; row_offsets as dw_tile's."""
+def dw_row_f32(src, row_offsets, zero, w, b, out, o_row, width, out_w, stride, pad_left, act, c_begin=0, c_end=-1):
+    """One output row: out[o_row + ox*C + c] for all ox and c in [c_begin, c_end) (c_end -1: C). src and out flat;
+    row_offsets as dw_tile's. Only where ``tiled``: otherwise all channels."""
     kh, kw, channels = w.shape
     if tiled(kh, kw, stride, channels):
         lo, hi = interior_columns(width, out_w, kw, stride, pad_left)
-        dw_tile(kh, src, row_offsets, zero, w, b, out, lo, hi, out_w, width, stride, pad_left, act, o_row)
+        dw_tile(kh, src, row_offsets, zero, w, b, out, lo, hi, out_w, width, stride, pad_left, act, o_row, c_begin,
+                channels if c_end < 0 else c_end)
     else:
         for ox in range(out_w):
             border_pixel_f32(src, row_offsets, w, b, out, o_row + ox * channels, ox * stride - pad_left, width, act)
 
 
-@njit(parallel=True, cache=True)
-def dwconv2d_nhwc_f32(x, w, b, out, stride, pad_top, pad_left, act):
-    """out = act(depthwise_conv(x, w) + b), any kernel size (up to MAX_K) and stride; one task per output row.
+@njit(cache=True)
+def channel_group(g, groups, channels):
+    """Channels [begin, end) of group g of ``groups``: whole vectors, the remainder in the last group."""
+    begin = g * channels // groups // LANES * LANES
+    end = channels if g == groups - 1 else (g + 1) * channels // groups // LANES * LANES
+    return begin, end
 
-    x:     (N, H, W, C)      input
-    w:     (KH, KW, C)       one KHxKW filter per channel, BatchNorm folded ("HWC", XNNPACK's hwg)
-    b:     (C,)              bias
-    out:   (N, Ho, Wo, C)    written; Ho, Wo, pad_top, pad_left from kernels.padding.conv_output_size
+
+@njit(parallel=True, cache=True)
+def dwconv2d_nhwc_f32(x, w, b, out, stride, pad_top, pad_left, act, groups):
+    """out = act(depthwise_conv(x, w) + b), any kernel size (up to MAX_K) and stride.
+
+    x:      (N, H, W, C)      input
+    w:      (KH, KW, C)       one KHxKW filter per channel, BatchNorm folded ("HWC", XNNPACK's hwg)
+    b:      (C,)              bias
+    out:    (N, Ho, Wo, C)    written; Ho, Wo, pad_top, pad_left from kernels.padding.conv_output_size
+    groups: tasks per output row, each a group of whole channel vectors (tinynet.plan.depthwise_groups), so that
+            images of few rows split evenly between threads. Only where ``tiled`` and C >= groups * LANES;
+            otherwise one task per row.
     """
     n_img, height, width, channels = x.shape
     out_h, out_w = out.shape[1], out.shape[2]
     src, dst = x.reshape(x.size), out.reshape(out.size)
     zero_row = np.zeros(width * channels + LANES, np.float32)
-    for task in prange(n_img * out_h):
-        t = np.int64(task)
+    split = groups if tiled(w.shape[0], w.shape[1], stride, channels) and channels >= groups * LANES else 1
+    for task in prange(n_img * out_h * split):
+        t = np.int64(task) // split
         n = t // out_h
+        c_begin, c_end = channel_group(np.int64(task) - t * split, split, channels)
         rows = image_rows(n, (t - n * out_h) * stride - pad_top, height, width * channels)
-        dw_row_f32(src, rows, zero_row, w, b, dst, t * out_w * channels, width, out_w, stride, pad_left, act)
+        dw_row_f32(src, rows, zero_row, w, b, dst, t * out_w * channels, width, out_w, stride, pad_left, act, c_begin,
+                   c_end)

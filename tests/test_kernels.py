@@ -43,34 +43,34 @@ def assert_close(fast, expected, taps, x, w, b):
     np.testing.assert_allclose(fast, expected, rtol=0, atol=bound)
 
 
-def run_depthwise(kernel, x, wt, b, stride, padding, act):
+def run_depthwise(x, wt, b, stride, padding, act, groups):
     n, h, w, c = x.shape
     k = wt.shape[0]
     ho, pad_top = kernels.conv_output_size(h, k, stride, padding)
     wo, pad_left = kernels.conv_output_size(w, k, stride, padding)
     out = np.full((n, ho, wo, c), np.nan, np.float32)
-    kernel(x, wt, b, out, stride, pad_top, pad_left, act)
+    kernels.dwconv2d_nhwc_f32(x, wt, b, out, stride, pad_top, pad_left, act, groups)
     expected = ref.dwconv2d_nhwc_ref(x, wt, b, (ho, wo), stride, pad_top, pad_left, act)
     assert_close(out, expected, k * k, x, wt, b)
 
 
 @given(n=st.integers(1, 2), h=SPATIAL, w=SPATIAL, c=CHANNELS, k=st.sampled_from([3, 5, 7]), stride=st.sampled_from([1, 2]),
-       padding=PADDING, act=ACT, seed=SEEDS)
+       padding=PADDING, act=ACT, groups=st.integers(1, 3), seed=SEEDS)
 @FAST
-def test_depthwise_matches_reference(n, h, w, c, k, stride, padding, act, seed):
+def test_depthwise_matches_reference(n, h, w, c, k, stride, padding, act, groups, seed):
     rng = np.random.default_rng(seed)
     x, wt, b = values(rng, (n, h, w, c)), values(rng, (k, k, c), 1.0), values(rng, (c,))
-    run_depthwise(kernels.dwconv2d_nhwc_f32, x, wt, b, stride, padding, act)
+    run_depthwise(x, wt, b, stride, padding, act, groups)
 
 
 @given(h=st.integers(1, 9), w=st.integers(1, 12), c=st.sampled_from([127, 128, 129, 257, 300, 520]),
-       k=st.sampled_from([3, 5]), stride=st.sampled_from([1, 2]), padding=PADDING, seed=SEEDS)
+       k=st.sampled_from([3, 5]), stride=st.sampled_from([1, 2]), padding=PADDING, groups=st.integers(1, 5), seed=SEEDS)
 @settings(max_examples=25, deadline=None)
-def test_depthwise_wide_channels_match_reference(h, w, c, k, stride, padding, seed):
-    """Many 16-channel vectors per pixel, with and without a partial last one."""
+def test_depthwise_wide_channels_match_reference(h, w, c, k, stride, padding, groups, seed):
+    """Many 16-channel vectors per pixel, with and without a partial last one, and split into channel groups."""
     rng = np.random.default_rng(seed)
     x, wt, b = values(rng, (1, h, w, c)), values(rng, (k, k, c), 1.0), values(rng, (c,))
-    run_depthwise(kernels.dwconv2d_nhwc_f32, x, wt, b, stride, padding, RELU6)
+    run_depthwise(x, wt, b, stride, padding, RELU6, groups)
 
 
 @given(n=st.integers(1, 2), h=SPATIAL, w=SPATIAL, cin=st.integers(1, 5), cout=CHANNELS, k=st.sampled_from([1, 3, 5]),
