@@ -12,25 +12,27 @@ spinning threads next to libgomp's stall for milliseconds.
 multiprocessing, or set NUMBA_THREADING_LAYER=forksafe / tbb yourself. An explicit
 NUMBA_THREADING_LAYER in the environment always wins.
 
-Waiting: a forward pass is 30-70 parallel regions back to back. Between two of them an OpenMP worker
-that has gone to sleep costs ~50 us to wake on this VM (a halted virtual CPU), more than many of
-the regions take, so tinynet lets the workers spin for GOMP_SPINCOUNT = SPIN_COUNT iterations
-(about 25 us here) before sleeping: long enough to bridge the gaps inside a forward pass, short
-enough to give the core back soon after it. Measured with 2 threads, batch 1, idle machine
-(bench/README.md): V3-Small 1.33 ms with this setting, 4.5 ms with passive waiting (slower than
-1 thread, 1.65 ms), 1.27 ms spinning 10x longer. The price: when another busy process shares the
-cores, a spinning worker loses its core for whole scheduler slices (V3-Small at 2 threads: 5 ms,
-against 1.9 ms with passive waiting and 1.6 ms on 1 thread). On a loaded machine use 1 thread
-(``tinynet.set_threads(1)``, ``--threads 1``) or set OMP_WAIT_POLICY=passive. libgomp reads these
-variables when it is loaded, so this module sets them before anything loads it; explicit
-OMP_WAIT_POLICY or GOMP_SPINCOUNT in the environment always win.
+Waiting: a forward pass is 30-70 parallel regions back to back, and between two of them the worker
+threads wait. One that has gone to sleep costs ~30 us to wake on this VM (a halted virtual CPU), and
+much more right after the process has been idle: the hypervisor stops polling for a vCPU that has
+slept long, so for the next ~20 ms every wake-up can cost milliseconds. tinynet therefore lets the
+workers spin for GOMP_SPINCOUNT = SPIN_COUNT iterations before sleeping, which is 160-320 us here
+(bench/README.md): long enough to bridge every gap inside a forward pass, short enough to give the
+core back soon after it. Measured with 2 threads, batch 1, V3-Small, 20 forwards after each 0.1 s
+pause (as bench/models.py runs them): p50 / p90 1.35-1.50 / 7.5 ms spinning 2000 iterations (~25 us),
+1.27-1.31 / 1.6-1.7 ms with 20000, 1.24-1.56 / 1.6-1.8 ms spinning for ever (OMP_WAIT_POLICY=active).
+The price: the workers burn up to ~0.3 ms of CPU after each forward, and when another busy process
+shares the cores, a spinning worker loses its core for whole scheduler slices. On a loaded machine
+use 1 thread (``tinynet.set_threads(1)``, ``--threads 1``) or set OMP_WAIT_POLICY=passive. libgomp
+reads these variables when it is loaded, so this module sets them before anything loads it;
+explicit OMP_WAIT_POLICY or GOMP_SPINCOUNT in the environment always win.
 """
 import os
 
 import numba
 
 PREFERRED_LAYER = "omp"
-SPIN_COUNT = 2000
+SPIN_COUNT = 20000
 
 
 def _omp_available():
