@@ -88,23 +88,37 @@ def _emit_row(context, builder, k, stride, args, array_types):
     def output_at(ox, c):
         return builder.add(builder.add(o_row, builder.mul(ox, channels)), c)
 
-    def block_at(ox, c, weight, bias):
-        """Outputs ox .. ox+block-1, channels c .. c+15, all taps inside the row: each input vector loaded once for
+    def block_at(ox, c, weight, bias, size):
+        """Outputs ox .. ox+size-1, channels c .. c+15, all taps inside the row: each input vector loaded once for
         all the taps that use it (at stride 1, pixel p's tap kx is pixel p+1's tap kx-1)."""
         column = builder.sub(builder.mul(ox, const(stride)), pad_left)  # input column of tap 0
-        acc = [row_sums(bias) for _ in range(block)]
+        acc = [row_sums(bias) for _ in range(size)]
         inputs = {}
         for ky in range(k):
             for kx in range(k):
                 wt = weight(ky * k + kx)
-                for p in range(block):
+                for p in range(size):
                     col = p * stride + kx
                     if (ky, col) not in inputs:
                         offset = builder.add(builder.mul(builder.add(column, const(col)), channels), c)
                         inputs[ky, col] = load(builder, rows[ky], offset)
                     acc[p][ky] = fma(builder, inputs[ky, col], wt, acc[p][ky])
-        for p in range(block):
+        for p in range(size):
             store(builder, activate(total(acc[p])), po, output_at(builder.add(ox, const(p)), c))
+
+    def interior_run(first, end, body):
+        """body(ox, size) over the outputs [first, end): whole blocks of ``block`` pixels, then the 1 .. block-1
+        left over in blocks of 2 and 1, so that every output is computed once (7x7x960: 23 -> 19 us; overlapping
+        the last block with the one before computed 8 outputs for 5)."""
+        whole_end = builder.add(first, builder.and_(builder.sub(end, first), const(-block)))
+        loop(first, whole_end, const(block), lambda ox: body(ox, block))
+        at = whole_end
+        for size in (2, 1):
+            if size < block:
+                fits = builder.icmp_signed(">=", builder.sub(end, at), const(size))
+                with builder.if_then(fits):
+                    body(at, size)
+                at = builder.select(fits, builder.add(at, const(size)), at)
 
     def vectors(body, c0, c1):
         """body(c, weight, bias) for every vector of 16 channels in [c0, c1) (the last one overlapping the one before
@@ -127,23 +141,20 @@ def _emit_row(context, builder, k, stride, args, array_types):
         left = builder.sub(hi, first)
         end = builder.add(first, builder.select(builder.icmp_signed("<", left, const(CHUNK_PIXELS)), left,
                                                 const(CHUNK_PIXELS)))
-        start = builder.select(builder.icmp_signed("<", builder.sub(end, first), const(block)),
-                               builder.sub(end, const(block)), first)  # a short last chunk overlaps the one before
-
         if stride == 1:
             def blocks_of_vector(c, weight, bias):
-                loop(start, end, const(block), lambda ox: block_at(ox, c, weight, bias), whole=True)
+                interior_run(first, end, lambda ox, size: block_at(ox, c, weight, bias, size))
 
             vectors(blocks_of_vector, c0, c1)
         else:  # every vector of a block before the next block: 112x112x96 s2 260 -> 208 us, 28x28x192 s2 22 -> 16 us
-            def vectors_of_block(ox):
-                vectors(lambda c, weight, bias: block_at(ox, c, weight, bias), c0, c1)
+            def vectors_of_block(ox, size):
+                vectors(lambda c, weight, bias: block_at(ox, c, weight, bias, size), c0, c1)
 
-            loop(start, end, const(block), vectors_of_block, whole=True)
+            interior_run(first, end, vectors_of_block)
 
     def pixel(ox, c, weight, bias):
         """Output ox, channels c .. c+15, taps outside the row skipped (masked loads that touch no memory): the
-        border columns, and every column of rows too short for a block."""
+        border columns."""
         column = builder.sub(builder.mul(ox, const(stride)), pad_left)
         acc = row_sums(bias)
         for kx in range(k):
@@ -164,12 +175,10 @@ def _emit_row(context, builder, k, stride, args, array_types):
         """The whole row for channels [c0, c0 + CHANNEL_TILE): their weights stay in L1 while the row passes."""
         c1 = builder.add(c0, const(CHANNEL_TILE))
         c1 = builder.select(builder.icmp_signed("<", c_end, c1), c_end, c1)
-        # Columns [lo, hi) have every tap inside the row; they go in blocks when there are enough of them.
-        blocks = builder.icmp_signed(">=", builder.sub(hi, lo), const(block))
-        pixels(const(0), builder.select(blocks, lo, out_w), c0, c1)
-        with builder.if_then(blocks):
-            loop(lo, hi, const(CHUNK_PIXELS), lambda first: interior_chunk(first, c0, c1))
-            pixels(hi, out_w, c0, c1)
+        # Columns [lo, hi) have every tap inside the row and go in blocks; the border columns one by one.
+        pixels(const(0), lo, c0, c1)
+        loop(lo, hi, const(CHUNK_PIXELS), lambda first: interior_chunk(first, c0, c1))
+        pixels(hi, out_w, c0, c1)
 
     loop(c_begin, c_end, const(CHANNEL_TILE), channel_tile)
 
