@@ -283,7 +283,7 @@ def channel_group(g, groups, channels):
 
 
 @njit(parallel=True, cache=True)
-def dwconv2d_nhwc_f32(x, w, b, out, stride, pad_top, pad_left, act, groups):
+def dwconv2d_nhwc_f32(x, w, b, out, stride, pad_top, pad_left, act, groups, zeros):
     """out = act(depthwise_conv(x, w) + b), any kernel size (up to MAX_K) and stride.
 
     x:      (N, H, W, C)      input
@@ -293,16 +293,16 @@ def dwconv2d_nhwc_f32(x, w, b, out, stride, pad_top, pad_left, act, groups):
     groups: tasks per output row, each a group of whole channel vectors (tinynet.plan.depthwise_groups), so that
             images of few rows split evenly between threads. Only where ``tiled`` and C >= groups * LANES;
             otherwise one task per row.
+    zeros:  (>= W*C,) float32 zeros, read for kernel rows outside the image (allocated once, by the plan)
     """
     n_img, height, width, channels = x.shape
     out_h, out_w = out.shape[1], out.shape[2]
     src, dst = x.reshape(x.size), out.reshape(out.size)
-    zero_row = np.zeros(width * channels + LANES, np.float32)
     split = groups if tiled(w.shape[0], w.shape[1], stride, channels) and channels >= groups * LANES else 1
     for task in prange(n_img * out_h * split):
         t = np.int64(task) // split
         n = t // out_h
         c_begin, c_end = channel_group(np.int64(task) - t * split, split, channels)
         rows = image_rows(n, (t - n * out_h) * stride - pad_top, height, width * channels)
-        dw_row_f32(src, rows, zero_row, w, b, dst, t * out_w * channels, width, out_w, stride, pad_left, act, c_begin,
+        dw_row_f32(src, rows, zeros, w, b, dst, t * out_w * channels, width, out_w, stride, pad_left, act, c_begin,
                    c_end)

@@ -14,7 +14,6 @@ from numba import njit, prange
 
 from kernels.depthwise import dw_row_f32
 from kernels.gemm import NO_RESIDUAL, panel_rows_f32
-from kernels.simd import LANES
 
 
 @njit(cache=True)
@@ -33,7 +32,7 @@ def ring_rows(iy0, height, k, row_floats):
 
 
 @njit(parallel=True, cache=True)
-def expand_dwconv2d_nhwc_f32(x, we, be, act_e, wd, bd, out, stride, pad_top, pad_left, act_d, bands, ring):
+def expand_dwconv2d_nhwc_f32(x, we, be, act_e, wd, bd, out, stride, pad_top, pad_left, act_d, bands, ring, zeros):
     """out = act_d(depthwise_conv(act_e(x @ W_expand + b_expand), wd) + bd), without storing the expanded tensor.
 
     x:       (N, H, W, Cin)                    block input
@@ -42,6 +41,7 @@ def expand_dwconv2d_nhwc_f32(x, we, be, act_e, wd, bd, out, stride, pad_top, pad
     out:     (N, Ho, Wo, E)                    written; Ho, Wo, pad_top, pad_left as for kernels.dwconv2d_nhwc_f32
     bands:   tasks per image (bands of output rows)
     ring:    (threads, KH, W*E) scratch, one ring per thread of Numba's pool
+    zeros:   (>= W*E,) float32 zeros (the expanded rows above and below the image)
     """
     n_img, height, width, cin = x.shape
     out_h, out_w, e = out.shape[1], out.shape[2], out.shape[3]
@@ -49,7 +49,6 @@ def expand_dwconv2d_nhwc_f32(x, we, be, act_e, wd, bd, out, stride, pad_top, pad
     panels, nr = be.shape
     row_floats = width * e
     dst = out.reshape(out.size)
-    zero_row = np.zeros(row_floats + LANES, np.float32)
     for task in prange(n_img * bands):
         t = np.int64(task)
         n = t // bands
@@ -64,5 +63,5 @@ def expand_dwconv2d_nhwc_f32(x, we, be, act_e, wd, bd, out, stride, pad_top, pad
                     panel_rows_f32(x, (n * height + iy) * width * cin, cin, 0, 1, cin, we, be, j, 0, ring_flat,
                                    slot, e, width, min(nr, e - j * nr), act_e, NO_RESIDUAL, 0, 0)
             ready = max(ready, iy0 + k)
-            dw_row_f32(ring_flat, ring_rows(iy0, height, k, row_floats), zero_row, wd, bd, dst,
+            dw_row_f32(ring_flat, ring_rows(iy0, height, k, row_floats), zeros, wd, bd, dst,
                        (n * out_h + oy) * out_w * e, width, out_w, stride, pad_left, act_d)

@@ -49,7 +49,7 @@ def run_depthwise(x, wt, b, stride, padding, act, groups):
     ho, pad_top = kernels.conv_output_size(h, k, stride, padding)
     wo, pad_left = kernels.conv_output_size(w, k, stride, padding)
     out = np.full((n, ho, wo, c), np.nan, np.float32)
-    kernels.dwconv2d_nhwc_f32(x, wt, b, out, stride, pad_top, pad_left, act, groups)
+    kernels.dwconv2d_nhwc_f32(x, wt, b, out, stride, pad_top, pad_left, act, groups, np.zeros(w * c, np.float32))
     expected = ref.dwconv2d_nhwc_ref(x, wt, b, (ho, wo), stride, pad_top, pad_left, act)
     assert_close(out, expected, k * k, x, wt, b)
 
@@ -116,7 +116,8 @@ def test_expand_depthwise_matches_reference(n, h, w, cin, e, k, stride, padding,
     out = np.full((n, ho, wo, e), np.nan, np.float32)
     ring = np.empty((numba.config.NUMBA_NUM_THREADS, k, w * e), np.float32)
     expand = kernels.pack_weights(we, be)
-    kernels.expand_dwconv2d_nhwc_f32(x, *expand, act_e, wd, bd, out, stride, pad_top, pad_left, act_d, bands, ring)
+    kernels.expand_dwconv2d_nhwc_f32(x, *expand, act_e, wd, bd, out, stride, pad_top, pad_left, act_d, bands, ring,
+                                     np.zeros(w * e, np.float32))
     expected = ref.expand_dwconv2d_nhwc_ref(x, we, be, act_e, wd, bd, (ho, wo), stride, pad_top, pad_left, act_d)
     # Error bound: the expanded values carry cin-term float32 sums (|e| <= 1 + cin*max|x|*max|we| + max|be|), and
     # k*k of them are summed again: as assert_close's bound with the expanded tensor's bound as its input.

@@ -40,6 +40,13 @@ def aligned_empty(n_floats):
     return raw[offset:offset + n_floats]
 
 
+def aligned_zeros(n_floats):
+    """Zeros on a 64-byte boundary: the row the depthwise kernels read outside the image."""
+    zeros = aligned_empty(n_floats)
+    zeros[:] = 0
+    return zeros
+
+
 def kernel_array(array):
     """``array`` as the kernels' argument type: C-contiguous, aligned, writeable, native float32.
 
@@ -193,7 +200,8 @@ class Plan:
             return [self._expand_depthwise(step, src, dst, w, b, weights, threads)]
         if layer.op == "dw":
             groups = depthwise_groups(dst.shape[0] * dst.shape[1], dst.shape[3], threads)
-            return [(kernels.dwconv2d_nhwc_f32, [src, w, b, dst, layer.stride, *step["pads"], act, groups])]
+            zeros = aligned_zeros(src.shape[2] * src.shape[3])
+            return [(kernels.dwconv2d_nhwc_f32, [src, w, b, dst, layer.stride, *step["pads"], act, groups, zeros])]
         if layer.op in ("pw", "fc"):
             pixels = int(np.prod(dst.shape[:-1]))
             residual = NO_RESIDUAL if step["residual"] is None else views[step["residual"]].reshape(pixels, -1)
@@ -217,7 +225,8 @@ class Plan:
         ring = aligned_empty(pool * layer.k * x.shape[2] * layer.cin).reshape(pool, layer.k, -1)
         bands = -(-threads // out.shape[0])
         return kernels.expand_dwconv2d_nhwc_f32, [x, we, be, activation_code(expand.act), w, b, out, layer.stride,
-                                                  *step["pads"], activation_code(layer.act), bands, ring]
+                                                  *step["pads"], activation_code(layer.act), bands, ring,
+                                                  aligned_zeros(x.shape[2] * layer.cin)]
 
     @staticmethod
     def _squeeze_excite(layer, x, weights):
