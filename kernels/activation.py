@@ -43,36 +43,12 @@ def activate_row(row, act):
             row[i] = min(max(row[i] + THREE, ZERO), SIX) * SIXTH
 
 
-@njit(cache=True, fastmath={"contract"})
-def activate_rows(x, act):
-    """Apply activation ``act`` in place to a 2-D float32 array (pixels, channels): one branch per call,
-    not per row, which matters for tensors of many short rows (112x112 pixels of 16 channels)."""
-    rows, n = x.shape
-    if act == RELU:
-        for r in range(rows):
-            for i in range(n):
-                x[r, i] = max(x[r, i], ZERO)
-    elif act == RELU6:
-        for r in range(rows):
-            for i in range(n):
-                x[r, i] = min(max(x[r, i], ZERO), SIX)
-    elif act == HSWISH:
-        for r in range(rows):
-            for i in range(n):
-                v = x[r, i]
-                x[r, i] = v * min(max(v + THREE, ZERO), SIX) * SIXTH
-    elif act == HSIGMOID:
-        for r in range(rows):
-            for i in range(n):
-                x[r, i] = min(max(x[r, i] + THREE, ZERO), SIX) * SIXTH
-
-
 @njit(parallel=True, cache=True, fastmath={"contract"})
 def activation_inplace_f32(x, act):
     """Standalone activation pass over a 2-D float32 array ``x`` (rows, channels), in place.
 
-    The engine fuses activations into the conv kernels; this pass exists for the h-sigmoid gate
-    and for callers that need an activation on its own.
+    The engine fuses activations into its kernels' output step and never runs this pass; it is here
+    for callers of the kernels package that need an activation on its own.
     """
     for r in prange(x.shape[0]):
         activate_row(x[r], act)
