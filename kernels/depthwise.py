@@ -20,7 +20,7 @@ from numba.extending import intrinsic
 
 from kernels.activation import activate_row
 from kernels.padding import interior_columns
-from kernels.simd import I64, LANES, MASK, activation, const, data, fma, load, splat, store, vconst
+from kernels.simd import I64, LANES, MASK, activated, const, data, fma, load, splat, store, vconst
 
 MAX_K = 7  # kernel rows the kernels take (row_offsets has this many entries)
 TILE_KERNELS = (3, 5)  # square kernel sizes with a register tile; others take the generic path
@@ -46,7 +46,6 @@ def _emit_row(context, builder, k, stride, args, array_types):
     psrc, pzero, pw, pb, po = (data(context, builder, array_types[i], args[i]) for i in (0, 2, 3, 4, 5))
     channels = builder.extract_value(context.make_array(array_types[3])(context, builder, w).shape, 2)
     block = BLOCK_PIXELS[k, stride]
-    activate = activation(builder, act)
 
     # The K input rows: at their offsets in ``src``, or the zero row where the offset is -1.
     rows = []
@@ -103,8 +102,9 @@ def _emit_row(context, builder, k, stride, args, array_types):
                         offset = builder.add(builder.mul(builder.add(column, const(col)), channels), c)
                         inputs[ky, col] = load(builder, rows[ky], offset)
                     acc[p][ky] = fma(builder, inputs[ky, col], wt, acc[p][ky])
-        for p in range(size):
-            store(builder, activate(total(acc[p])), po, output_at(builder.add(ox, const(p)), c))
+        sums = [total(acc[p]) for p in range(size)]
+        activated(builder, act, lambda activate: [
+            store(builder, activate(sums[p]), po, output_at(builder.add(ox, const(p)), c)) for p in range(size)])
 
     def interior_run(first, end, body):
         """body(ox, size) over the outputs [first, end): whole blocks of ``block`` pixels, then the 1 .. block-1
@@ -164,7 +164,8 @@ def _emit_row(context, builder, k, stride, args, array_types):
             offset = builder.add(builder.mul(col, channels), c)
             for ky in range(k):
                 acc[ky] = fma(builder, load(builder, rows[ky], offset, inside), weight(ky * k + kx), acc[ky])
-        store(builder, activate(total(acc)), po, output_at(ox, c))
+        pixel_sum = total(acc)
+        activated(builder, act, lambda activate: store(builder, activate(pixel_sum), po, output_at(ox, c)))
 
     def pixels(first, end, c0, c1):
         """Outputs first .. end-1 one at a time, channels [c0, c1)."""

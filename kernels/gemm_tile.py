@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
-from kernels.simd import F32, I64, LANES, MASK, VEC, activation, const, data, fma, lane_mask, load, splat, store
+from kernels.simd import F32, I64, LANES, MASK, VEC, activated, const, data, fma, lane_mask, load, splat, store
 
 # Rows per tile for each panel width (in vectors): accumulators + weight vectors + one broadcast must fit the 32
 # vector registers without spills; these won bench/pointwise.py-style sweeps of 4-16 rows on this machine.
@@ -134,17 +134,20 @@ def _emit_tile(context, builder, mr, nv, args, array_types):
 
     # Store (masked past ``cols``) with the activation and the residual. Without a residual (ldr = 0) its loads are
     # masked off entirely: they touch no memory and add zeros.
-    activate = activation(builder, act)
     with_residual = splat(builder, builder.icmp_signed(">", ldr, const(0)), MASK)
-    for r in range(mr):
-        with builder.if_then(builder.icmp_signed("<", const(r), rows)):
-            o_row = builder.add(o_off, builder.mul(const(r), ldo))
-            r_row = builder.add(r_off, builder.mul(const(r), ldr))
-            for v in range(nv):
-                residual_mask = builder.and_(masks[v], with_residual)
-                residual = load(builder, pr, builder.add(r_row, const(v * LANES)), residual_mask)
-                y = builder.fadd(activate(acc[r][v]), residual)
-                store(builder, y, po, builder.add(o_row, const(v * LANES)), masks[v])
+
+    def output_step(activate):
+        for r in range(mr):
+            with builder.if_then(builder.icmp_signed("<", const(r), rows)):
+                o_row = builder.add(o_off, builder.mul(const(r), ldo))
+                r_row = builder.add(r_off, builder.mul(const(r), ldr))
+                for v in range(nv):
+                    residual_mask = builder.and_(masks[v], with_residual)
+                    residual = load(builder, pr, builder.add(r_row, const(v * LANES)), residual_mask)
+                    y = builder.fadd(activate(acc[r][v]), residual)
+                    store(builder, y, po, builder.add(o_row, const(v * LANES)), masks[v])
+
+    activated(builder, act, output_step)
 
 
 @intrinsic
