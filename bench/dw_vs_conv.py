@@ -60,9 +60,20 @@ def out_size(n, k, pad, stride):
     return (n + 2 * pad - k) // stride + 1
 
 
-def median_time(fn, repeat, warm=3):
-    for _ in range(warm):
+WARM_SECONDS = 0.05  # busy calls before timing: right after a pause, waking a thread pool costs milliseconds here
+
+
+def warm_up(fn, warm=3):
+    """Call ``fn`` at least ``warm`` times and for at least WARM_SECONDS (kernels/threading.py says why)."""
+    start = time.perf_counter()
+    calls = 0
+    while calls < warm or time.perf_counter() - start < WARM_SECONDS:
         fn()
+        calls += 1
+
+
+def median_time(fn, repeat, warm=3):
+    warm_up(fn, warm)
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -174,7 +185,8 @@ def onnxruntime_conv_time(x, wdw, b, k, s, pad, threads, repeat):
     options.profile_file_prefix = os.path.join(tempfile.mkdtemp(), "dw")
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    for _ in range(3 + repeat):
+    warm_up(lambda: session.run(None, {"x": x}))
+    for _ in range(repeat):
         session.run(None, {"x": x})
     profile = session.end_profiling()
     with open(profile) as f:
@@ -182,7 +194,7 @@ def onnxruntime_conv_time(x, wdw, b, k, s, pad, threads, repeat):
     os.remove(profile)
     times = [e["dur"] * 1e-6 for e in events
              if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["args"].get("op_name") == "Conv"]
-    return float(np.median(times[3:]))
+    return float(np.median(times[-repeat:]))
 
 
 def worker(engine, threads, repeat):
