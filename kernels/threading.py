@@ -14,8 +14,8 @@ NUMBA_THREADING_LAYER in the environment always wins.
 
 Waiting: a forward pass is 30-70 parallel regions back to back, and between two of them the worker
 threads wait. One that has gone to sleep costs ~30 us to wake on this VM (a halted virtual CPU), and
-much more right after the process has been idle: the hypervisor stops polling for a vCPU that has
-slept long, so for the next ~20 ms every wake-up can cost milliseconds. tinynet therefore lets the
+much more right after the process has been idle: for the next ~20 ms every wake-up can cost
+milliseconds (likely the hypervisor's halt polling, which shrinks for a vCPU that has slept long). tinynet therefore lets the
 workers spin for GOMP_SPINCOUNT = SPIN_COUNT iterations before sleeping, which is 160-320 us here
 (bench/README.md): long enough to bridge every gap inside a forward pass, short enough to give the
 core back soon after it. Measured with 2 threads, batch 1, V3-Small, 20 forwards after each 0.1 s
