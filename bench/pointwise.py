@@ -53,7 +53,7 @@ def main():
         w = (rng.standard_normal((k, m)) / np.sqrt(k)).astype(np.float32)
         b = rng.standard_normal(m).astype(np.float32)
         out, blas_out = aligned_empty(p * m).reshape(p, m), np.empty((p, m), np.float32)
-        kernel, args = pointwise_call(a, w, b, out, RELU6, kernels.gemm.NO_RESIDUAL, 1)
+        kernel, args = pointwise_call(a, *kernels.pack_weights(w, b), out, RELU6, kernels.gemm.NO_RESIDUAL, 1)
         kernel(*args)
         expected = ref.gemm_bias_act_ref(a[:64], w, b, RELU6)
         assert np.abs(out[:64] - expected).max() <= 1e-5 * (1 + k * np.abs(a).max() * np.abs(w).max() + np.abs(b).max())

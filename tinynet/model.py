@@ -45,6 +45,7 @@ class Model:
         self.threads = threads
         self.quantized_activations = "activation_grid" in self.meta
         self._idle_plans = {}  # (input shape, last layer) -> [Plan]
+        self._packed_weights = {}  # layer name -> weights packed for the kernels, shared by all plans (tinynet.plan)
         self._lock = threading.Lock()
 
     @property
@@ -105,7 +106,8 @@ class Model:
             idle = self._idle_plans.setdefault(key, [])
             plan = idle.pop() if idle else None
         if plan is None:
-            plan = Plan(self.layers[:n_layers], self.weights, self.padding, x.shape, threads, grid)
+            plan = Plan(self.layers[:n_layers], self.weights, self.padding, x.shape, threads, grid,
+                        packed_weights=self._packed_weights)
         try:
             numba.set_num_threads(threads)  # per calling thread in Numba, so set on every call (~2 us)
             with compile_notice():

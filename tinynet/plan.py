@@ -14,7 +14,8 @@ Data flow for one inverted-residual block (N images, H x W, C -> E expanded -> C
     d     (N, H', W', E)   *= se_gate(d)          (V3 SE blocks)      squeeze_excite_nhwc_f32
     y     (N, H', W', C')  = d @ W_project + b (+ x)                 gemm_bias_act_f32
 
-Weights are packed for the kernels here, once (kernels.pack_weights).
+Weights are packed for the kernels here (kernels.pack_weights), once per model: plans for other input
+shapes, thread counts or concurrent callers share the packed copies (``packed``).
 """
 import numba
 import numpy as np
@@ -82,10 +83,19 @@ def depthwise_groups(rows, channels, threads):
     return min(range(1, max(1, channels // 64) + 1), key=lambda g: (-(-rows * g // threads) / (rows * g / threads), g))
 
 
-def pointwise_call(src2d, w, b, dst2d, act, residual, threads):
-    """The kernel call of a 1x1 conv or fully connected layer: (kernel, args), weights packed."""
-    wp, bp = kernels.pack_weights(w, b)
-    row_tile = gemm_row_tile(dst2d.shape[0], *w.shape, bp.shape[1], threads)
+def packed(weights, name, cache):
+    """(wp, bp): the weights ``name``.w and .b of a GEMM-based layer, packed by kernels.pack_weights, made once per
+    ``cache`` (a model's). A KxK conv's (KH, KW, Cin, Cout) weights are packed as (KH*KW*Cin, Cout) rows."""
+    if name not in cache:
+        w = kernel_array(weights[name + ".w"])
+        cache[name] = kernels.pack_weights(w.reshape(-1, w.shape[-1]), kernel_array(weights[name + ".b"]))
+    return cache[name]
+
+
+def pointwise_call(src2d, wp, bp, dst2d, act, residual, threads):
+    """The kernel call of a 1x1 conv or fully connected layer with packed weights: (kernel, args)."""
+    k = wp.shape[1]
+    row_tile = gemm_row_tile(dst2d.shape[0], k, dst2d.shape[1], bp.shape[1], threads)
     return kernels.gemm_bias_act_f32, [src2d, wp, bp, dst2d, act, residual, row_tile]
 
 
@@ -113,12 +123,14 @@ class Plan:
     """Kernel calls and buffers for one input shape ``(N, H, W, 3)``."""
 
     def __init__(self, layers, weights, padding, input_shape, threads, activation_grid=None,
-                 fuse_min_floats=FUSE_MIN_FLOATS):
+                 fuse_min_floats=FUSE_MIN_FLOATS, packed_weights=None):
         """``activation_grid``: {layer name: (lo, step, levels)} for quantization-aware-trained weights;
         each listed layer's output is snapped to its grid right after the layer (kernels.fake_quant).
         ``fuse_min_floats``: expanded tensors from this size on are not stored (fuse_expand_depthwise); 0 fuses
-        every one (tinynet.warmup compiles the fused kernel on tiny models that way)."""
+        every one (tinynet.warmup compiles the fused kernel on tiny models that way).
+        ``packed_weights``: the cache of packed weights to use and fill (``packed``); a model passes its own."""
         self.input_shape = tuple(input_shape)
+        self._packed = {} if packed_weights is None else packed_weights
         symbolic, shapes, output = self._trace(layers, padding)
         symbolic = fuse_expand_depthwise(symbolic, shapes, activation_grid or {}, fuse_min_floats)
         views = self._allocate(symbolic, shapes)
@@ -192,10 +204,11 @@ class Plan:
         src = views.get(step["src"])  # None for the input tensor, bound at run time
         dst = views[step["dst"]]
         act = activation_code(layer.act)
-        w, b = (kernel_array(weights[name]) if name in weights else None for name in (layer.name + ".w", layer.name + ".b"))
         if layer.op == "conv":
-            wp, bp = kernels.pack_weights(w.reshape(-1, w.shape[-1]), b)
-            return [(kernels.conv2d_nhwc_f32, [src, wp, bp, dst, w.shape[0], layer.stride, *step["pads"], act])]
+            wp, bp = packed(weights, layer.name, self._packed)
+            return [(kernels.conv2d_nhwc_f32, [src, wp, bp, dst, layer.k, layer.stride, *step["pads"], act])]
+        if layer.op == "dw":
+            w, b = (kernel_array(weights[f"{layer.name}.{wb}"]) for wb in "wb")
         if layer.op == "dw" and "expand" in step:
             return [self._expand_depthwise(step, src, dst, w, b, weights, threads)]
         if layer.op == "dw":
@@ -206,7 +219,8 @@ class Plan:
             pixels = int(np.prod(dst.shape[:-1]))
             residual = NO_RESIDUAL if step["residual"] is None else views[step["residual"]].reshape(pixels, -1)
             src2d = None if src is None else src.reshape(pixels, -1)
-            return [pointwise_call(src2d, w, b, dst.reshape(pixels, -1), act, residual, threads)]
+            wp, bp = packed(weights, layer.name, self._packed)
+            return [pointwise_call(src2d, wp, bp, dst.reshape(pixels, -1), act, residual, threads)]
         if layer.op == "se":
             return self._squeeze_excite(layer, dst, weights)
         if layer.op == "pool":
@@ -215,12 +229,11 @@ class Plan:
             return [(kernels.global_avg_pool_nhwc_f32, [src, row_sums, dst])]
         raise ValueError(f"unknown op {layer.op!r}")
 
-    @staticmethod
-    def _expand_depthwise(step, x, out, w, b, weights, threads):
+    def _expand_depthwise(self, step, x, out, w, b, weights, threads):
         """The call of a fused expand + depthwise step: one band of output rows per thread and image, and a ring of
         KH expanded rows for each of Numba's threads."""
         layer, expand = step["layer"], step["expand"]
-        we, be = kernels.pack_weights(*(kernel_array(weights[f"{expand.name}.{wb}"]) for wb in "wb"))
+        we, be = packed(weights, expand.name, self._packed)
         pool = numba.config.NUMBA_NUM_THREADS
         ring = aligned_empty(pool * layer.k * x.shape[2] * layer.cin).reshape(pool, layer.k, -1)
         bands = -(-threads // out.shape[0])
@@ -228,15 +241,13 @@ class Plan:
                                                   *step["pads"], activation_code(layer.act), bands, ring,
                                                   aligned_zeros(x.shape[2] * layer.cin)]
 
-    @staticmethod
-    def _squeeze_excite(layer, x, weights):
+    def _squeeze_excite(self, layer, x, weights):
         """The call of a squeeze-and-excite layer on ``x`` (N, H, W, C), in place, with its scratch buffers."""
         n, height = x.shape[:2]
         row_sums, pooled, hidden, gate = (aligned_empty(rows * c).reshape(rows, c) for rows, c in
                                           ((n * height, layer.cin), (n, layer.cin), (n, layer.squeeze), (n, layer.cin)))
-        packed = [p for part in ("reduce", "expand")
-                  for p in kernels.pack_weights(*(kernel_array(weights[f"{layer.name}.{part}.{wb}"]) for wb in "wb"))]
-        return [(kernels.squeeze_excite_nhwc_f32, [x, *packed, row_sums, pooled, hidden, gate])]
+        fcs = [array for part in ("reduce", "expand") for array in packed(weights, f"{layer.name}.{part}", self._packed)]
+        return [(kernels.squeeze_excite_nhwc_f32, [x, *fcs, row_sums, pooled, hidden, gate])]
 
     def run(self, x):
         """Run every step on ``x`` (N, H, W, 3) float32 C-contiguous; returns a view of the output."""
