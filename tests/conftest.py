@@ -5,11 +5,14 @@ Real weights, photos and golden logits live in the read-only ``shared`` folder b
 saying why, when it is absent.
 """
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-SHARED = Path(os.environ.get("TINYNET_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TINYNET_SHARED", REPO.parent / "shared"))
 
 
 def shared_path(*parts):
@@ -18,3 +21,18 @@ def shared_path(*parts):
     if not path.exists():
         pytest.skip(f"shared test data not found at {path} (set TINYNET_SHARED to the shared folder)")
     return path
+
+
+def run_cli(*args, home=None, env=None):
+    """``python -m tinynet ARGS`` in a new process, as a user runs it, from this checkout: the CompletedProcess.
+
+    ``home`` becomes TINYNET_HOME; progress bars are off and a TINYNET_MODEL of the caller's environment is
+    dropped, so that the defaults are the ones under test; ``env`` adds or overrides variables.
+    """
+    environment = {**os.environ, "TINYNET_PROGRESS": "0", "PYTHONPATH": str(REPO)}
+    environment.pop("TINYNET_MODEL", None)
+    if home is not None:
+        environment["TINYNET_HOME"] = str(home)
+    environment.update(env or {})
+    return subprocess.run([sys.executable, "-m", "tinynet", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO, env=environment, timeout=300)

@@ -7,18 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import shared_path
-
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO, run_cli as run, shared_path
 REAL_MODEL = ("weights", "coral_test_data", "mobilenet_v2_1.0_224_quant.tflite")
-
-
-def run(*args, home, env=None):
-    environment = {**os.environ, "TINYNET_HOME": str(home), "TINYNET_PROGRESS": "0", "PYTHONPATH": str(REPO),
-                   **(env or {})}
-    environment.pop("TINYNET_MODEL", None)
-    return subprocess.run([sys.executable, "-m", "tinynet", *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO, env=environment, timeout=300)
 
 
 @pytest.fixture(scope="module")

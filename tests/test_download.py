@@ -16,7 +16,6 @@ import tarfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,9 +23,7 @@ import pytest
 import tinynet
 from tinynet import store
 from tinynet.download import DownloadError, OfflineError
-from conftest import shared_path
-
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO, run_cli, shared_path
 CHECKPOINT = ("golden", "tv_mobilenet_v3_small.pth")  # a real torchvision state dict (seeded weights)
 
 
@@ -183,15 +180,10 @@ def test_http_error_is_reported(server, home, tmp_path):
     assert leftovers(home) == []
 
 
-def cli(*args, env):
-    return subprocess.run([sys.executable, "-m", "tinynet", *args], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, **env, "PYTHONPATH": str(REPO)}, timeout=300)
-
-
 def test_no_network_gives_one_line_with_pull_and_import_commands(tmp_path):
     registry = registry_file(tmp_path, url=closed_port_url())
     env = {"TINYNET_HOME": str(tmp_path / "home"), "TINYNET_REGISTRY": str(registry), "TORCH_HOME": str(tmp_path / "t")}
-    result = cli("pull", "tiny_v3", env=env)
+    result = run_cli("pull", "tiny_v3", env=env)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -205,7 +197,7 @@ def test_classify_fetches_a_missing_default_model_and_fails_offline_in_one_line(
                              file="mobilenet_v3_large-5c1a4163.pth", url=closed_port_url())
     env = {"TINYNET_HOME": str(tmp_path / "home"), "TINYNET_REGISTRY": str(registry), "TORCH_HOME": str(tmp_path / "t"),
            "TINYNET_PROGRESS": "0"}
-    result = cli("classify", str(shared_path("images", "grace_hopper.jpg")), env=env)
+    result = run_cli("classify", shared_path("images", "grace_hopper.jpg"), env=env)
     assert result.returncode == 1 and result.stdout == ""
     error = [line for line in result.stderr.splitlines() if "error" in line]
     assert len(error) == 1 and "`tinynet pull mobilenet_v3_large`" in error[0] and "tinynet import" in error[0]

@@ -26,7 +26,8 @@ from PIL import Image
 import tinynet
 from tinynet.errors import ImageError, WeightsError
 from tinynet.formats import keras_h5, safetensors, torch_zip
-from weight_files import (REPO, checkpoint_zip, keras_h5 as write_keras_file, load_outcomes, op, run_isolated,
+from conftest import run_cli
+from weight_files import (checkpoint_zip, keras_h5 as write_keras_file, load_outcomes, op, run_isolated,
                           tensor_opcodes, torch_checkpoint, torchvision_state)
 
 # ---------------------------------------------------------------------------------------------
@@ -422,13 +423,6 @@ def test_extreme_aspect_ratio_does_not_resize_to_gigabytes(tmp_path):
 # The command line over a folder of good, odd and broken images
 
 
-def cli(*args, home):
-    env = {**os.environ, "TINYNET_HOME": str(home), "TINYNET_PROGRESS": "0", "PYTHONPATH": str(REPO)}
-    env.pop("TINYNET_MODEL", None)
-    return subprocess.run([sys.executable, "-m", "tinynet", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=300)
-
-
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
     model = tinynet.create("mobilenet_v3_small", width=0.35, num_classes=4, seed=3)
@@ -476,7 +470,7 @@ def test_batch_with_bad_images_classifies_the_rest_and_exits_1(tmp_path, model_f
     readme.write_text("not an image\n")
     empty_folder = tmp_path / "empty_folder"
     empty_folder.mkdir()
-    result = cli("classify", folder, readme, tmp_path / "missing.jpg", empty_folder, "--model", model_file,
+    result = run_cli("classify", folder, readme, tmp_path / "missing.jpg", empty_folder, "--model", model_file,
                  "--json", "--top", "4", "--batch", "3", home=tmp_path / "home")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -502,7 +496,7 @@ def test_a_folder_without_images_is_an_error(tmp_path, model_file):
     folder = tmp_path / "empty"
     folder.mkdir()
     (folder / "notes.txt").write_text("no images here\n")
-    result = cli("classify", folder, "--model", model_file, home=tmp_path / "home")
+    result = run_cli("classify", folder, "--model", model_file, home=tmp_path / "home")
     assert result.returncode == 1 and result.stdout == ""
     assert re.search(r"no image files in folder .*empty", result.stderr)
     assert result.stderr.strip().splitlines()[-1] == "tinynet: error: no images to classify"

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from conftest import REPO
 from synthetic_weights import state_dict
 
-REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 STORAGES = {np.dtype(np.float32): "FloatStorage", np.dtype(np.float64): "DoubleStorage",
             np.dtype(np.int64): "LongStorage"}
