@@ -9,7 +9,6 @@ import json
 import os
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numba
@@ -21,6 +20,7 @@ from tinynet.errors import TinynetError
 from tinynet.evaluate import evaluate, read_labels
 from tinynet.labels import labels_for
 from tinynet.model import softmax, top_labels
+from tinynet.prefetch import prefetched
 from tinynet.progress import Progress
 from tinynet.warmup import warmup
 from tinynet.spec import count, layers_for_width
@@ -108,7 +108,7 @@ def image_files(arguments):
 
 
 def prepared_batches(files, transform, size):
-    """Yield (paths, arrays (n, H, W, 3), failures [(path, message)]) per batch of ``size`` files; the next
+    """(paths, arrays (n, H, W, 3), failures [(path, message)]) for each batch of ``size`` files, in order; the next
     batch is decoded in a background thread while the caller runs the current one."""
 
     def prepare(chunk):
@@ -122,12 +122,7 @@ def prepared_batches(files, transform, size):
         return paths, (np.stack(arrays) if arrays else None), failures
 
     chunks = [files[i:i + size] for i in range(0, len(files), size)]
-    with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(prepare, chunks[0]) if chunks else None
-        for i in range(len(chunks)):
-            ready = pending.result()
-            pending = pool.submit(prepare, chunks[i + 1]) if i + 1 < len(chunks) else None
-            yield ready
+    return (prepared for _, prepared in prefetched(chunks, prepare, workers=1))
 
 
 def format_result(path, predictions, as_json):

@@ -15,14 +15,13 @@ never a prediction.
 """
 import re
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from tinynet.errors import TinynetError
 from tinynet.labels import IMAGENET_CLASSES
+from tinynet.prefetch import prefetched
 from tinynet.preprocess import batch, for_model
 
 LINE = re.compile(r"^(?P<path>.+?)[\s,]+(?P<label>-?\d+)\s*$")
@@ -102,23 +101,7 @@ def evaluate(model, labels_file, images_dir=None, batch_size=32, progress=None, 
 
 
 def _batches(samples, batch_size, preprocess, workers):
-    """Yield (samples chunk, (n, size, size, 3) float32); ``workers`` threads prepare that many batches ahead."""
+    """(samples chunk, (n, size, size, 3) float32) for each batch, in order; ``workers`` threads prepare that many
+    batches ahead."""
     chunks = [samples[i:i + batch_size] for i in range(0, len(samples), batch_size)]
-
-    def prepare(chunk):
-        return batch([path for path, _ in chunk], preprocess)
-
-    if workers == 0:
-        for chunk in chunks:
-            yield chunk, prepare(chunk)
-        return
-    with ThreadPoolExecutor(workers) as pool:
-        pending = deque()
-        for chunk in chunks:
-            pending.append((chunk, pool.submit(prepare, chunk)))
-            if len(pending) > workers:
-                ready, future = pending.popleft()
-                yield ready, future.result()
-        while pending:
-            ready, future = pending.popleft()
-            yield ready, future.result()
+    return prefetched(chunks, lambda chunk: batch([path for path, _ in chunk], preprocess), workers)
