@@ -33,7 +33,6 @@ FAMILIES = ("mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_
 ENGINE_KERNELS = {kernels.expand_dwconv2d_nhwc_f32: 7.4, kernels.dwconv2d_nhwc_f32: 4.2, kernels.conv2d_nhwc_f32: 4.2,
                   kernels.squeeze_excite_nhwc_f32: 4.0, kernels.gemm_bias_act_f32: 2.6,
                   kernels.global_avg_pool_nhwc_f32: 0.7, fake_quantize_f32: 0.5}
-KERNELS = tuple(ENGINE_KERNELS)
 POLL_SECONDS = 0.1
 NOTICE = ("tinynet: compiling the kernels for this machine (first run; they are cached on disk "
           "afterwards, and `tinynet warmup` does this ahead of time)...")
@@ -43,7 +42,7 @@ _first_run_done = False
 
 def compiling():
     """Whether Numba has had to compile (not load from its cache) any kernel in this process."""
-    return any(sum(kernel.stats.cache_misses.values()) for kernel in KERNELS)
+    return any(sum(kernel.stats.cache_misses.values()) for kernel in ENGINE_KERNELS)
 
 
 def cache_is_cold():
