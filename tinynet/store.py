@@ -110,17 +110,11 @@ def default_name():
 
 
 def save(model, name):
-    """Store ``model`` as ``name`` atomically; returns its path."""
+    """Store ``model`` as ``name`` atomically (tinynet.io.save writes a temporary file and renames it); returns
+    its path."""
     dest = path_of(name)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        io.save(model, tmp)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    io.save(model, dest)
     return dest
 
 

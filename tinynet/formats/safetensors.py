@@ -11,6 +11,7 @@ and dtype in the header is checked against the file before any array is made.
 import json
 import mmap
 import os
+import secrets
 import struct
 
 import numpy as np
@@ -91,7 +92,8 @@ def _check_entries(path, header, data_len):
 
 
 def write(path, tensors, metadata=None):
-    """Write ``tensors`` (name -> array) and string ``metadata`` to ``path`` atomically."""
+    """Write ``tensors`` (name -> array) and string ``metadata`` to ``path`` atomically: into a hidden temporary
+    file beside it, unique to this call, renamed over ``path`` only once complete."""
     header, offset, arrays = {}, 0, []
     for name, array in tensors.items():
         array = np.ascontiguousarray(array)
@@ -106,9 +108,10 @@ def write(path, tensors, metadata=None):
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-(8 + len(blob)) % HEADER_ALIGN)
-    tmp = f"{path}.tmp{os.getpid()}"
+    folder, name = os.path.split(os.fspath(path))
+    tmp = os.path.join(folder, f".{name}.{secrets.token_hex(8)}.tmp")
     try:
-        with open(tmp, "wb") as f:
+        with open(tmp, "xb") as f:  # a new file with the usual permissions (mkstemp's would be owner-only)
             f.write(struct.pack("<Q", len(blob)))
             f.write(blob)
             for array in arrays:
