@@ -85,9 +85,9 @@ def median_time(fn, repeat, warm=3):
 # ------------------------------------------------------------------ workers (one process each)
 def tinynet_cases(shape, rng, threads):
     """{name: (call, check)} for one shape: ``check()`` compares the kernel with kernels.reference on a crop."""
-    import kernels
-    from kernels import reference as ref
-    from kernels.gemm import NO_RESIDUAL
+    from tinynet import kernels
+    from tinynet.kernels import reference as ref
+    from tinynet.kernels.gemm import NO_RESIDUAL
     from tinynet.plan import aligned_empty, aligned_zeros, depthwise_groups, gemm_row_tile
 
     h, w, k, pad, s, c = shape
@@ -205,7 +205,7 @@ def worker(engine, threads, repeat):
     if engine == "tinynet":
         import numba
 
-        import kernels  # noqa: F401  (first: it picks the threading layer and wait policy before Numba loads them)
+        from tinynet import kernels  # noqa: F401  (first: it picks the threading layer and wait policy before Numba loads them)
 
         numba.set_num_threads(threads)
         cases = [tinynet_cases(shape, rng, threads) for shape in shapes]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kernels.padding import conv_output_size
+from tinynet.kernels.padding import conv_output_size
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 

@@ -18,11 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
-import kernels  # noqa: E402,F401  (threading layer first)
+from tinynet import kernels  # noqa: E402,F401  (threading layer first)
 import tinynet  # noqa: E402
-from kernels import reference as ref  # noqa: E402
-from kernels.padding import conv_output_size  # noqa: E402
-from kernels.gemm_tile import LANES, TILE_ROWS  # noqa: E402
+from tinynet.kernels import reference as ref  # noqa: E402
+from tinynet.kernels.padding import conv_output_size  # noqa: E402
+from tinynet.kernels.gemm_tile import LANES, TILE_ROWS  # noqa: E402
 from tinynet.plan import aligned_empty, pointwise_call  # noqa: E402
 
 RELU6 = 2

@@ -6,17 +6,17 @@ Every fast kernel has a float64 reference with the same name plus ``_ref`` in
 Threading layer and vector width: chosen on purpose before the first kernel compiles (see
 ``threading`` and ``vector_width``).
 """
-from kernels import threading as _threading  # noqa: F401  (must run before any parallel compile)
-from kernels import vector_width as _vector_width  # noqa: F401  (must run before any compile)
-from kernels.activation import ACTIVATIONS, activation_code, activation_inplace_f32
-from kernels.conv import conv2d_nhwc_f32
-from kernels.depthwise import dwconv2d_nhwc_f32
-from kernels.gemm import gemm_bias_act_f32
-from kernels.gemm_tile import pack as pack_weights
-from kernels.inverted_residual import expand_dwconv2d_nhwc_f32
-from kernels.padding import conv_output_size
-from kernels.pool import global_avg_pool_nhwc_f32
-from kernels.squeeze_excite import squeeze_excite_nhwc_f32
+from . import threading as _threading  # noqa: F401  (must run before any parallel compile)
+from . import vector_width as _vector_width  # noqa: F401  (must run before any compile)
+from .activation import ACTIVATIONS, activation_code, activation_inplace_f32
+from .conv import conv2d_nhwc_f32
+from .depthwise import dwconv2d_nhwc_f32
+from .gemm import gemm_bias_act_f32
+from .gemm_tile import pack as pack_weights
+from .inverted_residual import expand_dwconv2d_nhwc_f32
+from .padding import conv_output_size
+from .pool import global_avg_pool_nhwc_f32
+from .squeeze_excite import squeeze_excite_nhwc_f32
 
 __all__ = [
     "ACTIVATIONS", "activation_code", "activation_inplace_f32", "conv2d_nhwc_f32", "conv_output_size", "dwconv2d_nhwc_f32",

@@ -10,9 +10,9 @@ image on the left or right take a plain loop.
 import numpy as np
 from numba import njit, prange
 
-from kernels.activation import activate_row
-from kernels.gemm import NO_RESIDUAL, panel_rows_f32
-from kernels.padding import interior_columns
+from .activation import activate_row
+from .gemm import NO_RESIDUAL, panel_rows_f32
+from .padding import interior_columns
 
 
 

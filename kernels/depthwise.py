@@ -18,9 +18,9 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-from kernels.activation import activate_row
-from kernels.padding import interior_columns
-from kernels.simd import I64, LANES, MASK, activated, const, data, fma, load, splat, store, vconst
+from .activation import activate_row
+from .padding import interior_columns
+from .simd import I64, LANES, MASK, activated, const, data, fma, load, splat, store, vconst
 
 MAX_K = 7  # kernel rows the kernels take (row_offsets has this many entries)
 TILE_KERNELS = (3, 5)  # square kernel sizes with a register tile; others take the generic path

@@ -12,7 +12,7 @@ the micro-kernel matches or beats OpenBLAS on every MobileNet layer (bench/point
 import numpy as np
 from numba import njit, prange
 
-from kernels.gemm_tile import gemm_tile, tile_rows
+from .gemm_tile import gemm_tile, tile_rows
 
 NO_RESIDUAL = np.empty((0, 0), np.float32)
 

@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
-from kernels.simd import F32, I64, LANES, MASK, VEC, activated, const, data, fma, lane_mask, load, splat, store
+from .simd import F32, I64, LANES, MASK, VEC, activated, const, data, fma, lane_mask, load, splat, store
 
 # Rows per tile for each panel width (in vectors): accumulators + weight vectors + one broadcast must fit the 32
 # vector registers without spills; these won bench/pointwise.py-style sweeps of 4-16 rows on this machine.

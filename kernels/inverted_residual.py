@@ -12,8 +12,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from kernels.depthwise import dw_row_f32
-from kernels.gemm import NO_RESIDUAL, panel_rows_f32
+from .depthwise import dw_row_f32
+from .gemm import NO_RESIDUAL, panel_rows_f32
 
 
 @njit(cache=True)

@@ -8,7 +8,7 @@ them as they are stored, (Cin, Cout) and (KH, KW, Cin, Cout).
 """
 import numpy as np
 
-from kernels.activation import HSIGMOID, HSWISH, NONE, RELU, RELU6
+from .activation import HSIGMOID, HSWISH, NONE, RELU, RELU6
 
 
 def activation_ref(v, act):

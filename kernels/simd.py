@@ -13,7 +13,7 @@ NUMBA_CACHE_DIR), or the kernels keep the old code.
 import numpy as np
 from llvmlite import ir
 
-from kernels.activation import HSIGMOID, HSWISH, NONE, RELU, RELU6
+from .activation import HSIGMOID, HSWISH, NONE, RELU, RELU6
 
 LANES = 16  # float32 lanes of one vector: one AVX-512 register
 

@@ -12,9 +12,9 @@ stream from memory at batch 1, and two threads stream faster than one.
 import numpy as np
 from numba import njit, prange
 
-from kernels.activation import HSIGMOID, RELU
-from kernels.gemm import NO_RESIDUAL, panel_rows_f32
-from kernels.pool import pooled_rows_f32
+from .activation import HSIGMOID, RELU
+from .gemm import NO_RESIDUAL, panel_rows_f32
+from .pool import pooled_rows_f32
 
 
 @njit(cache=True, inline="always")

@@ -24,12 +24,12 @@ def shared_path(*parts):
 
 
 def run_cli(*args, home=None, env=None):
-    """``python -m tinynet ARGS`` in a new process, as a user runs it, from this checkout: the CompletedProcess.
+    """``python -m tinynet ARGS`` in a new process, as a user runs it, from the checkout directory: the CompletedProcess.
 
     ``home`` becomes TINYNET_HOME; progress bars are off and a TINYNET_MODEL of the caller's environment is
     dropped, so that the defaults are the ones under test; ``env`` adds or overrides variables.
     """
-    environment = {**os.environ, "TINYNET_PROGRESS": "0", "PYTHONPATH": str(REPO)}
+    environment = {**os.environ, "TINYNET_PROGRESS": "0"}
     environment.pop("TINYNET_MODEL", None)
     if home is not None:
         environment["TINYNET_HOME"] = str(home)

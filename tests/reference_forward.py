@@ -2,8 +2,8 @@
 buffers): the oracle for tinynet.plan's wiring (buffer reuse, residuals, SE, the QAT activation grid)."""
 import numpy as np
 
-from kernels import activation_code, conv_output_size
-from kernels import reference as ref
+from tinynet.kernels import activation_code, conv_output_size
+from tinynet.kernels import reference as ref
 
 
 def reference_forward(model, x, activation_grid=None):

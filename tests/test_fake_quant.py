@@ -3,8 +3,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.fake_quant import fake_quantize_f32
-from kernels.reference import fake_quantize_ref
+from tinynet.kernels.fake_quant import fake_quantize_f32
+from tinynet.kernels.reference import fake_quantize_ref
 
 
 @given(rows=st.integers(1, 9), c=st.integers(1, 40), lo=st.floats(-10, 0), step=st.floats(1e-3, 2.0),

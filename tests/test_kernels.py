@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import kernels
-from kernels import reference as ref
-from kernels.activation import ACTIVATIONS, RELU6
-from kernels.gemm import NO_RESIDUAL
-from kernels.gemm_tile import PANEL_WIDTHS
+from tinynet import kernels
+from tinynet.kernels import reference as ref
+from tinynet.kernels.activation import ACTIVATIONS, RELU6
+from tinynet.kernels.gemm import NO_RESIDUAL
+from tinynet.kernels.gemm_tile import PANEL_WIDTHS
 
 CHANNELS = st.one_of(st.sampled_from([1, 7, 8, 9, 15, 16, 17, 31, 33]), st.integers(1, 48))
 SPATIAL = st.integers(1, 20)

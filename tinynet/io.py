@@ -12,7 +12,7 @@ tinynet's format is safetensors with BatchNorm already folded and every tensor i
 import json
 from pathlib import Path
 
-from kernels.padding import PADDINGS
+from tinynet.kernels.padding import PADDINGS
 from tinynet import preprocess
 from tinynet.architectures import ARCHITECTURES
 from tinynet.errors import TinynetError, WeightsError

@@ -20,11 +20,11 @@ shapes, thread counts or concurrent callers share the packed copies (``packed``)
 import numba
 import numpy as np
 
-import kernels
-from kernels import activation_code, conv_output_size
-from kernels.fake_quant import fake_quantize_f32
-from kernels.gemm import NO_RESIDUAL
-from kernels.gemm_tile import LANES, TILE_ROWS
+from tinynet import kernels
+from tinynet.kernels import activation_code, conv_output_size
+from tinynet.kernels.fake_quant import fake_quantize_f32
+from tinynet.kernels.gemm import NO_RESIDUAL
+from tinynet.kernels.gemm_tile import LANES, TILE_ROWS
 
 ALIGN_FLOATS = 16  # 64 bytes: numpy's default 16-byte alignment cost 10-50 % in the depthwise kernels
 # Expanded tensors from 400k floats (1.6 MB) on are not stored: fusing V2's 112x112x96 and 56x56x144 and V3-Large's

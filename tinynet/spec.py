@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels import conv_output_size
+from tinynet.kernels import conv_output_size
 from tinynet.architectures import CLASSES, EXPANSION_IS_RATIO, make_divisible, rows
 from tinynet.errors import WeightsError
 

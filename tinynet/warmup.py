@@ -23,8 +23,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-import kernels
-from kernels.fake_quant import fake_quantize_f32
+from tinynet import kernels
+from tinynet.kernels.fake_quant import fake_quantize_f32
 
 # One family per kernel path: V1 (plain depthwise-separable), V2 (residuals, expand + depthwise fused), V3-Large
 # (5x5 depthwise, squeeze-excite, h-swish, hidden FC), V3-Small.

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kernels import conv_output_size
+from tinynet.kernels import conv_output_size
 from tinynet.errors import UnsupportedModelError, WeightsError
 
 ACTIVATIONS = {
