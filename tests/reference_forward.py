@@ -6,9 +6,11 @@ from tinynet.kernels import activation_code, conv_output_size
 from tinynet.kernels import reference as ref
 
 
-def reference_forward(model, x, activation_grid=None):
-    """Logits of ``model`` for ``x`` (N, H, W, 3), float64; ``activation_grid`` as in tinynet.plan.Plan."""
+def reference_forward(model, x, activation_grid=None, taps=()):
+    """Logits of ``model`` for ``x`` (N, H, W, 3), float64; ``activation_grid`` as in tinynet.plan.Plan.
+    With ``taps`` (layer names): {name: that layer's output} instead."""
     t = np.asarray(x, np.float64)
+    tapped = {}
     block, block_input = None, None
     for layer in model.layers:
         if layer.block != block:
@@ -30,4 +32,6 @@ def reference_forward(model, x, activation_grid=None):
             t = ref.global_avg_pool_nhwc_ref(t)
         if activation_grid and layer.name in activation_grid:
             t = ref.fake_quantize_ref(t, *activation_grid[layer.name])
-    return t
+        if layer.name in taps:
+            tapped[layer.name] = t
+    return {name: tapped[name] for name in taps} if taps else t

@@ -38,3 +38,33 @@ def test_activation_grid_is_applied_after_each_listed_layer():
     assert np.abs(plain - expected).max() > 10 * err
     model.quantized_activations = False
     np.testing.assert_allclose(model.forward(x), plain, rtol=0, atol=1e-4 * np.abs(plain).max())
+
+
+@pytest.mark.parametrize("arch,taps", [
+    # 02.expand is 112x112x96 at 224: large enough that the plan would fuse it into 02.dw and never store it
+    ("mobilenet_v2", ["02.expand", "13.expand", "17.project", "18.conv"]),
+    # 13.expand is the C4 tap of torchvision's SSDLite; 04.se is an in-place layer
+    ("mobilenet_v3_large", ["04.se", "13.expand", "16.conv"]),
+])
+def test_taps_read_tensors_inside_blocks_even_where_the_plan_fuses(arch, taps):
+    model = tinynet.create(arch, width=1.0, num_classes=10)
+    x = np.random.default_rng(4).standard_normal((1, 224, 224, 3)).astype(np.float32)
+    logits = model.forward(x)
+    got = model.tap(x, taps)
+    expected = reference_forward(model, x, taps=taps)
+    assert list(got) == taps
+    for name in taps:
+        scale = np.abs(expected[name]).max()
+        np.testing.assert_allclose(got[name], expected[name], rtol=0, atol=1e-4 * scale, err_msg=name)
+    np.testing.assert_array_equal(model.forward(x), logits)  # the classifier's own plan is untouched
+
+
+def test_a_tap_that_does_not_exist_or_is_overwritten_in_place_is_refused():
+    model = tinynet.create("mobilenet_v3_large", width=0.5, num_classes=10)
+    x = np.zeros((1, 64, 64, 3), np.float32)
+    with pytest.raises(tinynet.TinynetError, match="no layer named '13.nothing'"):
+        model.tap(x, ["13.nothing"])
+    with pytest.raises(tinynet.TinynetError, match="'04.se' overwrites it in place"):
+        model.tap(x, ["04.dw", "05.expand"])
+    alone = model.tap(x, ["04.dw"])["04.dw"]  # the plan then ends at 04.dw: nothing overwrites it
+    assert alone.shape[-1] == next(layer.cout for layer in model.layers if layer.name == "04.dw")

@@ -69,6 +69,18 @@ class Model:
         pool = next(i for i, layer in enumerate(self.layers) if layer.op == "pool")
         return self._run(x, pool + 1)
 
+    def tap(self, x, names):
+        """The outputs of the layers ``names`` (e.g. ["13.expand", "16.project"]) for a preprocessed batch ``x``
+        (N, H, W, 3): {name: (N, h, w, C) float32}. Runs the layers only as far as the deepest one named;
+        a tapped tensor is stored even where the plan would otherwise fuse it away."""
+        names = tuple(dict.fromkeys(names))
+        position = {layer.name: i for i, layer in enumerate(self.layers)}
+        unknown = [name for name in names if name not in position]
+        if unknown or not names:
+            raise TinynetError(f"no layer named {unknown[0] if unknown else 'at all'!r} in this model "
+                               f"(layers are named like {self.layers[1].name!r}; `tinynet info` lists them)")
+        return self._run(x, max(position[name] for name in names) + 1, names)
+
     def count(self, resolution=224):
         """Parameters and MACs, totals and per layer (see tinynet.spec.count)."""
         return count(self.layers, resolution, self.padding)
@@ -97,21 +109,23 @@ class Model:
         """The pooled embedding before the classifier for one image (a path or a PIL image): (C,) float32."""
         return self.embed(self.preprocess(image))[0]
 
-    def _run(self, x, n_layers):
+    def _run(self, x, n_layers, taps=()):
+        """The last of the first ``n_layers`` layers' output for ``x``; with ``taps``, {tap: output} instead."""
         x = self._check_input(x)
         threads = resolve_threads(self.threads)
         grid = self.meta.get("activation_grid") if self.quantized_activations else None
-        key = (x.shape, n_layers, threads, grid is not None)
+        key = (x.shape, n_layers, threads, grid is not None, taps)
         with self._lock:
             idle = self._idle_plans.setdefault(key, [])
             plan = idle.pop() if idle else None
         if plan is None:
             plan = Plan(self.layers[:n_layers], self.weights, self.padding, x.shape, threads, grid,
-                        packed_weights=self._packed_weights)
+                        packed_weights=self._packed_weights, taps=taps)
         try:
             numba.set_num_threads(threads)  # per calling thread in Numba, so set on every call (~2 us)
             with compile_notice():
-                return plan.run(x).copy()
+                output = plan.run(x)
+                return {name: plan.tapped(name).copy() for name in taps} if taps else output.copy()
         finally:
             with self._lock:
                 self._idle_plans[key].append(plan)

@@ -16,11 +16,16 @@ Data flow for one inverted-residual block (N images, H x W, C -> E expanded -> C
 
 Weights are packed for the kernels here (kernels.pack_weights), once per model: plans for other input
 shapes, thread counts or concurrent callers share the packed copies (``packed``).
+
+Tensors are named after the layer that writes them ("13.expand", "16.project"): a plan may keep any of them
+(``taps``) as well as its final output, for heads that read the backbone at several depths. A tapped tensor is
+never fused away or reused for another tensor.
 """
 import numba
 import numpy as np
 
 from tinynet import kernels
+from tinynet.errors import TinynetError
 from tinynet.kernels import activation_code, conv_output_size
 from tinynet.kernels.fake_quant import fake_quantize_f32
 from tinynet.kernels.gemm import NO_RESIDUAL
@@ -99,11 +104,12 @@ def pointwise_call(src2d, wp, bp, dst2d, act, residual, threads):
     return kernels.gemm_bias_act_f32, [src2d, wp, bp, dst2d, act, residual, row_tile]
 
 
-def fuse_expand_depthwise(steps, shapes, activation_grid, min_floats):
+def fuse_expand_depthwise(steps, shapes, activation_grid, min_floats, kept=frozenset()):
     """Steps with each expand conv whose output feeds only the next depthwise conv, and has at least
     ``min_floats`` elements, merged into it (kernels.expand_dwconv2d_nhwc_f32): the expanded tensor is then
-    never stored. Not when the expand's output is snapped to an activation grid (it must be stored for that)."""
-    readers = {}
+    never stored. Not when the expand's output is snapped to an activation grid or is in ``kept`` (tapped tensor
+    ids): it must be stored for those."""
+    readers = {t: 1 for t in kept}
     for step in steps:
         for t in {step["src"], step["residual"]} - {None}:
             readers[t] = readers.get(t, 0) + 1
@@ -123,17 +129,20 @@ class Plan:
     """Kernel calls and buffers for one input shape ``(N, H, W, 3)``."""
 
     def __init__(self, layers, weights, padding, input_shape, threads, activation_grid=None,
-                 fuse_min_floats=FUSE_MIN_FLOATS, packed_weights=None):
+                 fuse_min_floats=FUSE_MIN_FLOATS, packed_weights=None, taps=()):
         """``activation_grid``: {layer name: (lo, step, levels)} for quantization-aware-trained weights;
         each listed layer's output is snapped to its grid right after the layer (kernels.fake_quant).
         ``fuse_min_floats``: expanded tensors from this size on are not stored (fuse_expand_depthwise); 0 fuses
         every one (tinynet.warmup compiles the fused kernel on tiny models that way).
-        ``packed_weights``: the cache of packed weights to use and fill (``packed``); a model passes its own."""
+        ``packed_weights``: the cache of packed weights to use and fill (``packed``); a model passes its own.
+        ``taps``: names of layers whose outputs ``run`` also keeps, readable afterwards with ``tapped``."""
         self.input_shape = tuple(input_shape)
         self._packed = {} if packed_weights is None else packed_weights
-        symbolic, shapes, output = self._trace(layers, padding)
-        symbolic = fuse_expand_depthwise(symbolic, shapes, activation_grid or {}, fuse_min_floats)
-        views = self._allocate(symbolic, shapes)
+        symbolic, shapes, output, tensor_of = self._trace(layers, padding)
+        self.taps = {name: self._tap_tensor(name, tensor_of, symbolic) for name in taps}
+        kept = frozenset(self.taps.values())
+        symbolic = fuse_expand_depthwise(symbolic, shapes, activation_grid or {}, fuse_min_floats, kept)
+        views = self._allocate(symbolic, shapes, kept)
         self.steps = []
         self.input_view = {}  # step index -> shape of the network input (tensor 0) the step reads, bound per call
         for step in symbolic:
@@ -149,10 +158,24 @@ class Plan:
         self.tensors = views  # tensor id -> array view
         self.output = output
 
+    @staticmethod
+    def _tap_tensor(name, tensor_of, steps):
+        """The tensor id a tap on layer ``name`` reads; refused when a later layer overwrites it in place."""
+        if name not in tensor_of:
+            raise TinynetError(f"cannot tap {name!r}: no such layer in this plan (layers are named like "
+                               f"{next(iter(tensor_of))!r}; `tinynet info MODEL` lists them)")
+        tensor = tensor_of[name]
+        writers = [step["layer"].name for step in steps if step["dst"] == tensor]
+        if writers[-1] != name:
+            raise TinynetError(f"cannot tap {name!r}: {writers[-1]!r} overwrites it in place; tap {writers[-1]!r}")
+        return tensor
+
     def _trace(self, layers, padding):
-        """Symbolic pass: one step per layer with the ids of the tensors it reads and writes."""
+        """Symbolic pass: one step per layer with the ids of the tensors it reads and writes, and
+        {layer name: id of the tensor it writes}."""
         n, h, w, _ = self.input_shape
         shapes = {0: self.input_shape}
+        tensor_of = {}
         steps, cur, block_input, block = [], 0, 0, None
         for layer in layers:
             if layer.block != block:
@@ -172,15 +195,16 @@ class Plan:
             elif layer.op in ("pool", "fc"):
                 shapes[step["dst"]] = (n, layer.cout)
             steps.append(step)
-            cur = step["dst"]
-        return steps, shapes, cur
+            cur = tensor_of[layer.name] = step["dst"]
+        return steps, shapes, cur, tensor_of
 
-    def _allocate(self, steps, shapes):
-        """Give each activation tensor a buffer that no live tensor is using (greedy, in order)."""
-        last_use = {}
+    def _allocate(self, steps, shapes, kept=frozenset()):
+        """Give each activation tensor a buffer that no live tensor is using (greedy, in order); the tensors in
+        ``kept`` live to the end."""
+        last_use = {t: len(steps) for t in kept}
         for i, step in enumerate(steps):
             for t in (step["src"], step["dst"], step["residual"]):
-                if t is not None:
+                if t is not None and last_use.get(t, -1) < len(steps):
                     last_use[t] = i
         free, owner, sizes = [], {}, []
         for i, step in enumerate(steps):
@@ -256,3 +280,7 @@ class Plan:
                 args = [x.reshape(self.input_view[i]), *args[1:]]
             kernel(*args)
         return self.tensors[self.output]
+
+    def tapped(self, name):
+        """The output of tapped layer ``name`` from the last ``run`` (a view, overwritten by the next run)."""
+        return self.tensors[self.taps[name]]
