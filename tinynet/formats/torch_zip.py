@@ -33,15 +33,38 @@ ZIP_ERRORS = (zipfile.BadZipFile, NotImplementedError, RuntimeError, ValueError,
               struct.error)
 
 
-class _Storage:
-    """A reference to one storage blob, resolved lazily by the tensor that uses it."""
+class _Frozen:
+    """Objects a pickle can reach but never change: a BUILD opcode (or any setattr) on one is refused."""
+    __slots__ = ()
+
+    def __setattr__(self, name, value):
+        raise WeightsError(f"checkpoint tries to modify a {type(self).__name__.strip('_')} object")
+
+    def _init(self, **fields):
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+
+class _Storage(_Frozen):
+    """A reference to one storage blob, resolved lazily by the tensor that uses it. Only persistent_load makes
+    these: the pickle cannot name this class."""
+    __slots__ = ("dtype", "key", "numel")
 
     def __init__(self, dtype, key, numel):
-        self.dtype, self.key, self.numel = dtype, key, numel
+        self._init(dtype=dtype, key=key, numel=numel)
+
+
+class _TensorView(_Frozen):
+    """A checked (storage, offset, shape, stride) view, made only by _rebuild_tensor: a state-dict value that is
+    not one of these is refused, however it looks (a pickle can build any tuple of ints and strings)."""
+    __slots__ = ("storage", "offset", "shape", "stride")
+
+    def __init__(self, storage, offset, shape, stride):
+        self._init(storage=storage, offset=offset, shape=shape, stride=stride)
 
 
 def _rebuild_tensor(storage, offset, shape, stride, *_ignored):
-    """Stand-in for torch._utils._rebuild_tensor_v2: a lazy (storage, view) description."""
+    """Stand-in for torch._utils._rebuild_tensor_v2: a lazy, checked view of a storage."""
     if not isinstance(storage, _Storage):
         raise WeightsError("tensor without a storage in checkpoint")
     # Check the types before formatting anything: a hostile pickle can make a "shape" a list nested so
@@ -51,7 +74,7 @@ def _rebuild_tensor(storage, offset, shape, stride, *_ignored):
             and all(isinstance(v, int) and 0 <= v < MAX_EXTENT for v in (offset, *shape, *stride))):
         described = ", ".join(map(_describe, geometry))
         raise WeightsError(f"invalid tensor geometry in checkpoint (offset, shape, stride): {described}")
-    return ("tensor", storage, offset, shape, stride)
+    return _TensorView(storage, offset, shape, stride)
 
 
 def _describe(value):
@@ -73,23 +96,43 @@ def _rebuild_parameter(data, *_ignored):
     return data
 
 
-class _StorageType:
+class _StorageType(_Frozen):
+    __slots__ = ("dtype",)
+
     def __init__(self, dtype):
-        self.dtype = dtype
+        self._init(dtype=dtype)
 
 
-ALLOWED_GLOBALS = {
-    ("collections", "OrderedDict"): OrderedDict,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    **{("torch", name): _StorageType(dtype) for name, dtype in STORAGE_DTYPES.items()},
-}
+class _Function(_Frozen):
+    """A stand-in function as the pickle sees it: callable, with no attributes to set (a plain function's
+    __defaults__ or __dict__ could be changed by BUILD, for every later load)."""
+    __slots__ = ("function",)
+
+    def __init__(self, function):
+        self._init(function=function)
+
+    def __call__(self, *args):
+        return self.function(*args)
+
+
+def _allowed_globals():
+    """The globals a state dict needs, as new objects for each load: nothing one file does reaches the next."""
+    return {
+        ("collections", "OrderedDict"): OrderedDict,  # a built-in type: immutable
+        ("torch._utils", "_rebuild_tensor_v2"): _Function(_rebuild_tensor),
+        ("torch._utils", "_rebuild_parameter"): _Function(_rebuild_parameter),
+        **{("torch", name): _StorageType(dtype) for name, dtype in STORAGE_DTYPES.items()},
+    }
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
+    def __init__(self, file):
+        super().__init__(file)
+        self.allowed = _allowed_globals()
+
     def find_class(self, module, name):
         try:
-            return ALLOWED_GLOBALS[(module, name)]
+            return self.allowed[(module, name)]
         except KeyError:
             raise WeightsError(f"checkpoint refers to {module}.{name}, which a plain state dict never does; "
                                "refusing to load it (it could run code)") from None
@@ -151,7 +194,7 @@ def _check_member_size(path, archive, info):
 
 def _find_state_dict(obj):
     def is_state(d):
-        return isinstance(d, dict) and d and all(isinstance(k, str) and isinstance(v, tuple) and v[:1] == ("tensor",)
+        return isinstance(d, dict) and d and all(isinstance(k, str) and isinstance(v, _TensorView)
                                                   for k, v in d.items())
 
     if is_state(obj):
@@ -196,9 +239,14 @@ class _Storages:
             self.blobs[storage.key] = np.frombuffer(raw, dtype=np.dtype(storage.dtype).newbyteorder("<"))
         return self.blobs[storage.key]
 
-    def tensor(self, description):
-        """A tensor described by _rebuild_tensor, as its own contiguous array."""
-        _, storage, offset, shape, stride = description
+    def tensor(self, view):
+        """A tensor described by _rebuild_tensor, as its own contiguous array. The view must lie inside its
+        storage (checked again here, next to as_strided, whatever made it)."""
+        storage, offset, shape, stride = view.storage, view.offset, view.shape, view.stride
+        if not (isinstance(view, _TensorView) and isinstance(storage, _Storage)
+                and all(type(v) is int and 0 <= v < MAX_EXTENT for v in (offset, *shape, *stride))
+                and len(shape) == len(stride) <= MAX_DIMS):
+            raise WeightsError(f"{self.path}: invalid tensor view in checkpoint")
         flat = self._blob(storage)
         extent = offset + sum((d - 1) * s for d, s in zip(shape, stride)) + 1 if all(shape) else offset
         if extent > flat.size:
