@@ -69,3 +69,21 @@ def test_a_refused_file_cannot_change_how_the_next_file_loads(tmp_path, target, 
         tinynet.load(hostile)  # in this process, on purpose: the genuine load below must not see its effects
     logits = tinynet.load(golden).forward(np.ascontiguousarray(x, np.float32))
     np.testing.assert_allclose(logits, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+
+
+def test_a_huge_memo_index_is_refused_before_the_unpickler_grows_its_table(tmp_path):
+    path = tmp_path / "memo.pth"
+    huge_put = b"N" + b"r" + (2 ** 31).to_bytes(4, "little") + b"0"  # LONG_BINPUT 2**31 on None, then POP
+    path.write_bytes(checkpoint_zip({"w": huge_put + tensor_opcodes("0", 16, 0, (16,), (1,))}, BLOBS))
+    [outcome] = load_outcomes([path])
+    assert outcome.startswith("error: ") and "memo index" in outcome, outcome
+
+
+@pytest.mark.parametrize("method", ["ZIP_BZIP2", "ZIP_LZMA"])
+def test_members_compressed_without_a_bounded_inflate_are_refused(tmp_path, method):
+    import zipfile
+    path = tmp_path / "bomb.pth"
+    path.write_bytes(checkpoint_zip({"w": tensor_opcodes("0", 16, 0, (16,), (1,))}, BLOBS,
+                                    compression=getattr(zipfile, method)))
+    [outcome] = load_outcomes([path])
+    assert outcome.startswith("error: ") and "compression method" in outcome, outcome

@@ -8,6 +8,7 @@ function; any other global (``os.system``, ``builtins.eval``, ...) is refused be
 import io
 import math
 import pickle
+import pickletools
 import struct
 import zipfile
 import zlib
@@ -166,7 +167,9 @@ def read(path):
         if info.file_size > MAX_PICKLE_BYTES:
             raise WeightsError(f"{path}: data.pkl declares {info.file_size} bytes, more than a state dict needs")
         try:
-            obj = _RestrictedUnpickler(io.BytesIO(archive.read(info))).load()
+            data = archive.read(info)
+            _check_memo_indices(data)
+            obj = _RestrictedUnpickler(io.BytesIO(data)).load()
         except WeightsError as e:
             raise WeightsError(f"{path}: {e}") from None
         except Exception as e:  # a malformed pickle can raise almost anything
@@ -183,8 +186,27 @@ def _reason(error):
     return " ".join(str(error).split())[:200] or type(error).__name__
 
 
+def _check_memo_indices(data):
+    """Refuse a pickle whose PUT/GET opcodes name memo slots beyond its own opcode count: the C unpickler grows
+    its memo table to the largest index it sees, so one LONG_BINPUT of 2**31 would allocate gigabytes."""
+    stored = 0  # memo entries so far: a pickler numbers them 0, 1, 2...; the slack allows other numberings
+    try:
+        for opcode, argument, _position in pickletools.genops(data):
+            if "PUT" in opcode.name or "GET" in opcode.name:
+                if not isinstance(argument, int) or not 0 <= argument <= 2 * stored + 1024:
+                    raise WeightsError(f"pickle memo index {_describe(argument)} out of range")
+            stored += "PUT" in opcode.name or opcode.name == "MEMOIZE"
+    except (ValueError, struct.error, UnicodeDecodeError) as e:  # malformed opcodes: load() would refuse them too
+        raise WeightsError(f"malformed pickle ({_reason(e)})") from None
+
+
 def _check_member_size(path, archive, info):
-    """Refuse members whose declared size the archive cannot hold (torch stores members uncompressed)."""
+    """Refuse members whose declared size the archive cannot hold (torch stores members uncompressed), and
+    compression methods that zipfile inflates without a bound on each step's output (bzip2, LZMA): torch.save
+    never uses them."""
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise WeightsError(f"{path}: archive member {info.filename} uses compression method {info.compress_type}, "
+                           "which torch.save never writes")
     archive_size = archive.fp.seek(0, 2)
     ratio = 1 if info.compress_type == zipfile.ZIP_STORED else MAX_COMPRESSION_RATIO
     if info.compress_size > archive_size or info.file_size > ratio * max(info.compress_size, 1):
