@@ -130,3 +130,21 @@ def test_bad_folders_are_one_line_errors(tmp_path, small_base, case, message):
             shutil.rmtree(data / name)
     with pytest.raises(TinynetError, match=message):
         training.train(data, small_base, progress=False)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"epochs": 0}, "epochs must be at least 1"),
+    ({"val_split": 1.5}, "val_split must be between 0 and 1"),
+    ({"out": "no/such name"}, "invalid model name"),
+])
+def test_bad_arguments_fail_before_any_work(tmp_path, arguments, message):
+    with pytest.raises(TinynetError, match=message):
+        training.train(tmp_path, "no-such-model", **arguments)
+
+
+def test_class_names_with_spaces_and_non_ascii_become_labels(tmp_path, small_base):
+    data = small_folder(tmp_path / "data", per_class=3)
+    (data / "roses").rename(data / "wild rosés")
+    result = training.train(data, small_base, out="accents", progress=False)
+    assert tinynet.load("accents").meta["labels"] == ["daisy", "dandelion", "wild rosés"]
+    assert result.report["classes"] == ["daisy", "dandelion", "wild rosés"]

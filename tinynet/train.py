@@ -200,10 +200,14 @@ def train(data_dir, base, out=None, epochs=500, val_split=0.2, augment=False, se
     """Train a new head on the images in ``data_dir`` over the backbone of ``base`` (a Model, a weight
     file or a store name). ``epochs`` bounds the L-BFGS iterations (full batch: one iteration sees every
     image). ``out``: store the result under that name. Returns a TrainResult."""
-    model = base if isinstance(base, Model) else io.load(base)
+    if out is not None:
+        store.path_of(out)  # an invalid name fails now, not after the features are computed
+    if epochs < 1:
+        raise TinynetError(f"epochs must be at least 1, got {epochs}")
     if not 0 < val_split < 1:
         raise TinynetError(f"val_split must be between 0 and 1, got {val_split}")
     names, files = class_folders(data_dir)
+    model = base if isinstance(base, Model) else io.load(base)
     if "all" in files:
         train_items, val_items = stratified_split(files["all"], val_split, seed)
     else:
