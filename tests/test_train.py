@@ -47,6 +47,9 @@ def test_second_run_computes_no_features(tmp_path, small_base):
     # A renamed copy has the same content: still cached.
     (data / "daisy" / sorted((data / "daisy").iterdir())[0].name).rename(data / "daisy" / "renamed copy é.jpg")
     assert training.train(data, small_base, progress=False).report["features"]["computed"] == 0
+    # A damaged cache entry is computed again.
+    next((tmp_path / "home" / "features").rglob("*.npy")).write_bytes(b"garbage")
+    assert training.train(data, small_base, progress=False).report["features"]["computed"] == 1
 
 
 def test_augment_views_are_cached_separately_and_deterministic(tmp_path, small_base):

@@ -146,8 +146,12 @@ class FeatureCache:
     def _one(self, path, view, content, spec):
         file = self.dir / content[:2] / f"{content}.{view}.npy"
         if file.is_file():
-            self.hits += 1
-            return np.load(file)
+            try:
+                feature = np.load(file)
+                self.hits += 1
+                return feature
+            except (OSError, ValueError):  # a damaged cache entry is computed again, not an error
+                pass
         self.misses += 1
         x = preprocess.to_array(render_view(path, view, content), spec)[None]
         feature = self.model.classifier_input(x)[0]
