@@ -151,3 +151,14 @@ def test_class_names_with_spaces_and_non_ascii_become_labels(tmp_path, small_bas
     result = training.train(data, small_base, out="accents", progress=False)
     assert tinynet.load("accents").meta["labels"] == ["daisy", "dandelion", "wild rosés"]
     assert result.report["classes"] == ["daisy", "dandelion", "wild rosés"]
+
+
+def test_unknown_threshold_marks_unsure_predictions():
+    names = ["a", "b"]
+    w, b = np.eye(2), np.zeros(2)
+    features = np.array([[3.0, 0.0], [0.1, 0.0], [0.0, 3.0]])  # sure a, unsure, sure b
+    predicted = training.predict(features, w, b, unknown_threshold=0.9)
+    assert predicted.tolist() == [0, -1, 1]
+    report = training.scores(np.array([0, 0, 1]), predicted, names)
+    assert report["unknown"] == 1 and report["accuracy"] == pytest.approx(2 / 3)
+    assert report["confusion"] == [[1, 0], [0, 1]] and report["per_class"]["a"]["recall"] == 0.5

@@ -177,13 +177,16 @@ def with_head(base, w, b, labels, meta):
 
 
 def scores(y_true, y_pred, names):
-    """Accuracy, per-class precision and recall, and the confusion matrix (rows: true, columns: predicted)."""
+    """Accuracy, per-class precision and recall, the confusion matrix (rows: true, columns: predicted) and
+    how many predictions were "unknown" (-1: below the threshold; they count as wrong)."""
     k = len(names)
     confusion = np.zeros((k, k), dtype=np.int64)
-    np.add.at(confusion, (y_true, y_pred), 1)
-    predicted, actual = confusion.sum(axis=0), confusion.sum(axis=1)
+    known = y_pred >= 0
+    np.add.at(confusion, (y_true[known], y_pred[known]), 1)
+    predicted = confusion.sum(axis=0)
     diag = np.diag(confusion)
-    return {"accuracy": float(diag.sum() / max(1, confusion.sum())),
+    actual = np.bincount(y_true, minlength=k)
+    return {"accuracy": float(diag.sum() / max(1, len(y_true))), "unknown": int((~known).sum()),
             "per_class": {n: {"precision": float(diag[i] / predicted[i]) if predicted[i] else 0.0,
                               "recall": float(diag[i] / actual[i]) if actual[i] else 0.0, "support": int(actual[i])}
                           for i, n in enumerate(names)},
@@ -228,9 +231,9 @@ def train(data_dir, base, out=None, epochs=500, val_split=0.2, augment=False, se
               "views": views_for(augment, seed), "fit": fit_info,
               "features": {"computed": cache.misses, "cached": cache.hits,
                            "images_per_s": cache.misses / feature_seconds if cache.misses and feature_seconds > 0 else None},
-              "train": scores(y_train, predict(x_train, w, b), names)}
+              "train": scores(y_train, predict(x_train, w, b, unknown_threshold), names)}
     if x_val is not None:
-        report["val"] = scores(y_val, predict(x_val, w, b), names)
+        report["val"] = scores(y_val, predict(x_val, w, b, unknown_threshold), names)
     settings = {"data_dir": str(data_dir), "epochs": epochs, "val_split": val_split, "augment": augment, "seed": seed,
                 "l2": l2, "class_weights": class_weights, "unknown_threshold": unknown_threshold,
                 "base": model.meta.get("source", model.arch)}
