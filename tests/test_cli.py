@@ -101,7 +101,7 @@ def test_warmup(tmp_path):
     assert result.returncode == 0 and "kernels ready" in result.stdout
 
 
-@pytest.mark.parametrize("command", ["classify", "models", "info", "pull", "import", "eval", "warmup"])
+@pytest.mark.parametrize("command", ["classify", "models", "info", "pull", "import", "eval", "warmup", "train"])
 def test_every_command_has_help_with_an_example(tmp_path, command):
     result = run(command, "--help", home=tmp_path)
     assert result.returncode == 0 and "example:" in result.stdout and "tinynet " + command in result.stdout

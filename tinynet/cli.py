@@ -23,6 +23,7 @@ from tinynet.model import softmax, top_labels
 from tinynet.prefetch import prefetched
 from tinynet.progress import Progress
 from tinynet.warmup import warmup
+from tinynet import train_cli
 from tinynet.spec import count, layers_for_width
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -304,6 +305,10 @@ COMMANDS = {
              "Accuracy of a model on a folder of images with a labels file: one '<image> <class index>' per\n"
              "line (class indices 0-based, ImageNet synset order).",
              "tinynet eval mobilenet_v3_large --images val/ --labels val/labels.txt --limit 500"),
+    "train": (train_cli.run, "Train a classifier on your own images (folder per class).",
+              "Fit a new head on a frozen base model's features (cached, so re-runs are fast); stores the\n"
+              "result under --out with its labels, for `tinynet classify --model NAME`.",
+              "tinynet train flowers/ --model mobilenet_v3_large --out flowers"),
     "warmup": (cmd_warmup, "Compile the kernels once, ahead of the first real run.",
                "Compile (or load from Numba's cache) every kernel, so that the first `tinynet classify`\n"
                "does not pay for compilation.",
@@ -343,6 +348,8 @@ def _add_arguments(name, sub):
     elif name == "import":
         sub.add_argument("file", metavar="FILE", help=".pth, .safetensors, .tflite, .h5 or .tgz")
         sub.add_argument("--name", metavar="NAME", help="name in the store (default: from the file name)")
+    elif name == "train":
+        train_cli.add_arguments(sub)
     elif name == "eval":
         sub.add_argument("model", metavar="MODEL", help=model_help.split(";")[0])
         sub.add_argument("--images", required=True, metavar="DIR", help="folder the labels file's paths are in")

@@ -81,6 +81,11 @@ class Model:
                                f"(layers are named like {self.layers[1].name!r}; `tinynet info` lists them)")
         return self._run(x, max(position[name] for name in names) + 1, names)
 
+    def classifier_input(self, x):
+        """What the last (classifier) layer sees: the pooled features, or for MobileNet V3 the hidden
+        layer after them. (N, H, W, 3) -> (N, C) float32; tinynet.train fits a new head on it."""
+        return self._run(x, len(self.layers) - 1)
+
     def count(self, resolution=224):
         """Parameters and MACs, totals and per layer (see tinynet.spec.count)."""
         return count(self.layers, resolution, self.padding)
