@@ -100,3 +100,29 @@ def fake_quantize_ref(x, lo, step, levels):
     """lo + step * round(clip((x - lo) / step, 0, levels - 1)), float64, rounding half to even."""
     q = np.rint(np.clip((np.asarray(x, np.float64) - lo) / step, 0, levels - 1))
     return lo + q * step
+
+
+def _source_coordinate_ref(d, n_in, n_out, align_corners, half_pixel_centers):
+    """Where output index d samples the input axis (see kernels.resize for the three conventions)."""
+    if align_corners:
+        return 0.0 if n_out == 1 else d * (n_in - 1) / (n_out - 1)
+    if half_pixel_centers:
+        return max((d + 0.5) * n_in / n_out - 0.5, 0.0)
+    return d * n_in / n_out
+
+
+def resize_bilinear_nhwc_ref(x, out_hw, align_corners=False, half_pixel_centers=False):
+    """(N, H, W, C) -> (N, Ho, Wo, C): each output pixel a weighted sum of its four nearest input pixels."""
+    x = np.asarray(x, dtype=np.float64)
+    n_img, height, width, channels = x.shape
+    out = np.zeros((n_img, out_hw[0], out_hw[1], channels))
+    for oy in range(out_hw[0]):
+        sy = _source_coordinate_ref(oy, height, out_hw[0], align_corners, half_pixel_centers)
+        y0 = min(int(np.floor(sy)), height - 1)
+        for ox in range(out_hw[1]):
+            sx = _source_coordinate_ref(ox, width, out_hw[1], align_corners, half_pixel_centers)
+            x0 = min(int(np.floor(sx)), width - 1)
+            for y, wy in ((y0, 1 - (sy - y0)), (min(y0 + 1, height - 1), sy - y0)):
+                for xx, wx in ((x0, 1 - (sx - x0)), (min(x0 + 1, width - 1), sx - x0)):
+                    out[:, oy, ox, :] += wy * wx * x[:, y, xx, :]
+    return out
