@@ -126,3 +126,38 @@ def resize_bilinear_nhwc_ref(x, out_hw, align_corners=False, half_pixel_centers=
                 for xx, wx in ((x0, 1 - (sx - x0)), (min(x0 + 1, width - 1), sx - x0)):
                     out[:, oy, ox, :] += wy * wx * x[:, y, xx, :]
     return out
+
+
+def argmax_channels_ref(x):
+    """(N, H, W, C) -> (N, H, W) int64: the first channel holding the maximum, found by an explicit scan."""
+    x = np.asarray(x, dtype=np.float64)
+    out = np.zeros(x.shape[:3], dtype=np.int64)
+    for c in range(1, x.shape[3]):
+        best = np.take_along_axis(x, out[..., None], axis=3)[..., 0]
+        out = np.where(x[..., c] > best, c, out)
+    return out
+
+
+def concat_channels_ref(parts):
+    """Channels of the parts in order: out[..., offset + i] = part[..., i]."""
+    parts = [np.asarray(p, dtype=np.float64) for p in parts]
+    out = np.zeros((*parts[0].shape[:3], sum(p.shape[3] for p in parts)))
+    offset = 0
+    for p in parts:
+        for i in range(p.shape[3]):
+            out[..., offset + i] = p[..., i]
+        offset += p.shape[3]
+    return out
+
+
+def image_pool_nhwc_ref(x, out_hw):
+    """(N, H, W, C) -> (N, Ho, Wo, C), every pixel the channel mean of its image."""
+    x = np.asarray(x, dtype=np.float64)
+    mean = np.einsum("nhwc->nc", x) / (x.shape[1] * x.shape[2])
+    return np.repeat(np.repeat(mean[:, None, None, :], out_hw[0], axis=1), out_hw[1], axis=2)
+
+
+def sigmoid_gate_nhwc_ref(x, gate_logits):
+    """x * 1 / (1 + exp(-g)) per image and channel.   x: (N, H, W, C)   gate_logits: (N, C)"""
+    g = np.asarray(gate_logits, dtype=np.float64)
+    return scale_channels_ref(x, 1.0 / (1.0 + np.exp(-g)))

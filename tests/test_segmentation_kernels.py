@@ -1,4 +1,4 @@
-"""Segmentation kernels (bilinear resize, ...) against their float64 references and external oracles.
+"""Segmentation kernels (bilinear resize, argmax, concatenation, image pooling, sigmoid gating) against their float64 references and external oracles.
 
 Oracles: kernels.reference (hypothesis-drawn shapes: 1x1 maps, odd sizes, scale up and down, channel
 counts of 1 and off multiples of 16), and committed outputs of torch F.interpolate and LiteRT's
@@ -13,6 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinynet.kernels import reference as ref
+from tinynet.kernels.argmax import argmax_channels_nhwc
+from tinynet.kernels.channel_ops import concat_channels_nhwc, image_pool_nhwc_f32, sigmoid_gate_nhwc_f32
 from tinynet.kernels.resize import resize_bilinear_nhwc_f32
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -67,3 +69,54 @@ def test_resize_rejects_both_flags():
     x = np.zeros((1, 2, 2, 1), np.float32)
     with pytest.raises(ValueError):
         resize_bilinear_nhwc_f32(x, np.empty((1, 3, 3, 1), np.float32), True, True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 2), h=SPATIAL, w=SPATIAL, c=st.one_of(CHANNELS, st.integers(200, 300)),
+       levels=st.integers(1, 5), dtype=st.sampled_from([np.uint8, np.int32]), seed=SEEDS)
+def test_argmax_matches_reference_with_ties(n, h, w, c, levels, dtype, seed):
+    """Few distinct values (``levels``) force ties, which must go to the lowest channel."""
+    if dtype is np.uint8 and c > 256:
+        dtype = np.int32
+    x = np.random.default_rng(seed).integers(0, levels, (n, h, w, c)).astype(np.float32)
+    out = argmax_channels_nhwc(x, np.empty((n, h, w), dtype))
+    np.testing.assert_array_equal(out, ref.argmax_channels_ref(x))
+
+
+def test_argmax_refuses_too_many_classes_for_uint8():
+    with pytest.raises(ValueError):
+        argmax_channels_nhwc(np.zeros((1, 1, 1, 257), np.float32), np.empty((1, 1, 1), np.uint8))
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 2), h=SPATIAL, w=SPATIAL, cs=st.lists(CHANNELS, min_size=1, max_size=5), seed=SEEDS)
+def test_concat_matches_reference(n, h, w, cs, seed):
+    rng = np.random.default_rng(seed)
+    parts = [rng.standard_normal((n, h, w, c)).astype(np.float32) for c in cs]
+    out = concat_channels_nhwc(parts, np.empty((n, h, w, sum(cs)), np.float32))
+    np.testing.assert_array_equal(out, ref.concat_channels_ref(parts))
+
+
+def test_concat_rejects_mismatched_parts():
+    with pytest.raises(ValueError):
+        concat_channels_nhwc([np.zeros((1, 2, 2, 3), np.float32)], np.empty((1, 2, 2, 4), np.float32))
+
+
+@settings(max_examples=50, deadline=None)
+@given(n=st.integers(1, 2), h=SPATIAL, w=SPATIAL, ho=SPATIAL, wo=SPATIAL, c=CHANNELS, seed=SEEDS)
+def test_image_pool_matches_reference(n, h, w, ho, wo, c, seed):
+    x = np.random.default_rng(seed).uniform(-4, 4, (n, h, w, c)).astype(np.float32)
+    out = image_pool_nhwc_f32(x, np.empty((n, ho, wo, c), np.float32))
+    np.testing.assert_allclose(out, ref.image_pool_nhwc_ref(x, (ho, wo)), rtol=0, atol=1e-5 * 4)
+
+
+@settings(max_examples=50, deadline=None)
+@given(n=st.integers(1, 2), h=SPATIAL, w=SPATIAL, c=CHANNELS, in_place=st.booleans(), seed=SEEDS)
+def test_sigmoid_gate_matches_reference(n, h, w, c, in_place, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-6, 6, (n, h, w, c)).astype(np.float32)
+    g = rng.uniform(-12, 12, (n, c)).astype(np.float32)
+    g[0, 0] = -200.0  # exp overflow: gate must be exactly 0, without a warning
+    expected = ref.sigmoid_gate_nhwc_ref(x, g)
+    out = sigmoid_gate_nhwc_f32(x, g, x if in_place else np.empty_like(x))
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
