@@ -27,8 +27,10 @@ def activation_ref(v, act):
     raise ValueError(f"unknown activation code {act}")
 
 
-def _conv_loops(x, w, out_hw, stride, pad_top, pad_left, tap):
-    """Shared loop nest: for each output pixel and in-bounds tap, ``acc += tap(x_pixel, ky, kx)``."""
+def _conv_loops(x, w, out_hw, stride, pad_top, pad_left, tap, dilation=1):
+    """Shared loop nest: for each output pixel and in-bounds tap, ``acc += tap(x_pixel, ky, kx)``.
+
+    Taps sit ``dilation`` pixels apart. If no tap of any output lands in the image, the result is 0 (bias only)."""
     x = np.asarray(x, dtype=np.float64)
     n_img, height, width = x.shape[:3]
     out_h, out_w = out_hw
@@ -38,26 +40,28 @@ def _conv_loops(x, w, out_hw, stride, pad_top, pad_left, tap):
         for ox in range(out_w):
             for ky in range(kh):
                 for kx in range(kw):
-                    iy, ix = oy * stride - pad_top + ky, ox * stride - pad_left + kx
+                    iy, ix = oy * stride - pad_top + ky * dilation, ox * stride - pad_left + kx * dilation
                     if 0 <= iy < height and 0 <= ix < width:
                         contribution = tap(x[:, iy, ix, :], ky, kx)  # (N, Cout)
                         if acc is None:
                             acc = np.zeros((n_img, out_h, out_w, contribution.shape[1]))
                         acc[:, oy, ox, :] += contribution
+    if acc is None:
+        acc = np.zeros((n_img, out_h, out_w, tap(x[:, 0, 0, :], 0, 0).shape[1]))
     return acc
 
 
-def conv2d_nhwc_ref(x, w, b, out_hw, stride, pad_top, pad_left, act):
+def conv2d_nhwc_ref(x, w, b, out_hw, stride, pad_top, pad_left, act, dilation=1):
     """Standard conv.  x: (N, H, W, Cin)  w: (KH, KW, Cin, Cout)  ->  (N, Ho, Wo, Cout)"""
     w64 = np.asarray(w, dtype=np.float64)
-    acc = _conv_loops(x, w64, out_hw, stride, pad_top, pad_left, lambda px, ky, kx: px @ w64[ky, kx])
+    acc = _conv_loops(x, w64, out_hw, stride, pad_top, pad_left, lambda px, ky, kx: px @ w64[ky, kx], dilation)
     return activation_ref(acc + np.asarray(b, dtype=np.float64), act)
 
 
-def dwconv2d_nhwc_ref(x, w, b, out_hw, stride, pad_top, pad_left, act):
+def dwconv2d_nhwc_ref(x, w, b, out_hw, stride, pad_top, pad_left, act, dilation=1):
     """Depthwise conv.  x: (N, H, W, C)  w: (KH, KW, C)  ->  (N, Ho, Wo, C)"""
     w64 = np.asarray(w, dtype=np.float64)
-    acc = _conv_loops(x, w64, out_hw, stride, pad_top, pad_left, lambda px, ky, kx: px * w64[ky, kx])
+    acc = _conv_loops(x, w64, out_hw, stride, pad_top, pad_left, lambda px, ky, kx: px * w64[ky, kx], dilation)
     return activation_ref(acc + np.asarray(b, dtype=np.float64), act)
 
 

@@ -1,4 +1,4 @@
-"""Segmentation kernels (bilinear resize, argmax, concatenation, image pooling, sigmoid gating) against their float64 references and external oracles.
+"""Segmentation kernels (bilinear resize, argmax, concatenation, image pooling, sigmoid gating, dilated convs) against their float64 references and external oracles.
 
 Oracles: kernels.reference (hypothesis-drawn shapes: 1x1 maps, odd sizes, scale up and down, channel
 counts of 1 and off multiples of 16), and committed outputs of torch F.interpolate and LiteRT's
@@ -12,9 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tinynet import kernels
 from tinynet.kernels import reference as ref
+from tinynet.kernels.activation import ACTIVATIONS
 from tinynet.kernels.argmax import argmax_channels_nhwc
 from tinynet.kernels.channel_ops import concat_channels_nhwc, image_pool_nhwc_f32, sigmoid_gate_nhwc_f32
+from tinynet.kernels.gemm_tile import PANEL_WIDTHS
 from tinynet.kernels.resize import resize_bilinear_nhwc_f32
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -120,3 +123,61 @@ def test_sigmoid_gate_matches_reference(n, h, w, c, in_place, seed):
     expected = ref.sigmoid_gate_nhwc_ref(x, g)
     out = sigmoid_gate_nhwc_f32(x, g, x if in_place else np.empty_like(x))
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
+
+
+DILATION = st.integers(1, 4)
+PADDING = st.sampled_from(["symmetric", "tf_same"])
+ACT = st.sampled_from(sorted(set(ACTIVATIONS.values())))
+
+
+def values(rng, shape):
+    return rng.uniform(-2, 2, shape).astype(np.float32)
+
+
+def dilated_geometry(h, w, k, stride, dilation, padding):
+    (ho, pad_top), (wo, pad_left) = (kernels.conv_output_size(n, k, stride, padding, dilation) for n in (h, w))
+    return ho, wo, pad_top, pad_left
+
+
+@pytest.mark.parametrize("size, k, stride, dilation, padding, expected", [
+    (33, 3, 1, 2, "symmetric", (33, 2)), (33, 3, 1, 12, "symmetric", (33, 12)), (17, 3, 2, 2, "symmetric", (9, 2)),
+    (5, 3, 1, 4, "tf_same", (5, 4)), (6, 3, 2, 2, "tf_same", (3, 1)), (1, 3, 1, 36, "tf_same", (1, 36)),
+    (10, 3, 1, 1, "tf_same", (10, 1)),
+])
+def test_conv_output_size_with_dilation(size, k, stride, dilation, padding, expected):
+    """Symmetric: torch Conv2d(padding=(k-1)//2*d); TF SAME: output ceil(n/s), padding from the span (k-1)*d+1."""
+    assert kernels.conv_output_size(size, k, stride, padding, dilation) == expected
+
+
+def test_conv_output_size_rejects_dilation_0():
+    with pytest.raises(ValueError):
+        kernels.conv_output_size(5, 3, 1, "symmetric", 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 2), h=st.integers(1, 14), w=st.integers(1, 14), c=CHANNELS, k=st.sampled_from([1, 3, 5]),
+       stride=st.sampled_from([1, 2]), dilation=DILATION, padding=PADDING, act=ACT, seed=SEEDS)
+def test_dilated_depthwise_matches_reference(n, h, w, c, k, stride, dilation, padding, act, seed):
+    """Maps down to 1x1, smaller than the dilated kernel (up to 17 pixels wide)."""
+    rng = np.random.default_rng(seed)
+    x, wt, b = values(rng, (n, h, w, c)), values(rng, (k, k, c)), values(rng, (c,))
+    ho, wo, pad_top, pad_left = dilated_geometry(h, w, k, stride, dilation, padding)
+    out = np.full((n, ho, wo, c), np.nan, np.float32)
+    kernels.dwconv2d_dilated_nhwc_f32(x, wt, b, out, stride, dilation, pad_top, pad_left, act)
+    expected = ref.dwconv2d_nhwc_ref(x, wt, b, (ho, wo), stride, pad_top, pad_left, act, dilation)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5 * (1 + k * k * 4 + 2))
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 2), h=st.integers(1, 14), w=st.integers(1, 14), cin=st.integers(1, 5), cout=CHANNELS,
+       k=st.sampled_from([1, 3]), stride=st.sampled_from([1, 2]), dilation=DILATION, padding=PADDING, act=ACT,
+       nr=st.sampled_from(PANEL_WIDTHS), seed=SEEDS)
+def test_dilated_conv_matches_reference(n, h, w, cin, cout, k, stride, dilation, padding, act, nr, seed):
+    rng = np.random.default_rng(seed)
+    x, wt, b = values(rng, (n, h, w, cin)), values(rng, (k, k, cin, cout)), values(rng, (cout,))
+    ho, wo, pad_top, pad_left = dilated_geometry(h, w, k, stride, dilation, padding)
+    out = np.full((n, ho, wo, cout), np.nan, np.float32)
+    kernels.conv2d_dilated_nhwc_f32(x, *kernels.pack_weights(wt.reshape(-1, cout), b, nr), out, k, stride, dilation,
+                                    pad_top, pad_left, act)
+    expected = ref.conv2d_nhwc_ref(x, wt, b, (ho, wo), stride, pad_top, pad_left, act, dilation)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5 * (1 + k * k * cin * 4 + 2))
