@@ -181,3 +181,22 @@ def test_dilated_conv_matches_reference(n, h, w, cin, cout, k, stride, dilation,
                                     pad_top, pad_left, act)
     expected = ref.conv2d_nhwc_ref(x, wt, b, (ho, wo), stride, pad_top, pad_left, act, dilation)
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5 * (1 + k * k * cin * 4 + 2))
+
+
+def test_dilated_convs_match_torch():
+    """torch Conv2d(dilation=d, padding=(k-1)//2*d), standard and depthwise: fixes the symmetric convention."""
+    fixture = np.load(FIXTURES / "dilated_torch.npz")
+    for i in range(sum(key.startswith("geometry") for key in fixture.files)):
+        x, weight, b, expected = fixture[f"x{i}"], fixture[f"w{i}"], fixture[f"b{i}"], fixture[f"y{i}"]
+        k, stride, dilation, depthwise = (int(v) for v in fixture[f"geometry{i}"])
+        ho, wo, pad_top, pad_left = dilated_geometry(x.shape[1], x.shape[2], k, stride, dilation, "symmetric")
+        out = np.full(expected.shape, np.nan, np.float32)
+        assert (ho, wo) == expected.shape[1:3]
+        if depthwise:  # torch (C, 1, KH, KW) -> (KH, KW, C)
+            kernels.dwconv2d_dilated_nhwc_f32(x, np.ascontiguousarray(weight[:, 0].transpose(1, 2, 0)), b, out,
+                                              stride, dilation, pad_top, pad_left, 0)
+        else:  # torch (Cout, Cin, KH, KW) -> (KH, KW, Cin, Cout)
+            hwio = np.ascontiguousarray(weight.transpose(2, 3, 1, 0)).reshape(-1, weight.shape[0])
+            kernels.conv2d_dilated_nhwc_f32(x, *kernels.pack_weights(hwio, b, PANEL_WIDTHS[0]), out, k, stride,
+                                            dilation, pad_top, pad_left, 0)
+        np.testing.assert_allclose(out, expected, rtol=0, atol=1e-4, err_msg=f"case {i}")
