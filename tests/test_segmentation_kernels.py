@@ -1,8 +1,11 @@
-"""Segmentation kernels (bilinear resize, argmax, concatenation, image pooling, sigmoid gating, dilated convs) against their float64 references and external oracles.
+"""Segmentation kernels against their float64 references and external oracles.
+
+Kernels: bilinear resize, argmax, concatenation, image pooling, sigmoid gating, dilated convs.
 
 Oracles: kernels.reference (hypothesis-drawn shapes: 1x1 maps, odd sizes, scale up and down, channel
 counts of 1 and off multiples of 16), and committed outputs of torch F.interpolate and LiteRT's
-RESIZE_BILINEAR (tests/fixtures/make_resize_fixtures.py). Resize blends four values with weights in
+RESIZE_BILINEAR (tests/fixtures/make_resize_fixtures.py) and torch Conv2d with dilation
+(make_dilated_fixtures.py). Resize blends four values with weights in
 [0, 1] summing to 1, so float32 error is a few ulps of max|x|.
 """
 from pathlib import Path
