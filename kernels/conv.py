@@ -70,3 +70,44 @@ def conv2d_nhwc_f32(x, wp, bp, out, kh, stride, pad_top, pad_left, act):
             if ox < lo or ox >= hi:
                 pixel = out_row[ox, j * nr:j * nr + cols]
                 border_pixel_f32(x, wp, bp, j, pixel, n, iy0, ox * stride - pad_left, kh, kw, act)
+
+
+@njit(parallel=True, cache=True, fastmath={"contract"})
+def conv2d_dilated_nhwc_f32(x, wp, bp, out, kh, stride, dilation, pad_top, pad_left, act):
+    """conv2d_nhwc_f32 with taps ``dilation`` pixels apart (atrous, DeepLab's ASPP), the general path.
+
+    Same packed weights as conv2d_nhwc_f32; one task per output row and weight panel, a plain loop over the taps
+    inside the image (dilated taps are not contiguous, so the GEMM micro-kernel's row segments do not apply).
+    Dilation 1 keeps conv2d_nhwc_f32.
+    """
+    n_img, height, width, cin = x.shape
+    out_h, out_w, n_out = out.shape[1], out.shape[2], out.shape[3]
+    panels, k_total, nr = wp.shape
+    kw = k_total // (kh * cin)
+    for task in prange(n_img * out_h * panels):
+        t = np.int64(task)
+        row = t // panels
+        j = t % panels
+        n = row // out_h
+        oy = row - n * out_h
+        cols = min(nr, n_out - j * nr)
+        iy0 = oy * stride - pad_top
+        for ox in range(out_w):
+            pixel = out[n, oy, ox, j * nr:j * nr + cols]
+            for c in range(cols):
+                pixel[c] = bp[j, c]
+            ix0 = ox * stride - pad_left
+            for ky in range(kh):
+                iy = iy0 + ky * dilation
+                if iy < 0 or iy >= height:
+                    continue
+                for kx in range(kw):
+                    ix = ix0 + kx * dilation
+                    if ix < 0 or ix >= width:
+                        continue
+                    for ci in range(cin):
+                        v = x[n, iy, ix, ci]
+                        w_row = wp[j, (ky * kw + kx) * cin + ci]
+                        for c in range(cols):
+                            pixel[c] += v * w_row[c]
+            activate_row(pixel, act)

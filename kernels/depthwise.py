@@ -307,3 +307,37 @@ def dwconv2d_nhwc_f32(x, w, b, out, stride, pad_top, pad_left, act, groups, zero
         rows = image_rows(n, (t - n * out_h) * stride - pad_top, height, width * channels)
         dw_row_f32(src, rows, zeros, w, b, dst, t * out_w * channels, width, out_w, stride, pad_left, act, c_begin,
                    c_end)
+
+
+@njit(parallel=True, cache=True, fastmath={"contract"})
+def dwconv2d_dilated_nhwc_f32(x, w, b, out, stride, dilation, pad_top, pad_left, act):
+    """dwconv2d_nhwc_f32 with taps ``dilation`` pixels apart (atrous), the general path: a plain loop per output row.
+
+    Dilation 1 keeps dwconv2d_nhwc_f32 (its register tile assumes adjacent taps).
+    x: (N, H, W, C)   w: (KH, KW, C)   b: (C,)   out: (N, Ho, Wo, C), Ho, Wo, pads from
+    kernels.padding.conv_output_size(..., dilation)
+    """
+    n_img, height, width, channels = x.shape
+    out_h, out_w = out.shape[1], out.shape[2]
+    kh, kw = w.shape[0], w.shape[1]
+    for task in prange(n_img * out_h):
+        t = np.int64(task)
+        n = t // out_h
+        oy = t - n * out_h
+        iy0 = oy * stride - pad_top
+        out_row = out[n, oy]
+        for ox in range(out_w):
+            pixel = out_row[ox]
+            pixel[:] = b
+            ix0 = ox * stride - pad_left
+            for ky in range(kh):
+                iy = iy0 + ky * dilation
+                if iy < 0 or iy >= height:
+                    continue
+                for kx in range(kw):
+                    ix = ix0 + kx * dilation
+                    if 0 <= ix < width:
+                        src, wk = x[n, iy, ix], w[ky, kx]
+                        for c in range(channels):
+                            pixel[c] += src[c] * wk[c]
+            activate_row(pixel, act)

@@ -4,6 +4,9 @@
 - ``"tf_same"`` (TensorFlow SAME): output ``ceil(n / s)``; the total padding is split with the
   extra pixel at the end, so a stride-2 3x3 conv on an even size pads (0, 1), not (1, 1).
 
+With dilation ``d`` a kernel of size ``k`` spans ``(k - 1) * d + 1`` pixels; both conventions use that span as the
+kernel size (torchvision pads ``(k - 1) // 2 * d``, the same for odd ``k``).
+
 Kernels receive only the leading pad (top or left); trailing padding is implied by the output size.
 """
 from numba import njit
@@ -11,8 +14,11 @@ from numba import njit
 PADDINGS = ("symmetric", "tf_same")
 
 
-def conv_output_size(size, kernel, stride, padding):
+def conv_output_size(size, kernel, stride, padding, dilation=1):
     """Return ``(output_size, pad_before)`` for one spatial dimension."""
+    if dilation < 1:
+        raise ValueError(f"dilation must be at least 1, got {dilation}")
+    kernel = (kernel - 1) * dilation + 1
     if padding == "symmetric":
         pad = kernel // 2
         return (size + 2 * pad - kernel) // stride + 1, pad

@@ -183,6 +183,8 @@ def _options(name, o):
         return {"ADD": 11, "MUL": 21, "SUB": 28}[name], {0: act}
     if name == "MEAN":
         return 27, {0: ("?", o.get("keep_dims", False))}
+    if name == "RESIZE_BILINEAR":  # ResizeBilinearOptions: 0, 1 deprecated new_height/new_width
+        return 15, {2: ("?", o.get("align_corners", False)), 3: ("?", o.get("half_pixel_centers", False))}
     if name == "SOFTMAX":
         return 9, {0: ("f", o.get("beta", 1.0))}
     return None
