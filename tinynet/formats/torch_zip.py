@@ -33,11 +33,30 @@ ZIP_ERRORS = (zipfile.BadZipFile, NotImplementedError, RuntimeError, ValueError,
               struct.error)
 
 
-class _Storage:
-    """A reference to one storage blob, resolved lazily by the tensor that uses it."""
+class _Frozen:
+    """Base of every object a pickle can reach: a BUILD opcode (which sets attributes) on one of them is
+    refused, so a file cannot change how later objects of this load, or later loads, behave."""
+    __slots__ = ()
 
-    def __init__(self, dtype, key, numel):
-        self.dtype, self.key, self.numel = dtype, key, numel
+    def __init__(self, **fields):
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise WeightsError("checkpoint tries to modify a tinynet object (a BUILD on a global or tensor)")
+
+    __delattr__ = __setattr__
+
+
+class _Storage(_Frozen):
+    """A reference to one storage blob, resolved lazily by the tensor that uses it."""
+    __slots__ = ("dtype", "key", "numel")
+
+
+class _TensorRef(_Frozen):
+    """A (storage, view) description. Only _rebuild_tensor creates one, after checking its geometry: a pickle
+    cannot name this class, so a tuple or object built literally by a file is never taken for a tensor."""
+    __slots__ = ("storage", "offset", "shape", "stride")
 
 
 def _rebuild_tensor(storage, offset, shape, stride, *_ignored):
@@ -51,7 +70,7 @@ def _rebuild_tensor(storage, offset, shape, stride, *_ignored):
             and all(isinstance(v, int) and 0 <= v < MAX_EXTENT for v in (offset, *shape, *stride))):
         described = ", ".join(map(_describe, geometry))
         raise WeightsError(f"invalid tensor geometry in checkpoint (offset, shape, stride): {described}")
-    return ("tensor", storage, offset, shape, stride)
+    return _TensorRef(storage=storage, offset=offset, shape=shape, stride=stride)
 
 
 def _describe(value):
@@ -73,26 +92,37 @@ def _rebuild_parameter(data, *_ignored):
     return data
 
 
-class _StorageType:
-    def __init__(self, dtype):
-        self.dtype = dtype
+class _StorageType(_Frozen):
+    __slots__ = ("dtype",)
 
 
+class _Function(_Frozen):
+    """A frozen wrapper around one allowed function: a plain function's attributes (__defaults__,
+    __kwdefaults__, __dict__) could otherwise be rewritten by a BUILD opcode for the rest of the process."""
+    __slots__ = ("function",)
+
+    def __call__(self, *args):
+        return self.function(*args)
+
+
+# Each load gets fresh stand-ins (and they are frozen): nothing a file does reaches another load.
 ALLOWED_GLOBALS = {
-    ("collections", "OrderedDict"): OrderedDict,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    **{("torch", name): _StorageType(dtype) for name, dtype in STORAGE_DTYPES.items()},
+    ("collections", "OrderedDict"): lambda: OrderedDict,  # a builtin type: its attributes cannot be set
+    ("torch._utils", "_rebuild_tensor_v2"): lambda: _Function(function=_rebuild_tensor),
+    ("torch._utils", "_rebuild_parameter"): lambda: _Function(function=_rebuild_parameter),
+    **{("torch", name): (lambda dtype=dtype: _StorageType(dtype=dtype)) for name, dtype in STORAGE_DTYPES.items()},
 }
+ALLOWED_DTYPES = frozenset(np.dtype(d) for d in STORAGE_DTYPES.values())
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         try:
-            return ALLOWED_GLOBALS[(module, name)]
-        except KeyError:
-            raise WeightsError(f"checkpoint refers to {module}.{name}, which a plain state dict never does; "
-                               "refusing to load it (it could run code)") from None
+            make = ALLOWED_GLOBALS[(module, name)]
+        except (KeyError, TypeError):
+            raise WeightsError(f"checkpoint refers to {_describe_name(module)}.{_describe_name(name)}, which a plain "
+                               "state dict never does; refusing to load it (it could run code)") from None
+        return make()
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], _StorageType)):
@@ -100,7 +130,12 @@ class _RestrictedUnpickler(pickle.Unpickler):
         _, storage_type, key, _location, numel = pid
         if not isinstance(key, str) or not isinstance(numel, int) or numel < 0:
             raise WeightsError("invalid storage reference in checkpoint")
-        return _Storage(storage_type.dtype, key, numel)
+        return _Storage(dtype=storage_type.dtype, key=key, numel=numel)
+
+
+def _describe_name(name):
+    """A global's module or name as printable text, short and on one line."""
+    return repr(name)[1:-1][:80] if isinstance(name, str) else "?"
 
 
 def read(path):
@@ -151,8 +186,7 @@ def _check_member_size(path, archive, info):
 
 def _find_state_dict(obj):
     def is_state(d):
-        return isinstance(d, dict) and d and all(isinstance(k, str) and isinstance(v, tuple) and v[:1] == ("tensor",)
-                                                  for k, v in d.items())
+        return isinstance(d, dict) and d and all(isinstance(k, str) and type(v) is _TensorRef for k, v in d.items())
 
     if is_state(obj):
         return obj
@@ -198,10 +232,16 @@ class _Storages:
 
     def tensor(self, description):
         """A tensor described by _rebuild_tensor, as its own contiguous array."""
-        _, storage, offset, shape, stride = description
+        storage, offset, shape, stride = description.storage, description.offset, description.shape, description.stride
+        # Checked again here, next to as_strided, whatever made the description: a view outside its storage
+        # would read the process's memory.
+        if not (type(storage) is _Storage and np.dtype(storage.dtype) in ALLOWED_DTYPES
+                and type(shape) is tuple and type(stride) is tuple and len(shape) == len(stride) <= MAX_DIMS
+                and all(type(v) is int and 0 <= v < MAX_EXTENT for v in (offset, *shape, *stride))):
+            raise WeightsError(f"{self.path}: invalid tensor description in checkpoint")
         flat = self._blob(storage)
         extent = offset + sum((d - 1) * s for d, s in zip(shape, stride)) + 1 if all(shape) else offset
-        if extent > flat.size:
+        if offset > flat.size or extent > flat.size:
             raise WeightsError(f"{self.path}: a tensor of shape {shape} reads past the end of storage {storage.key}")
         count = math.prod(shape)
         if count > flat.size:  # only a broadcast view (stride 0) can; torch.save never writes one in a state dict
