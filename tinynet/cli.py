@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 import tinynet
-from tinynet import preprocess, registry, store
+from tinynet import inputs, preprocess, registry, store
 from tinynet.errors import TinynetError
 from tinynet.evaluate import evaluate, read_labels
 from tinynet.labels import labels_for
@@ -26,7 +26,6 @@ from tinynet.warmup import warmup
 from tinynet import train_cli
 from tinynet.spec import count, layers_for_width
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
@@ -90,22 +89,7 @@ def _pull(name, force=False):
 
 
 def image_files(arguments):
-    """``(files, missing)``: files named on the command line plus image files found (recursively, sorted)
-    in named folders; arguments that name nothing are reported and returned in ``missing``."""
-    files, missing = [], []
-    for argument in arguments:
-        path = Path(argument)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-            if not found:
-                note(f"no image files in folder {argument}")
-            files.extend(found)
-        elif path.exists():
-            files.append(path)
-        else:
-            note(f"skipped {argument}: no such file or folder")
-            missing.append(argument)
-    return files, missing
+    return inputs.image_files(arguments, note)
 
 
 def prepared_batches(files, transform, size):
@@ -135,6 +119,9 @@ def format_result(path, predictions, as_json):
 
 
 def cmd_classify(args):
+    if args.distributed:
+        from tinynet.distributed import run_from_cli  # dask is an optional extra
+        return run_from_cli(args)
     files, failed = image_files(args.images)
     missing = len(failed)
     if not files:
@@ -339,6 +326,11 @@ def _add_arguments(name, sub):
         sub.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
         sub.add_argument("--batch", type=positive_int, default=8, metavar="N", help="images per forward pass (default 8)")
         sub.add_argument("--threads", type=thread_count, metavar="N", help="compute threads (default: all cores)")
+        sub.add_argument("--distributed", action="store_true", help="run on a Dask cluster, write --out (Parquet)")
+        sub.add_argument("--scheduler", metavar="tcp://HOST:8786", help="with --distributed: an existing cluster")
+        sub.add_argument("--workers", type=positive_int, metavar="N", help="with --distributed: a local cluster of N")
+        sub.add_argument("--out", metavar="PREDICTIONS.parquet", help="with --distributed: the Parquet dataset folder")
+        sub.add_argument("--resume", action="store_true", help="with --distributed: keep partitions already written")
     elif name == "info":
         sub.add_argument("model", metavar="MODEL", help="store name, weight file or architecture name")
         sub.add_argument("--resolution", type=positive_int, metavar="PX", help="input size for MACs (default: the model's)")
