@@ -127,7 +127,7 @@ def prepared_batches(files, transform, size):
 
 def format_result(path, predictions, as_json):
     if as_json:
-        top = [{"label": label, "probability": round(p, 6)} for label, p in predictions]
+        top = [{"index": p.class_index, "label": p.label, "probability": round(p.probability, 6)} for p in predictions]
         return json.dumps({"image": str(path), "predictions": top})
     lines = [str(path)] + [f"  {100 * p:6.2f}%  {label}" for label, p in predictions]
     return "\n".join(lines) + "\n"
@@ -147,6 +147,8 @@ def cmd_classify(args):
         progress.clear()
         for path, message in failures:
             note(f"skipped {message}")
+            if args.json:  # a record per input, so that a consumer of the JSON lines sees every failure too
+                print(json.dumps({"image": str(path), "error": message}))
             failed.append(path)
         for path, predictions in zip(paths, results):
             print(format_result(path, predictions, args.json))
