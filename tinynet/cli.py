@@ -255,6 +255,10 @@ def cmd_eval(args):
         labels = _first_samples(args.labels, args.images, args.limit, Path(work)) if args.limit else args.labels
         result = evaluate(model, labels, args.images, batch_size=args.batch, progress=report)
     progress.close()
+    for path, message in result["skipped"]:
+        note(f"skipped {message}")
+    if result["skipped"]:
+        note(f"{len(result['skipped'])} unreadable images left out of the accuracy")
     print(f"top-1 {100 * result['top1']:.2f}%  top-5 {100 * result['top5']:.2f}%  on {result['images']} images  "
           f"({result['seconds']:.1f} s, {result['images_per_second']:.1f} images/s)")
     return 0
