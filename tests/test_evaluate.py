@@ -158,3 +158,12 @@ def test_no_readable_image_is_one_error(tmp_path):
     (tmp_path / "labels.txt").write_text("a.png 0\n")
     with pytest.raises(TinynetError, match="none of the 1 images could be read"):
         evaluate(small_model(), tmp_path / "labels.txt")
+
+
+def test_limit_checks_only_the_images_it_uses(folder):
+    listing = write_dataset(folder, [0] * N_IMAGES, "then_missing.txt")
+    with open(listing, "a") as f:
+        f.write("./data/no_such_image.png, 0\n")
+    assert len(read_labels(listing, limit=N_IMAGES)) == N_IMAGES
+    with pytest.raises(TinynetError, match="missing"):
+        read_labels(listing)

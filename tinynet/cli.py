@@ -267,7 +267,7 @@ def cmd_eval(args):
 def _first_samples(labels, images, limit, work):
     """A labels file listing only the first ``limit`` images of ``labels`` (absolute paths)."""
     subset = work / "labels.txt"
-    subset.write_text("".join(f"{path.resolve()} {label}\n" for path, label in read_labels(labels, images)[:limit]))
+    subset.write_text("".join(f"{path.resolve()} {label}\n" for path, label in read_labels(labels, images, limit)))
     return subset
 
 

@@ -28,8 +28,9 @@ LINE = re.compile(r"^(?P<path>.+?)[\s,]+(?P<label>-?\d+)\s*$")
 TOP_K = 5
 
 
-def read_labels(labels_file, images_dir=None):
-    """[(image path, class index)] from a labels file; every listed image must exist."""
+def read_labels(labels_file, images_dir=None, limit=None):
+    """[(image path, class index)] from a labels file; every listed image must exist. ``limit``: only the first
+    ``limit`` entries are read and checked."""
     labels_file = Path(labels_file)
     try:
         text = labels_file.read_text(encoding="utf-8")
@@ -49,6 +50,8 @@ def read_labels(labels_file, images_dir=None):
                                f"'<image path>, <class index>', got {line[:80]!r}")
         path = _locate(match["path"].strip(), base, images_dir is not None)
         (samples if path.is_file() else missing).append((path, int(match["label"])))
+        if limit is not None and len(samples) + len(missing) >= limit:
+            break
     if missing:
         raise TinynetError(f"{len(missing)} of {len(samples) + len(missing)} images listed in {labels_file} "
                            f"are missing, first: {missing[0][0]}")
