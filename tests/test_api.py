@@ -97,3 +97,11 @@ def test_one_model_from_eight_threads_gives_sequential_results(golden_v3):
     assert len(results) == 48
     for k, output in results.values():
         assert np.array_equal(output, expected[k])
+
+
+def test_predictions_carry_the_class_index(golden_v3):
+    model, _, reference_logits, top5 = golden_v3
+    result = model.classify(str(shared_path(*PHOTO)), top=5)
+    assert [p.class_index for p in result] == list(top5)
+    label, probability = result[0]  # still unpacks as (label, probability)
+    assert label == result[0].label == imagenet1k()[top5[0]] and probability == result[0].probability

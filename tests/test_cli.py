@@ -149,3 +149,16 @@ def test_progress_bar_is_on_stderr_only(store_with_real_model):
     assert shown.returncode == hidden.returncode == 0
     assert "3/3 images" in shown.stderr and hidden.stderr == ""
     assert shown.stdout == hidden.stdout and len(shown.stdout.splitlines()) == 3
+
+
+def test_json_carries_class_indices_and_a_record_per_failed_image(store_with_real_model, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    photo = shared_path("images", "grace_hopper.jpg")
+    result = run("classify", photo, broken, "--model", "mobilenet_v2", "--json", "--top", "2",
+                 home=store_with_real_model)
+    assert result.returncode != 0 and "broken.jpg" in result.stderr
+    records = {r["image"]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert "cannot" in records[str(broken)]["error"] or "not an image" in records[str(broken)]["error"]
+    first = records[str(photo)]["predictions"][0]
+    assert first["label"] == "military uniform" and first["index"] == 652  # its ImageNet index: this file has 1000 outputs

@@ -137,3 +137,33 @@ def test_missing_labels_file(tmp_path):
 def test_batch_size_must_be_positive(folder):
     with pytest.raises(TinynetError, match="batch_size"):
         evaluate(small_model(), write_dataset(folder, [0] * N_IMAGES, "zero.txt"), batch_size=0)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_unreadable_images_are_skipped_and_reported(folder, tmp_path, workers):
+    model = small_model()
+    labels = np.argmax(scores(model, folder), axis=1)
+    listing = write_dataset(folder, labels, f"with_broken_{workers}.txt")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    with open(listing, "a") as f:
+        f.write(f"{broken}, 0\n")
+    result = evaluate(model, listing, batch_size=4, workers=workers)
+    assert result["images"] == N_IMAGES and result["top1"] == 1.0  # the broken image is not counted as wrong
+    assert [path for path, _ in result["skipped"]] == [broken] and "broken.png" in result["skipped"][0][1]
+
+
+def test_no_readable_image_is_one_error(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"junk")
+    (tmp_path / "labels.txt").write_text("a.png 0\n")
+    with pytest.raises(TinynetError, match="none of the 1 images could be read"):
+        evaluate(small_model(), tmp_path / "labels.txt")
+
+
+def test_limit_checks_only_the_images_it_uses(folder):
+    listing = write_dataset(folder, [0] * N_IMAGES, "then_missing.txt")
+    with open(listing, "a") as f:
+        f.write("./data/no_such_image.png, 0\n")
+    assert len(read_labels(listing, limit=N_IMAGES)) == N_IMAGES
+    with pytest.raises(TinynetError, match="missing"):
+        read_labels(listing)

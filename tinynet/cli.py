@@ -112,7 +112,7 @@ def prepared_batches(files, transform, size):
 
 def format_result(path, predictions, as_json):
     if as_json:
-        top = [{"label": label, "probability": round(p, 6)} for label, p in predictions]
+        top = [{"index": p.class_index, "label": p.label, "probability": round(p.probability, 6)} for p in predictions]
         return json.dumps({"image": str(path), "predictions": top})
     lines = [str(path)] + [f"  {100 * p:6.2f}%  {label}" for label, p in predictions]
     return "\n".join(lines) + "\n"
@@ -135,6 +135,8 @@ def cmd_classify(args):
         progress.clear()
         for path, message in failures:
             note(f"skipped {message}")
+            if args.json:  # a record per input, so that a consumer of the JSON lines sees every failure too
+                print(json.dumps({"image": str(path), "error": message}))
             failed.append(path)
         for path, predictions in zip(paths, results):
             print(format_result(path, predictions, args.json))
@@ -241,6 +243,10 @@ def cmd_eval(args):
         labels = _first_samples(args.labels, args.images, args.limit, Path(work)) if args.limit else args.labels
         result = evaluate(model, labels, args.images, batch_size=args.batch, progress=report)
     progress.close()
+    for path, message in result["skipped"]:
+        note(f"skipped {message}")
+    if result["skipped"]:
+        note(f"{len(result['skipped'])} unreadable images left out of the accuracy")
     print(f"top-1 {100 * result['top1']:.2f}%  top-5 {100 * result['top5']:.2f}%  on {result['images']} images  "
           f"({result['seconds']:.1f} s, {result['images_per_second']:.1f} images/s)")
     return 0
@@ -249,7 +255,7 @@ def cmd_eval(args):
 def _first_samples(labels, images, limit, work):
     """A labels file listing only the first ``limit`` images of ``labels`` (absolute paths)."""
     subset = work / "labels.txt"
-    subset.write_text("".join(f"{path.resolve()} {label}\n" for path, label in read_labels(labels, images)[:limit]))
+    subset.write_text("".join(f"{path.resolve()} {label}\n" for path, label in read_labels(labels, images, limit)))
     return subset
 
 

@@ -19,17 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
-from tinynet.errors import TinynetError
+from tinynet.errors import ImageError, TinynetError
 from tinynet.labels import IMAGENET_CLASSES
 from tinynet.prefetch import prefetched
-from tinynet.preprocess import batch, for_model
+from tinynet.preprocess import for_model, to_array
 
 LINE = re.compile(r"^(?P<path>.+?)[\s,]+(?P<label>-?\d+)\s*$")
 TOP_K = 5
 
 
-def read_labels(labels_file, images_dir=None):
-    """[(image path, class index)] from a labels file; every listed image must exist."""
+def read_labels(labels_file, images_dir=None, limit=None):
+    """[(image path, class index)] from a labels file; every listed image must exist. ``limit``: only the first
+    ``limit`` entries are read and checked."""
     labels_file = Path(labels_file)
     try:
         text = labels_file.read_text(encoding="utf-8")
@@ -49,6 +50,8 @@ def read_labels(labels_file, images_dir=None):
                                f"'<image path>, <class index>', got {line[:80]!r}")
         path = _locate(match["path"].strip(), base, images_dir is not None)
         (samples if path.is_file() else missing).append((path, int(match["label"])))
+        if limit is not None and len(samples) + len(missing) >= limit:
+            break
     if missing:
         raise TinynetError(f"{len(missing)} of {len(samples) + len(missing)} images listed in {labels_file} "
                            f"are missing, first: {missing[0][0]}")
@@ -67,8 +70,9 @@ def _locate(entry, base, by_name):
 def evaluate(model, labels_file, images_dir=None, batch_size=32, progress=None, workers=2):
     """Top-1 and top-5 accuracy of ``model`` on the images listed in ``labels_file``.
 
-    Returns {"top1", "top5" (fractions in [0, 1]), "images", "seconds" (wall time, decoding included),
-    "images_per_second"}. ``progress(done, total)`` is called before the first batch and after each.
+    Returns {"top1", "top5" (fractions in [0, 1] of the images read), "images" (how many were read),
+    "skipped" ([(path, message)] for images that could not be read: left out, not counted as wrong),
+    "seconds" (wall time, decoding included), "images_per_second"}. ``progress(done, total)`` is called before the first batch and after each.
     ``workers`` threads decode and preprocess the next batches while the model runs (0: no threads);
     on a 2-core machine 2 workers gave 3-24% more images/s than none (bench/evaluate_overlap.py).
     """
@@ -86,7 +90,12 @@ def evaluate(model, labels_file, images_dir=None, batch_size=32, progress=None, 
     if progress:
         progress(0, len(samples))
     start = time.perf_counter()
-    for chunk, x in _batches(samples, batch_size, preprocess, workers):
+    skipped = []
+    for chunk, x, failures in _batches(samples, batch_size, preprocess, workers):
+        skipped.extend(failures)
+        done += len(failures)
+        if x is None:
+            continue
         scores = model.forward(x)[:, offset:]  # (n, classes)
         labels = np.array([label for _, label in chunk])  # (n,)
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # (n, k), unordered
@@ -96,12 +105,26 @@ def evaluate(model, labels_file, images_dir=None, batch_size=32, progress=None, 
         if progress:
             progress(done, len(samples))
     seconds = time.perf_counter() - start
-    n = len(samples)
-    return {"top1": top1 / n, "top5": top5 / n, "images": n, "seconds": seconds, "images_per_second": n / seconds}
+    n = len(samples) - len(skipped)
+    if n == 0:
+        raise TinynetError(f"none of the {len(samples)} images could be read, first: {skipped[0][1]}")
+    return {"top1": top1 / n, "top5": top5 / n, "images": n, "skipped": skipped, "seconds": seconds,
+            "images_per_second": n / seconds}
 
 
 def _batches(samples, batch_size, preprocess, workers):
-    """(samples chunk, (n, size, size, 3) float32) for each batch, in order; ``workers`` threads prepare that many
-    batches ahead."""
+    """(readable samples, (n, size, size, 3) float32 or None, [(path, message)] unreadable) for each batch, in
+    order; ``workers`` threads prepare that many batches ahead."""
+
+    def prepare(chunk):
+        readable, arrays, failures = [], [], []
+        for path, label in chunk:
+            try:
+                arrays.append(to_array(path, preprocess))
+                readable.append((path, label))
+            except ImageError as e:
+                failures.append((path, str(e)))
+        return readable, (np.stack(arrays) if arrays else None), failures
+
     chunks = [samples[i:i + batch_size] for i in range(0, len(samples), batch_size)]
-    return prefetched(chunks, lambda chunk: batch([path for path, _ in chunk], preprocess), workers)
+    return (prepared for _, prepared in prefetched(chunks, prepare, workers))

@@ -91,14 +91,18 @@ class Model:
         return count(self.layers, resolution, self.padding)
 
     def preprocess(self, image):
-        """One image (a path or a PIL image) as this model expects it (meta["preprocess"]):
-        (1, H, W, 3) float32, ready for ``forward``."""
+        """One image (a path, PIL image, NumPy array, bytes or binary file object; see
+        tinynet.preprocess.open_image) as this model expects it (meta["preprocess"]): (1, H, W, 3) float32,
+        ready for ``forward``. A list of images gives (N, H, W, 3)."""
+        if isinstance(image, (list, tuple)):
+            return preprocessing.batch(image, preprocessing.for_model(self))
         return preprocessing.to_array(image, preprocessing.for_model(self))[None]
 
     def classify(self, images, top=5, batch_size=CLASSIFY_BATCH):
         """The ``top`` most likely labels with their probabilities.
 
-        One image (a path or a PIL image) -> [(label, probability), ...], most likely first.
+        One image (as for ``preprocess``) -> [Prediction(label, probability, class_index), ...], most likely
+        first (each unpacks as ``label, probability``).
         A list of images -> one such list per image, computed in batches of ``batch_size``.
         """
         if isinstance(images, (list, tuple)):
@@ -110,8 +114,12 @@ class Model:
             return results
         return top_labels(softmax(self.forward(self.preprocess(images))), labels_for(self), top)[0]
 
-    def features(self, image):
-        """The pooled embedding before the classifier for one image (a path or a PIL image): (C,) float32."""
+    def features(self, image, batch_size=CLASSIFY_BATCH):
+        """The pooled embedding before the classifier for one image (as for ``preprocess``): (C,) float32.
+        A list of images gives (N, C), computed in batches of ``batch_size``."""
+        if isinstance(image, (list, tuple)):
+            return np.concatenate([self.embed(self.preprocess(list(image[start:start + batch_size])))
+                                   for start in range(0, len(image), batch_size)])
         return self.embed(self.preprocess(image))[0]
 
     def _run(self, x, n_layers, taps=()):
@@ -158,11 +166,28 @@ def softmax(logits):
     return e / e.sum(axis=1, keepdims=True)
 
 
+class Prediction(tuple):
+    """(label, probability), as before, plus ``class_index``, the model's output index for the label.
+    A 2-tuple so that ``for label, p in model.classify(...)`` keeps working."""
+
+    def __new__(cls, label, probability, class_index):
+        prediction = super().__new__(cls, (label, probability))
+        prediction.class_index = class_index
+        return prediction
+
+    label = property(lambda self: self[0])
+    probability = property(lambda self: self[1])
+
+    def __repr__(self):
+        return f"Prediction(label={self[0]!r}, probability={self[1]!r}, class_index={self.class_index})"
+
+
 def top_labels(probabilities, names, k):
-    """Per row of ``probabilities`` (N, K): [(name, probability), ...] for the k largest, largest first."""
+    """Per row of ``probabilities`` (N, K): [Prediction(name, probability, index), ...] for the k largest,
+    largest first."""
     k = max(1, min(k, probabilities.shape[1]))
     order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]  # (N, k)
-    return [[(names[i], float(row[i])) for i in idx] for row, idx in zip(probabilities, order)]
+    return [[Prediction(names[i], float(row[i]), int(i)) for i in idx] for row, idx in zip(probabilities, order)]
 
 
 def create(arch, width=1.0, num_classes=1000, seed=0, padding="symmetric"):

@@ -22,6 +22,7 @@ Image files are decoded by Pillow; see ``open_image`` for how modes, transparenc
 oversized images are handled. Every problem with an image raises tinynet.ImageError naming the file.
 """
 import functools
+import io
 import math
 import os
 import re
@@ -149,7 +150,7 @@ def _mean_std_for_range(value):
 
 
 def to_array(image, preprocess=None):
-    """One image (path or PIL image) preprocessed: (size, size, 3) float32, HWC, RGB.
+    """One image (anything ``open_image`` takes) preprocessed: (size, size, 3) float32, HWC, RGB.
 
     ``preprocess``: a Preprocess, a preset dict (see ``resolve``) or None for torchvision at 224.
     """
@@ -229,7 +230,14 @@ def _decodable_formats():
 
 
 def open_image(source):
-    """An RGB PIL image from a path or a PIL image, ready to preprocess.
+    """An RGB PIL image from a path, a PIL image, a NumPy array, bytes or a binary file object, ready to
+    preprocess. The one entry point for images: every API and CLI path goes through it.
+
+    - NumPy arrays are HWC RGB (or HW grayscale): uint8 is taken as 0..255; float arrays must hold values
+      in [0, 1] (skimage's convention), anything else is refused rather than guessed. Other shapes, such as
+      CHW, are refused with a hint.
+    - bytes (or bytearray, memoryview) and binary file objects (anything with ``read``) hold an encoded
+      image file (JPEG, PNG, ...), decoded as a file on disk would be.
 
     - EXIF orientation is applied (the pixels are rotated/flipped as a viewer would show them).
     - Grayscale, 1-bit, palette, CMYK and YCbCr images are converted to RGB (CMYK naively, without
@@ -252,10 +260,19 @@ def open_image(source):
             return _normalised(source, owned=False)
 
         return _guarded(name, prepare)
+    if isinstance(source, np.ndarray):
+        return _from_array(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise ImageError("<bytes>: empty (0 bytes)")
+        return _guarded("<bytes>", lambda: _decode(io.BytesIO(bytes(source))))
+    if hasattr(source, "read"):
+        return _guarded(str(getattr(source, "name", "") or "<file object>"), lambda: _decode(source))
     try:
         path = Path(os.fspath(source))
     except TypeError:
-        raise ImageError(f"expected an image path or a PIL image, got {type(source).__name__}") from None
+        raise ImageError(f"expected an image path, PIL image, NumPy array, bytes or binary file object, "
+                         f"got {type(source).__name__}") from None
     name = str(path)
     if not path.exists():
         raise ImageError(f"{name}: no such file")
@@ -264,16 +281,38 @@ def open_image(source):
     if path.stat().st_size == 0:
         raise ImageError(f"{name}: empty file (0 bytes)")
 
-    def decode():
-        with _OPEN_LOCK, warnings.catch_warnings():
-            # Pillow warns between MAX_IMAGE_PIXELS and twice that, and raises above; refuse both.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            opened = Image.open(path, formats=_decodable_formats())
-        with opened:  # closes the file (kept open by multi-frame formats); decoded pixels stay usable
-            opened.load()
-            return _normalised(opened, owned=True)
+    return _guarded(name, lambda: _decode(path))
 
-    return _guarded(name, decode)
+
+def _decode(file):
+    """A path or binary file object -> normalised RGB image (errors left to ``_guarded``)."""
+    with _OPEN_LOCK, warnings.catch_warnings():
+        # Pillow warns between MAX_IMAGE_PIXELS and twice that, and raises above; refuse both.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        opened = Image.open(file, formats=_decodable_formats())
+    with opened:  # closes the file (kept open by multi-frame formats); decoded pixels stay usable
+        opened.load()
+        return _normalised(opened, owned=True)
+
+
+def _from_array(array):
+    """HWC RGB (or HW gray) uint8 0..255 or float [0, 1] -> RGB PIL image; anything else refused."""
+    shape = array.shape
+    if not (array.ndim == 2 or (array.ndim == 3 and shape[-1] == 3)):
+        hint = " (this looks like CHW: use x.transpose(1, 2, 0))" if array.ndim == 3 and shape[0] == 3 else ""
+        raise ImageError(f"<array>: expected an image array (H, W, 3) RGB or (H, W) gray, got shape {shape}{hint}")
+    if 0 in shape:
+        raise ImageError(f"<array>: empty image array, shape {shape}")
+    if array.dtype == np.uint8:
+        pixels = array
+    elif np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+            raise ImageError("<array>: float image arrays must hold values in [0, 1] "
+                             "(for 0..255 values pass x.astype(np.uint8))")
+        pixels = np.rint(array.astype(np.float64) * 255).astype(np.uint8)
+    else:
+        raise ImageError(f"<array>: image arrays must be uint8 (0..255) or float (0..1), got {array.dtype}")
+    return Image.fromarray(np.ascontiguousarray(pixels), "L" if pixels.ndim == 2 else "RGB").convert("RGB")
 
 
 def _guarded(name, decode):
