@@ -107,7 +107,7 @@ def registry_file(tmp_path, **entry):
 def leftovers(home):
     """Everything in the store's folder except the lock file."""
     folder = home / "models"
-    return sorted(p.name for p in folder.iterdir() if p.name != ".lock") if folder.exists() else []
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".lock")) if folder.exists() else []
 
 
 def closed_port_url():

@@ -72,10 +72,13 @@ def open_model(name=None, threads=None):
         name = store.default_name()
         if name != registry.DEFAULT_MODEL and "TINYNET_MODEL" not in os.environ:
             note(f"no --model given: using {name}, the only model in the store")
-    if not Path(name).exists() and store.find(name) is None and name in registry.load():
-        note(f"{name} is not in the store yet: fetching it once (later runs use {store.path_of(name)})")
-        _pull(name)
-    model = tinynet.load(name)
+    if store.is_path(name):
+        model = tinynet.load(name)
+    else:  # a bare name is a stored model, never a file of that name in the working directory
+        if store.find(name) is None and name in registry.load():
+            note(f"{name} is not in the store yet: fetching it once (later runs use {store.path_of(name)})")
+            _pull(name)
+        model = tinynet.load(store.locate(name))
     model.threads = threads
     return model
 
@@ -176,7 +179,7 @@ def cmd_models(args):
 
 
 def cmd_info(args):
-    if not Path(args.model).exists() and store.find(args.model) is None and args.model in tinynet.ARCHITECTURES:
+    if not store.is_path(args.model) and store.find(args.model) is None and args.model in tinynet.ARCHITECTURES:
         model = tinynet.create(args.model)
         model.meta["source"] = "architecture only (no weights loaded)"
     else:

@@ -7,14 +7,20 @@ partial file; nothing here decides where files live.
 """
 import hashlib
 import http.client
+import os
 import socket
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from tinynet.errors import TinynetError
 
 CHUNK = 1 << 16
-TIMEOUT_SECONDS = 30
+TIMEOUT_SECONDS = 30  # per socket operation
+DEADLINE_SECONDS = 30 * 60  # the whole transfer: a server trickling bytes cannot hold a pull forever
+MAX_DOWNLOAD_BYTES = 1 << 30  # no published MobileNet file comes near 1 GB
+SCHEMES = ("http", "https")  # file:, data:, ftp: would read local files or bypass the checks below
 
 
 class DownloadError(TinynetError):
@@ -25,39 +31,71 @@ class OfflineError(DownloadError):
     """The server could not be reached (no network, DNS failure, connection refused, timeout)."""
 
 
-def fetch(url, dest, progress=None):
-    """Write the body of ``url`` to the file ``dest``; returns the number of bytes written.
+def fetch(url, dest, progress=None, max_bytes=MAX_DOWNLOAD_BYTES, deadline_seconds=DEADLINE_SECONDS):
+    """Write the body of ``url`` to the file ``dest`` (flushed to disk); returns the number of bytes written.
 
     ``progress`` (tinynet.progress.Progress or None) is started with the announced size and updated
     per chunk. A body shorter than its Content-Length raises DownloadError; bytes past Content-Length
-    are never read (http.client stops at the announced length).
+    are never read (http.client stops at the announced length). Only http/https URLs; a body over
+    ``max_bytes`` or a transfer longer than ``deadline_seconds`` is refused.
     """
+    scheme = urllib.parse.urlsplit(url).scheme.lower() if isinstance(url, str) else None
+    if scheme not in SCHEMES:
+        raise DownloadError(f"{url!r}: only http and https URLs are downloaded")
+    give_up_at = time.monotonic() + deadline_seconds
     request = urllib.request.Request(url, headers={"User-Agent": "tinynet"})
     try:
-        response = urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS)
+        response = _opener().open(request, timeout=TIMEOUT_SECONDS)
     except urllib.error.HTTPError as e:
-        raise DownloadError(f"{url}: server answered HTTP {e.code} {e.reason}") from None
-    except (urllib.error.URLError, OSError) as e:
+        raise DownloadError(f"{url}: server answered HTTP {e.code} {_printable(e.reason)}") from None
+    except http.client.HTTPException as e:  # bad status line, too many or too long headers
+        raise DownloadError(f"{url}: malformed response from the server ({type(e).__name__})") from None
+    except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
         raise OfflineError(f"cannot reach {url} ({_describe(reason)})") from None
     written = 0
     with response:
         announced = response.headers.get("Content-Length")
-        announced = int(announced) if announced and announced.isdigit() else None
+        if announced is not None and not (announced.strip().isascii() and announced.strip().isdigit()):
+            raise DownloadError(f"{url}: malformed response from the server (Content-Length {announced[:20]!r})")
+        announced = int(announced) if announced is not None else None
+        if announced is not None and announced > max_bytes:
+            raise DownloadError(f"{url}: announces {announced} bytes, more than the {max_bytes} allowed")
         if progress:
             progress.start(announced)
         try:
             with open(dest, "wb") as out:
-                while chunk := response.read(CHUNK):
+                while chunk := response.read1(CHUNK):  # what arrived: read() would wait for a whole chunk
                     out.write(chunk)
                     written += len(chunk)
+                    if written > max_bytes:
+                        raise DownloadError(f"{url}: more than the {max_bytes} bytes allowed")
+                    if time.monotonic() > give_up_at:
+                        raise DownloadError(f"{url}: not complete after {deadline_seconds:g} s "
+                                            f"({written} bytes received)")
                     if progress:
                         progress.update(len(chunk))
-        except (http.client.IncompleteRead, ConnectionError, socket.timeout, TimeoutError) as e:
+                out.flush()
+                os.fsync(out.fileno())  # the caller renames it into place: its bytes must be on disk first
+        except (http.client.HTTPException, ConnectionError, socket.timeout, TimeoutError) as e:
             raise DownloadError(f"{url}: connection lost after {written} bytes ({_describe(e)})") from None
     if announced is not None and written != announced:
         raise DownloadError(f"{url}: connection lost after {written} of {announced} bytes")
     return written
+
+
+def _opener():
+    """urllib without its file:, ftp: and data: handlers, so a redirect cannot lead there either."""
+    opener = urllib.request.OpenerDirector()
+    for handler in (urllib.request.ProxyHandler, urllib.request.HTTPHandler, urllib.request.HTTPSHandler,
+                    urllib.request.HTTPDefaultErrorHandler, urllib.request.HTTPRedirectHandler,
+                    urllib.request.HTTPErrorProcessor):
+        opener.add_handler(handler())
+    return opener
+
+
+def _printable(text):
+    return "".join(c if c.isprintable() else "?" for c in str(text))
 
 
 def sha256_of(path):

@@ -3,9 +3,10 @@
 Layout under ``home()`` ($TINYNET_HOME, else $XDG_CACHE_HOME/tinynet, else ~/.cache/tinynet):
 
     models/NAME.safetensors    one model in tinynet's format (tinynet.save); its metadata says where it came from
-    models/.lock               held during a pull, so a second ``pull`` of the same name waits and then finds the
-                               model instead of downloading it again (pulls into one store run one at a time)
-    models/.work-*/            a pull's or import's scratch space; removed on success and on every failure
+    models/.lock-NAME          held during a pull of NAME, so a second ``pull`` of the same name waits and then finds the
+                               model instead of downloading it again (pulls of different names run side by side)
+    models/.work-*/            a pull's or import's scratch space; removed on success and on every failure, and
+                               by the next pull or import if its process was killed (its .busy lock is free)
 
 A model becomes visible only by an atomic rename of a complete file, so a reader never sees half a model
 and two writers cannot interleave (the last rename wins, and both wrote the same thing).
@@ -79,8 +80,16 @@ def locate(name):
     raise TinynetError(missing_message(name))
 
 
+def is_path(name):
+    """Whether the CLI reads ``name`` as a file path rather than a stored model's name: it contains a
+    directory separator (``./mobilenet_v3_large`` is a path), or ends in a weight-file suffix. A bare
+    name always means the store, so a file of that name in the working directory cannot shadow it."""
+    name = str(name)
+    return "/" in name or os.sep in name or name.lower().endswith(WEIGHT_SUFFIXES)
+
+
 def missing_message(name):
-    if "/" in name or os.sep in name or Path(name).suffix.lower() in WEIGHT_SUFFIXES:
+    if is_path(name):
         return f"no such weight file: {name}"
     known = registry.load()
     if name in known:
@@ -153,7 +162,7 @@ def pull(name, progress=None, force=False, registry_file=None):
     entry = entries[name]
     dest = path_of(name)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with _locked():
+    with _locked(name):
         if dest.is_file() and not force:
             return dest, "present"
         with _workdir() as work:
@@ -248,21 +257,42 @@ def _name_from(file):
 
 @contextlib.contextmanager
 def _workdir():
+    """A fresh ``.work-*`` folder, held by a lock on its ``.busy`` file while in use; folders whose lock
+    nobody holds were left by a killed process and are removed first."""
     folder = models_dir()
     folder.mkdir(parents=True, exist_ok=True)
+    _remove_stale_workdirs(folder)
     work = Path(tempfile.mkdtemp(dir=folder, prefix=".work-"))
     try:
-        yield work
+        with open(work / ".busy", "a") as busy:
+            if fcntl is not None:
+                fcntl.flock(busy, fcntl.LOCK_EX)
+            yield work
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _remove_stale_workdirs(folder):
+    if fcntl is None:  # no way to tell a live folder from a dead one: leave them
+        return
+    for work in folder.glob(".work-*"):
+        if work.is_symlink() or not work.is_dir():
+            continue
+        try:
+            with open(work / ".busy", "a") as busy:
+                fcntl.flock(busy, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while its owner is alive
+        except OSError:
+            continue
+        shutil.rmtree(work, ignore_errors=True)
+
+
 @contextlib.contextmanager
-def _locked():
+def _locked(name):
+    """One lock per model name: a pull of one model never waits for the pull of another."""
     if fcntl is None:
         yield
         return
-    with open(models_dir() / ".lock", "a") as lock:
+    with open(models_dir() / f".lock-{name}", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
