@@ -12,7 +12,7 @@ import tinynet
 from conftest import shared_path
 from tinynet.evaluate import evaluate
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+sys.path.append(str(Path(__file__).resolve().parents[1] / "bench"))  # appended: bench/distributed.py must not shadow Dask
 from accuracy import reference_rows  # noqa: E402  (the parser bench/accuracy.py uses for weights/README.md)
 
 ALLOWED_DROP = 0.015
