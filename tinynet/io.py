@@ -136,6 +136,9 @@ def _from_native(tensors, metadata, arch, path):
 
 def save(model, path):
     """Write ``model`` in tinynet's format (safetensors, BatchNorm folded, runtime layout)."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise TinynetError(f"cannot save to {path}: folder {folder} does not exist")
     metadata = {"tinynet_format": FORMAT_VERSION, "arch": model.arch, "padding": model.padding,
                 "meta": json.dumps(model.meta, sort_keys=True)}
     safetensors.write(path, model.weights, metadata)

@@ -88,6 +88,9 @@ class Model:
 
     def count(self, resolution=224):
         """Parameters and MACs, totals and per layer (see tinynet.spec.count)."""
+        if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < MIN_INPUT_SIZE:
+            raise TinynetError(f"resolution must be a whole number of pixels, at least {MIN_INPUT_SIZE} "
+                               f"(the smallest input tinynet runs), got {resolution!r}")
         return count(self.layers, resolution, self.padding)
 
     def preprocess(self, image):
@@ -105,6 +108,8 @@ class Model:
         first (each unpacks as ``label, probability``).
         A list of images -> one such list per image, computed in batches of ``batch_size``.
         """
+        if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
+            raise TinynetError(f"top must be a whole number of at least 1, got {top!r}")
         if isinstance(images, (list, tuple)):
             names, spec = labels_for(self), preprocessing.for_model(self)
             results = []
@@ -154,6 +159,13 @@ class Model:
             raise TinynetError(f"expected NHWC input (N, H, W, 3), got shape {x.shape}{hint}")
         if min(x.shape[1:3]) < MIN_INPUT_SIZE or x.shape[0] < 1:
             raise TinynetError(f"input must be at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} with N >= 1, got shape {x.shape}")
+        if not np.issubdtype(x.dtype, np.floating):
+            # Pixels 0..255 would run, and give a confident wrong class: the model wants them normalised.
+            raise TinynetError(f"forward takes a preprocessed float32 batch, got {x.dtype} (raw pixels?): use "
+                               f"model.preprocess(image) first, or model.classify(image), which accept uint8 arrays")
+        if not np.isfinite(x).all():  # the kernels would not fail: their activation clamps turn NaN into finite logits
+            bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+            raise TinynetError(f"input holds {bad} NaN or infinite value{'s' if bad > 1 else ''}")
         # Writeable, aligned, C-contiguous float32: the array type the kernels are compiled (and cached) for.
         return np.require(x, np.float32, ["C", "A", "W"])
 

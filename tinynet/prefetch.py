@@ -2,6 +2,11 @@
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
+from tinynet.errors import ImageError
+from tinynet.preprocess import to_array
+
 
 def prefetched(chunks, prepare, workers):
     """Yield ``(chunk, prepare(chunk))`` for each chunk, in order, with ``workers`` threads preparing that many
@@ -21,3 +26,22 @@ def prefetched(chunks, prepare, workers):
         while pending:
             ready, future = pending.popleft()
             yield ready, future.result()
+
+
+def image_batches(items, transform, size, workers=1, image_of=lambda item: item):
+    """``(readable items, (n, H, W, 3) float32 or None, [(item, message)] unreadable)`` for each batch of ``size``
+    items, in order, each item's image (``image_of(item)``: a path by default) prepared by ``transform``
+    (tinynet.preprocess); ``workers`` threads prepare that many batches ahead. The one batching path of
+    ``tinynet classify`` and tinynet.evaluate, so both skip unreadable images the same way."""
+    def prepare(chunk):
+        readable, arrays, failures = [], [], []
+        for item in chunk:
+            try:
+                arrays.append(to_array(image_of(item), transform))
+                readable.append(item)
+            except ImageError as e:
+                failures.append((item, str(e)))
+        return readable, (np.stack(arrays) if arrays else None), failures
+
+    chunks = [items[i:i + size] for i in range(0, len(items), size)]
+    return (prepared for _, prepared in prefetched(chunks, prepare, workers))

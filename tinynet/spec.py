@@ -14,7 +14,7 @@ import numpy as np
 
 from tinynet.kernels import conv_output_size
 from tinynet.architectures import CLASSES, EXPANSION_IS_RATIO, make_divisible, rows
-from tinynet.errors import WeightsError
+from tinynet.errors import TinynetError, WeightsError
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,10 @@ def _layers(arch, out_channels, expanded_channels, squeeze_channels):
 
 def layers_for_width(arch, width=1.0, num_classes=1000):
     """Concrete layers of ``arch`` at a width multiplier, with torchvision/timm channel rounding."""
-    if not width > 0:
-        raise ValueError(f"width must be positive, got {width}")
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width < float("inf"):
+        raise TinynetError(f"width must be a positive number (1.0 is the published size), got {width!r}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise TinynetError(f"num_classes must be a whole number of at least 1, got {num_classes!r}")
 
     def out_channels(i, row):
         if row.out == CLASSES:

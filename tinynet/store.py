@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from tinynet import caches, io, registry
 from tinynet.download import DownloadError, OfflineError, fetch, verify
 from tinynet.errors import TinynetError, WeightsError
+from tinynet.labels import read_names
 
 try:
     import fcntl
@@ -127,13 +128,17 @@ def save(model, name):
     return dest
 
 
-def import_file(file, name=None):
+def import_file(file, name=None, labels=None, force=False):
     """Convert the weight file ``file`` (anything tinynet.load reads, or a .tgz holding one .tflite) into the
-    store as ``name`` (default: the file's stem). Returns ``(name, path)``."""
+    store as ``name`` (default: the file's stem). ``labels``: a class-names file (tinynet.labels.read_names) to
+    store with it. A stored model of that name is replaced only with ``force``. Returns ``(name, path)``."""
     file = Path(file).expanduser()
     if not file.is_file():
         raise TinynetError(f"no such file: {file}")
     name = _name_from(file) if name is None else name
+    if find(name) is not None and not force:  # validates the name too
+        raise TinynetError(f"a model named {name} is already in the store ({path_of(name)}): pass --force "
+                           f"(force=True) to replace it, or choose another --name")
     path_of(name)  # validate before any work
     entry = registry.load().get(name)
     known = entry is not None and _is_download_of(entry, file)  # e.g. a copy of what `pull` would fetch
@@ -143,8 +148,21 @@ def import_file(file, name=None):
             _apply_registry(model, entry)
         elif "labels" not in model.meta and model.num_classes in IMAGENET_OUTPUTS:
             model.meta["labels"] = "imagenet1k"  # what every public MobileNet with these output counts was trained on
+        if labels is not None:
+            model.meta["labels"] = read_names(labels, model.num_classes)
         model.meta["source"] = f"import:{file.name}"
         return name, save(model, name)
+
+
+def remove(name):
+    """Delete the stored model ``name``; returns the path it had. A pull of the same name waits for it."""
+    path = path_of(name)
+    with _locked(name) if path.parent.is_dir() else contextlib.nullcontext():
+        if not path.is_file():
+            stored = ", ".join(names()) or "none"
+            raise TinynetError(f"no stored model named {name!r} (stored: {stored})")
+        path.unlink()
+    return path
 
 
 def pull(name, progress=None, force=False, registry_file=None):
