@@ -28,6 +28,9 @@ from tinynet import train_cli
 from tinynet.spec import count, layers_for_width
 
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+# Pillow checks the limit on the images it makes while resizing and cropping too (raising at twice it): below this,
+# a model's own input size could be refused.
+MIN_MAX_PIXELS = 1_000_000
 
 
 class UsageError(TinynetError):
@@ -96,13 +99,20 @@ def image_files(arguments):
     return inputs.image_files(arguments, note)
 
 
+def pixel_limit(text):
+    value = positive_int(text)
+    if value < MIN_MAX_PIXELS:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_MAX_PIXELS:,}, got {value:,}")
+    return value
+
+
 def set_max_pixels(args):
     """--max-pixels, else $TINYNET_MAX_PIXELS: the decompression-bomb limit (Pillow's, which tinynet.preprocess
     enforces), raised (or lowered) on purpose for this run."""
     value = getattr(args, "max_pixels", None)
     if value is None and os.environ.get("TINYNET_MAX_PIXELS"):
         try:
-            value = positive_int(os.environ["TINYNET_MAX_PIXELS"])
+            value = pixel_limit(os.environ["TINYNET_MAX_PIXELS"])
         except argparse.ArgumentTypeError as e:
             raise UsageError(f"TINYNET_MAX_PIXELS: {e}") from None
     if value is not None:
@@ -133,19 +143,20 @@ def cmd_classify(args):
             print(record)
     many = len(files) > args.batch
     progress = Progress("classifying", total=len(files), unit="images", enabled=None if many else False)
-    for paths, x, failures in image_batches(files, transform, args.batch):
-        results = top_labels(softmax(model.forward(x)), names, args.top) if x is not None else []
+    for chunk, x, errors in image_batches(files, transform, args.batch):
+        results = iter(top_labels(softmax(model.forward(x)), names, args.top) if x is not None else [])
         progress.clear()
-        for path, message in failures:
-            note(f"skipped {message}")
-            record = writer.failure(path, message)  # a record per input in JSON and CSV: consumers see failures too
+        for path, error in zip(chunk, errors):
+            if error is None:
+                print(writer.result(path, next(results)))
+                continue
+            note(f"skipped {error}")
+            record = writer.failure(path, error)  # a record per input in JSON and CSV: consumers see failures too
             if record is not None:
                 print(record)
             failed.append(path)
-        for path, predictions in zip(paths, results):
-            print(writer.result(path, predictions))
         sys.stdout.flush()
-        progress.update(len(paths) + len(failures))
+        progress.update(len(chunk))
     progress.close()  # leave the final count on screen: a fast last batch may not have been drawn
     if failed:
         note(f"{len(failed)} of {len(files) + missing} inputs could not be classified")
@@ -388,8 +399,8 @@ def build_parser():
 def _add_arguments(name, sub):
     model_help = f"store name (see `tinynet models`) or weight file; {default_model_help()}"
     if name in ("classify", "eval", "train"):
-        sub.add_argument("--max-pixels", type=positive_int, metavar="N", help="refuse images of more than N pixels "
-                         "(default: Pillow's decompression-bomb limit, 89,478,485; or $TINYNET_MAX_PIXELS)")
+        sub.add_argument("--max-pixels", type=pixel_limit, metavar="N", help="refuse images of more than N pixels "
+                         "(default: $TINYNET_MAX_PIXELS, else Pillow's decompression-bomb limit, 89,478,485)")
     if name == "classify":
         sub.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
         sub.add_argument("-m", "--model", metavar="NAME|PATH", help=model_help)

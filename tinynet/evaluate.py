@@ -100,27 +100,26 @@ def evaluate(model, labels_file, images_dir=None, batch_size=32, progress=None, 
         progress(0, len(samples))
     start = time.perf_counter()
     skipped = []
-    for chunk, x, failures in image_batches(samples, for_model(model), batch_size, workers, image_of=lambda s: s[0]):
-        for (path, label), message in failures:
-            skipped.append((path, message))
-            if on_image:
-                on_image({"image": path, "label": label, "error": message})
-        done += len(failures)
-        if x is None:
-            continue
-        scores = model.forward(x)[:, offset:]  # (n, classes)
-        labels = np.array([label for _, label in chunk])  # (n,)
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # (n, k), best first
-        best = top[:, 0]
-        top1 += int(np.sum(best == labels))
-        top5 += int(np.sum(np.any(top == labels[:, None], axis=1)))
-        for shift in shifted:
-            shifted[shift] += int(np.sum(best == labels + shift))
-        if on_image:
-            probabilities = softmax(scores)
-            for row, ((path, label), indices) in enumerate(zip(chunk, top)):
+    for chunk, x, errors in image_batches(samples, for_model(model), batch_size, workers, image_of=lambda s: s[0]):
+        read = [sample for sample, error in zip(chunk, errors) if error is None]
+        skipped.extend((path, error) for (path, _), error in zip(chunk, errors) if error is not None)
+        if x is not None:
+            scores = model.forward(x)[:, offset:]  # (n, classes)
+            labels = np.array([label for _, label in read])  # (n,)
+            top = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # (n, k), best first
+            top1 += int(np.sum(top[:, 0] == labels))
+            top5 += int(np.sum(np.any(top == labels[:, None], axis=1)))
+            for shift in shifted:
+                shifted[shift] += int(np.sum(top[:, 0] == labels + shift))
+        if on_image:  # in the labels file's order: x's rows are the read images, in chunk order
+            probabilities, row = (softmax(scores) if x is not None else None), 0
+            for (path, label), error in zip(chunk, errors):
+                if error is not None:
+                    on_image({"image": path, "label": label, "error": error})
+                    continue
                 on_image({"image": path, "label": label,
-                          "top": [(int(i), float(probabilities[row, i])) for i in indices]})
+                          "top": [(int(i), float(probabilities[row, i])) for i in top[row]]})
+                row += 1
         done += len(chunk)
         if progress:
             progress(done, len(samples))

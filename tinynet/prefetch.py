@@ -29,19 +29,21 @@ def prefetched(chunks, prepare, workers):
 
 
 def image_batches(items, transform, size, workers=1, image_of=lambda item: item):
-    """``(readable items, (n, H, W, 3) float32 or None, [(item, message)] unreadable)`` for each batch of ``size``
-    items, in order, each item's image (``image_of(item)``: a path by default) prepared by ``transform``
-    (tinynet.preprocess); ``workers`` threads prepare that many batches ahead. The one batching path of
-    ``tinynet classify`` and tinynet.evaluate, so both skip unreadable images the same way."""
+    """``(chunk, x, errors)`` for each batch of ``size`` items, in order: ``errors[j]`` is None when ``chunk[j]``'s
+    image (``image_of(item)``: a path by default) was read, else why not; ``x`` (n, H, W, 3) float32 holds the
+    read ones in chunk order, prepared by ``transform`` (tinynet.preprocess), or is None when none was read.
+    ``workers`` threads prepare that many batches ahead. The one batching path of ``tinynet classify`` and
+    tinynet.evaluate, so both skip unreadable images the same way."""
+
     def prepare(chunk):
-        readable, arrays, failures = [], [], []
+        arrays, errors = [], []
         for item in chunk:
             try:
                 arrays.append(to_array(image_of(item), transform))
-                readable.append(item)
+                errors.append(None)
             except ImageError as e:
-                failures.append((item, str(e)))
-        return readable, (np.stack(arrays) if arrays else None), failures
+                errors.append(str(e))
+        return (np.stack(arrays) if arrays else None), errors
 
     chunks = [items[i:i + size] for i in range(0, len(items), size)]
-    return (prepared for _, prepared in prefetched(chunks, prepare, workers))
+    return ((chunk, x, errors) for chunk, (x, errors) in prefetched(chunks, prepare, workers))
