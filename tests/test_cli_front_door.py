@@ -57,6 +57,13 @@ def test_csv_has_a_row_per_prediction_and_per_failure_in_input_order(home, tmp_p
     assert rows[4]["label"] == "hotdog" and "broken.jpg" in rows[3]["error"] and rows[0]["error"]
 
 
+@pytest.mark.parametrize("args", [["--json", "--format", "csv"], ["--distributed", "--format", "csv"],
+                                  ["--distributed", "--labels", "names.txt"]])
+def test_contradictory_output_options_are_usage_errors(tmp_path, args):
+    result = run("classify", "photo.jpg", *args, home=tmp_path)
+    assert result.returncode == 2 and "tinynet classify: error:" in one_error_line(result)
+
+
 def test_labels_lists_the_classes_and_is_a_labels_file(home, tmp_path):
     listed = run("labels", "v2", home=home)
     assert listed.returncode == 0, listed.stderr

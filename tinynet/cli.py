@@ -120,13 +120,18 @@ def set_max_pixels(args):
 
 
 def output_format(args):
+    if args.json and args.format not in ("text", "json"):
+        raise UsageError(f"tinynet classify: error: --json and --format {args.format} disagree (use one)")
     return "json" if args.json else args.format
 
 
 def cmd_classify(args):
     if args.distributed:
+        if args.labels or args.format != "text":
+            raise UsageError("tinynet classify: error: --distributed writes Parquet: --labels and --format do not apply")
         from tinynet.distributed import run_from_cli  # dask is an optional extra
         return run_from_cli(args)
+    writer = ClassifyWriter(output_format(args))
     files, failed = image_files(args.images)
     missing = len(failed)
     if not files:
@@ -134,7 +139,6 @@ def cmd_classify(args):
     model = open_model(args.model, args.threads)
     names = read_names(args.labels, model.num_classes) if args.labels else labels_for(model)
     transform = preprocess.for_model(model)
-    writer = ClassifyWriter(output_format(args))
     if writer.header():
         print(writer.header())
     for path in failed:  # arguments that named nothing (already noted on stderr)
