@@ -116,10 +116,11 @@ def test_eval_per_image_csv_and_json(home, tmp_path):
     rows = list(csv.DictReader(as_csv.open()))
     records = [json.loads(line) for line in as_json.read_text().splitlines()]
     assert [r["image"].rsplit("/", 1)[1] for r in rows] == [p.rsplit("/", 1)[1] for p, _ in truth]
-    assert [int(r["label"]) for r in rows] == [r["label"] for r in records] == [int(label) for _, label in truth]
+    assert [int(r["true_index"]) for r in rows] == [r["true_index"] for r in records] == [int(t) for _, t in truth]
     for row, record in zip(rows, records):
         assert int(row["index"]) == record["predictions"][0]["index"] == int(row["top5"].split()[0])
-        assert row["correct"] == str(int(record["correct"])) and row["predicted"] == record["predictions"][0]["label"]
+        assert row["correct"] == str(int(record["correct"])) and row["label"] == record["predictions"][0]["label"]
+        assert record["correct"] == (record["predictions"][0]["index"] == record["true_index"])
         assert len(record["predictions"]) == 5
     top1 = float(result.stdout.split()[1].rstrip("%"))
     assert top1 == pytest.approx(100 * np.mean([r["correct"] for r in records]), abs=0.01)

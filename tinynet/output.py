@@ -3,9 +3,11 @@
 classify, per image:  text   the path, then "  71.59%  military uniform" per prediction
                       json   {"image", "predictions": [{"index", "label", "probability"}, ...]}, or {"image", "error"}
                       csv    image,rank,index,label,probability,error: a row per prediction, or one with the error
-eval --per-image:     json   {"image", "label", "correct", "predictions": [...top 5...]}, or {"image", "label", "error"}
-                      csv    image,label,correct,index,predicted,probability,top5,error: a row per image (top5: the
-                             5 best class indices, best first, separated by spaces)
+eval --per-image:     json   {"image", "true_index", "correct", "predictions": [...top 5, as classify's...]}, or
+                             {"image", "true_index", "error"}
+                      csv    image,true_index,correct,index,label,probability,top5,error: a row per image; index,
+                             label and probability are the top prediction's, top5 the 5 best class indices, best first,
+                             separated by spaces
 """
 import csv
 import io
@@ -13,7 +15,7 @@ import json
 
 FORMATS = ("text", "json", "csv")
 CLASSIFY_COLUMNS = ("image", "rank", "index", "label", "probability", "error")
-PER_IMAGE_COLUMNS = ("image", "label", "correct", "index", "predicted", "probability", "top5", "error")
+PER_IMAGE_COLUMNS = ("image", "true_index", "correct", "index", "label", "probability", "top5", "error")
 
 
 def _csv_rows(rows):
@@ -69,9 +71,9 @@ class PerImageWriter:
         image, label = str(record["image"]), record["label"]
         if self.form == "json":
             if "error" in record:
-                line = {"image": image, "label": label, "error": record["error"]}
+                line = {"image": image, "true_index": label, "error": record["error"]}
             else:
-                line = {"image": image, "label": label, "correct": record["top"][0][0] == label,
+                line = {"image": image, "true_index": label, "correct": record["top"][0][0] == label,
                         "predictions": [_prediction(i, self.names[i], p) for i, p in record["top"]]}
             self.out.write(json.dumps(line) + "\n")
         elif "error" in record:
