@@ -204,3 +204,16 @@ def test_labels_numbered_from_one_are_named(folder):
 def test_a_label_equal_to_the_class_count_suggests_one_based_labels(folder):
     with pytest.raises(TinynetError, match="look numbered from 1: subtract 1"):
         evaluate(small_model(), write_dataset(folder, [3] * (N_IMAGES - 1) + [10], "ten.txt"))
+
+
+def test_per_image_indices_of_a_background_first_model_are_the_labels_classes(folder):
+    model = small_model(num_classes=1001)
+    logits = scores(model, folder)
+    records = []
+    evaluate(model, write_dataset(folder, np.argmax(logits[:, 1:], axis=1), "tf_per_image.txt"), batch_size=4,
+             on_image=records.append)
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities = z / z.sum(axis=1, keepdims=True)  # over all 1001 outputs, as classify reports them
+    for record, row in zip(records, probabilities):
+        best, p = record["top"][0]
+        assert best == record["label"] == np.argmax(row[1:]) and p == pytest.approx(row[1 + best], abs=1e-6)
