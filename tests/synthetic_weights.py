@@ -61,3 +61,24 @@ def keras_variables(entries, seed):
             v = (2 * u - 1) * np.sqrt(6.0 / fan_in)
         tensors[path] = v.astype(np.float32)
     return tensors
+
+
+def onnx_initializers(entries, seed):
+    """``entries``: [(name, shape, role)] of an ONNX graph's float initializers, role "var" (a BatchNormalization
+    variance), "gamma" (its scale) or "weight" -> {name: float32 array}: He-uniform for 2-D and 4-D weights
+    (fan-in over all axes but the first), small values around 0 for the other 1-D tensors."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, shape, role in entries:
+        shape = tuple(shape)
+        u = rng.random(shape)
+        if role == "var":
+            v = 0.5 + 1.5 * u
+        elif role == "gamma":
+            v = 0.5 + u
+        elif len(shape) >= 2:
+            v = (2 * u - 1) * np.sqrt(6.0 / int(np.prod(shape[1:])))
+        else:
+            v = 0.4 * u - 0.2
+        out[name] = v.astype(np.float32)
+    return out
