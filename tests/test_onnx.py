@@ -28,6 +28,7 @@ EXPECTED = {  # fixture -> (arch, padding)
     "onnx_tv_v2_035_op7": ("mobilenet_v2", "symmetric"),
     "onnx_timm_v3_small_050_op18": ("mobilenet_v3_small", "symmetric"),
     "onnx_tv_v3_large_075_tf_pads": ("mobilenet_v3_large", "tf_same"),
+    "onnx_tv_v2_035_op13_tf_pad_nodes": ("mobilenet_v2", "tf_same"),
 }
 
 
