@@ -39,8 +39,10 @@ NUMPY = {FLOAT: "<f4", INT64: "<i8", INT32: "<i4", DOUBLE: "<f8"}
 MAX_DIMS, MAX_ELEMENTS = 8, 1 << 28
 MAX_FILE_BYTES = 2 << 30  # protobuf's own limit for one message
 MAX_EXTERNAL_BYTES = 1 << 30
-ACTIVATIONS = {"Relu": "relu", "HardSwish": "hswish"}
 SIXTH = 1 / 6
+ARITY = {"Conv": (2, 3), "Gemm": (2, 3), "BatchNormalization": (5, 5), "Add": (2, 2), "Mul": (2, 2), "Reshape": (2, 2),
+         "Constant": (0, 0), "Pad": (1, 3), "Clip": (1, 3), "ReduceMean": (1, 2), "Dropout": (1, 3), "Squeeze": (1, 2)}
+# (fewest, most) inputs of each operator; the first ``fewest`` must be given. Others take exactly one.
 
 
 def looks_like_onnx(head):
@@ -189,6 +191,9 @@ class _Graph:
                 raise UnsupportedModelError(f"ONNX operator {op_type[:40]!r} ({label}) is not one tinynet runs")
             if not outputs:
                 raise WeightsError(f"{label} has no output")
+            fewest, most = ARITY.get(op_type, (1, 1))
+            if not fewest <= len(inputs) <= most or not all(inputs[:fewest]):
+                raise UnsupportedModelError(f"{label} has {len(inputs)} inputs; tinynet reads {fewest} to {most}")
             attrs = {a.string(1): a for a in node.messages(5, "attribute")}
             args = [self.values.get(n) if n else None for n in inputs]
             if any(a is None for n, a in zip(inputs, args) if n):
@@ -217,6 +222,12 @@ class _Graph:
             self.fail(f"{what} must be a constant")
         return v.array
 
+    def scalar(self, v, what):
+        array = self.const(v, what)
+        if array.size != 1:
+            self.fail(f"{what} must be a single number, not shape {array.shape}")
+        return float(array.ravel()[0])
+
     def _Identity(self, args, attrs):
         return args[0]
 
@@ -224,9 +235,8 @@ class _Graph:
         return args[0]  # inference: the identity
 
     def _Constant(self, args, attrs):
-        if "value" in attrs:
-            t = attrs["value"].message(5, "Constant value")
-            return Value("const", array=self.tensor(t, "Constant"))
+        if "value" in attrs and attrs["value"].message(5) is not None:
+            return Value("const", array=self.tensor(attrs["value"].message(5, "Constant value"), "Constant"))
         if "value_float" in attrs:
             return Value("const", array=np.array(attrs["value_float"].float(2), np.float32))
         if "value_ints" in attrs:
@@ -276,8 +286,10 @@ class _Graph:
 
     def _Pad(self, args, attrs):
         if self.opset >= 11:
+            if len(args) < 2:
+                self.fail("from opset 11 the pads are an input")
             pads = [int(p) for p in self.const(args[1], "pads").ravel()]
-            value = float(self.const(args[2], "the pad value").ravel()[0]) if len(args) > 2 and args[2] else 0.0
+            value = self.scalar(args[2], "the pad value") if len(args) > 2 and args[2] else 0.0
         else:
             pads, value = _ints(attrs, "pads", []), attrs["value"].float(2) if "value" in attrs else 0.0
         mode = attrs["mode"].string(4) if "mode" in attrs else "constant"
@@ -316,7 +328,7 @@ class _Graph:
 
     def _Clip(self, args, attrs):
         if self.opset >= 11:
-            bounds = [float(self.const(a, "Clip bounds").ravel()[0]) if a is not None else None for a in args[1:3]]
+            bounds = [self.scalar(a, "Clip bounds") if a is not None else None for a in args[1:3]]
             bounds += [None] * (2 - len(bounds))
         else:
             bounds = [attrs["min"].float(2) if "min" in attrs else None, attrs["max"].float(2) if "max" in attrs else None]
