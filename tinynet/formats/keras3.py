@@ -12,7 +12,6 @@ beta, moving_mean, moving_variance (fewer when ``scale`` or ``center`` is off). 
 The zip is bounded before anything is extracted (member sizes and compression ratio), and the h5 part is
 read in a child process like any .h5 (keras_h5.read_isolated).
 """
-import json
 import re
 import tempfile
 import zipfile

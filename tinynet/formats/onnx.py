@@ -20,7 +20,7 @@ Padding: symmetric ``k // 2`` is PyTorch's ("symmetric"); SAME_UPPER, or the exp
 pads tf2onnx writes for stride-2 convs at even input sizes, is TensorFlow's ("tf_same").
 """
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +74,7 @@ class Value:
     kind: str  # "image" | "op" | "pooled" | "const" | "hsig" | "padded" | "gap" | "se1" | "se1r" | "se2" | "gate"
     op: int = None
     array: np.ndarray = None
-    extra: tuple = field(default=None)
+    extra: tuple = None
 
 
 def load(path, arch=None):

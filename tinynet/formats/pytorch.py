@@ -46,12 +46,12 @@ def timm_conventions(arch, path, config):
     (Hugging Face's cache keeps it: models--timm--tf_mobilenetv3_large_100.in1k/...)."""
     name = str((config or {}).get("architecture") or "")
     if not name:
-        parts = [p.removeprefix("models--timm--") for p in Path(path).parts]
-        name = next((p for p in reversed(parts) if p.startswith("tf_")), Path(path).name)
+        cached = [p.removeprefix("models--timm--") for p in Path(path).parts if p.startswith("models--timm--")]
+        name = cached[-1] if cached else Path(path).name
     tf = name.startswith("tf_")
-    if arch == "mobilenet_v1":  # timm's mobilenetv1_100 preset (tinynet.preprocess)
-        spec = {"preset": "timm"}
-    elif tf:
+    if arch == "mobilenet_v1":  # the "timm" preset is mobilenetv1_100's pretrained config (tinynet.preprocess)
+        return 1e-5, "symmetric", {"preset": "timm"}
+    if tf:
         spec = {"preset": "timm", "interpolation": "bilinear"}
     else:
         spec = {"preset": "timm", "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
