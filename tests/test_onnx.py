@@ -27,6 +27,7 @@ EXPECTED = {  # fixture -> (arch, padding)
     "onnx_tv_v2_035_op9_bn_float_data": ("mobilenet_v2", "symmetric"),
     "onnx_tv_v2_035_op7": ("mobilenet_v2", "symmetric"),
     "onnx_timm_v3_small_050_op18": ("mobilenet_v3_small", "symmetric"),
+    "onnx_timm_v3_large_075_op12": ("mobilenet_v3_large", "symmetric"),
     "onnx_tv_v3_large_075_tf_pads": ("mobilenet_v3_large", "tf_same"),
     "onnx_tv_v2_035_op13_tf_pad_nodes": ("mobilenet_v2", "tf_same"),
 }
@@ -176,3 +177,65 @@ def test_any_bytes_give_fields_or_a_clean_error(data):
 def test_malformed_messages(data, message):
     with pytest.raises(tinynet.WeightsError, match=message):
         Message(data).fields
+
+
+# ---- hand-built graphs, encoded here field by field ----------------------------------------------------
+
+def field(number, payload):
+    """A length-delimited field (bytes, str or an already encoded message)."""
+    payload = payload.encode() if isinstance(payload, str) else payload
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def number(field_number, value):
+    return varint(field_number << 3) + varint(value)
+
+
+def tensor(name, array, data_type=1):
+    dims = b"".join(number(1, d) for d in array.shape)
+    return dims + number(2, data_type) + field(8, name) + field(9, array.tobytes())
+
+
+def node(op, inputs, outputs, *attributes):
+    return (b"".join(field(1, i) for i in inputs) + b"".join(field(2, o) for o in outputs) + field(4, op)
+            + b"".join(field(5, a) for a in attributes))
+
+
+def onnx_model(nodes, initializers, opset=13):
+    value_info = lambda name: field(1, name)  # noqa: E731 (a name is all the reader needs of the graph's inputs)
+    graph = (b"".join(field(1, n) for n in nodes) + field(2, "g") + b"".join(field(5, t) for t in initializers)
+             + field(11, value_info("x")) + field(12, value_info("y")))
+    return number(1, 8) + field(2, "test") + field(7, graph) + field(8, number(2, opset))
+
+
+def tiny_classifier(dtype=np.float32, data_type=1, pads=(1, 1, 1, 1)):
+    w = np.ones((4, 3, 3, 3), dtype)
+    gemm = np.ones((10, 4), np.float32)
+    conv_pads = field(1, "pads") + b"".join(number(8, p) for p in pads)
+    nodes = [node("Conv", ["x", "w"], ["c"], conv_pads), node("Relu", ["c"], ["r"]), node("GlobalAveragePool", ["r"], ["p"]),
+             node("Flatten", ["p"], ["f"]), node("Gemm", ["f", "g"], ["y"], field(1, "transB") + number(3, 1))]
+    return onnx_model(nodes, [tensor("w", w, data_type), tensor("g", gemm)])
+
+
+def test_a_graph_that_is_no_mobilenet_sniffed_by_content(tmp_path):
+    (tmp_path / "model.bin").write_bytes(tiny_classifier())
+    with pytest.raises(tinynet.UnsupportedModelError, match=r"graph \(conv3/1 pool fc\) matches no MobileNet"):
+        tinynet.load(tmp_path / "model.bin")
+
+
+def test_valid_padding_is_refused(tmp_path):
+    (tmp_path / "m.onnx").write_bytes(tiny_classifier(pads=(0, 0, 0, 0)))
+    with pytest.raises(tinynet.UnsupportedModelError, match=r"padding NOTSET \[0, 0, 0, 0\]"):
+        tinynet.load(tmp_path / "m.onnx")
+
+
+def test_float16_weights_are_refused(tmp_path):
+    (tmp_path / "m.onnx").write_bytes(tiny_classifier(np.float16, data_type=10))
+    with pytest.raises(tinynet.UnsupportedModelError, match="data type 10"):
+        tinynet.load(tmp_path / "m.onnx")
+
+
+def test_opset_outside_7_to_18(tmp_path):
+    (tmp_path / "m.onnx").write_bytes(onnx_model([], [], opset=6))
+    with pytest.raises(tinynet.UnsupportedModelError, match="opset 6"):
+        tinynet.load(tmp_path / "m.onnx")
