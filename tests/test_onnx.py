@@ -67,6 +67,15 @@ def test_external_data_must_stay_in_the_model_folder(v2, tmp_path):
             tinynet.load(tmp_path / "m" / "forged.onnx")
 
 
+def test_external_link_out_of_the_folder_is_refused(v2, tmp_path):
+    weights = v2.parent / "weights.bin"
+    outside = tmp_path / "outside.bin"
+    weights.rename(outside)
+    weights.symlink_to(outside)
+    with pytest.raises(tinynet.WeightsError, match="outside the model's folder"):
+        tinynet.load(v2)
+
+
 def test_truncated_external_file(v2):
     weights = v2.parent / "weights.bin"
     weights.write_bytes(weights.read_bytes()[:-4])

@@ -83,16 +83,15 @@ def load(path, arch=None):
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise WeightsError(f"{size} bytes is more than an ONNX file can hold")
-    model = Message(path.read_bytes(), what="ONNX model")
-    opset = _opset(model)
-    graph = model.message(7, "ONNX graph")
+    proto = Message(path.read_bytes(), what="ONNX model")
+    graph = proto.message(7, "ONNX graph")
     if graph is None:
         raise WeightsError("the ONNX model has no graph")
-    reader = _Graph(graph, opset, path.parent)
+    reader = _Graph(graph, _opset(proto), path.parent)
     ops = reader.walk()
-    candidates = [arch] if arch is not None else list(ARCHITECTURES)
-    for candidate in candidates:
-        model = _match(candidate, ops, reader.padding(ops))
+    padding = reader.padding(ops)
+    for candidate in [arch] if arch is not None else ARCHITECTURES:
+        model = _match(candidate, ops, padding)
         if model is not None:
             model.meta.update({"source": f"onnx:{path.name}", **reader.meta(model)})
             return model
@@ -100,8 +99,8 @@ def load(path, arch=None):
                                 + (f" as {arch}" if arch else ""))
 
 
-def _opset(model):
-    versions = [m.int(2) for m in model.messages(8, "opset_import") if m.string(1) in ("", "ai.onnx")]
+def _opset(proto):
+    versions = [m.int(2) for m in proto.messages(8, "opset_import") if m.string(1) in ("", "ai.onnx")]
     if not versions:
         raise WeightsError("the ONNX model declares no opset of the default domain")
     if versions[0] not in OPSETS:
@@ -162,8 +161,11 @@ class _Graph:
             offset, length = int(entries.get("offset", 0)), int(entries.get("length", nbytes))
         except ValueError:
             raise WeightsError(f"tensor {name[:80]!r}: external offset or length is not a number") from None
-        target = (self.folder / location).resolve()
-        if not location or Path(location).is_absolute() or not target.is_relative_to(self.folder):
+        try:
+            target = (self.folder / location).resolve()  # symlinks followed, so a link out of the folder is refused too
+        except (OSError, ValueError):  # a NUL byte, a name too long
+            target = None
+        if not location or Path(location).is_absolute() or target is None or not target.is_relative_to(self.folder):
             raise WeightsError(f"tensor {name[:80]!r} keeps its data in {location[:200]!r}, outside the model's folder")
         if length != nbytes or offset < 0:
             raise WeightsError(f"tensor {name[:80]!r}: external data of {length} bytes at offset {offset}; "
