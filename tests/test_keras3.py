@@ -70,6 +70,20 @@ def test_damaged_archives(spec, tmp_path, mangle, message):
         tinynet.load(tmp_path / "bad.keras")
 
 
+def test_random_corruption_is_a_clean_error(spec, tmp_path):
+    data = keras_file(tmp_path / "m.keras", spec).read_bytes()
+    rng = np.random.default_rng(13)  # seed 13's first file breaks the deflate stream itself (zlib.error), not only its CRC
+    for trial in range(12):
+        forged = bytearray(data)
+        for pos in rng.integers(0, len(forged), rng.integers(1, 4)):
+            forged[pos] = int(rng.integers(0, 256))
+        (tmp_path / "bad.keras").write_bytes(bytes(forged))
+        try:
+            tinynet.load(tmp_path / "bad.keras")
+        except tinynet.WeightsError as e:
+            assert "\n" not in str(e)
+
+
 def test_config_that_is_not_a_keras_model(spec, tmp_path):
     with pytest.raises(tinynet.WeightsError, match="model_config"):
         tinynet.load(keras_file(tmp_path / "m.keras", spec, config="[]"))

@@ -15,6 +15,7 @@ read in a child process like any .h5 (keras_h5.read_isolated).
 import re
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 from tinynet.errors import TinynetError, WeightsError
@@ -77,7 +78,7 @@ def _unzip(path, work):
                         raise WeightsError(f"{WEIGHTS} in the archive is larger than it declares")
     except KeyError:
         raise WeightsError(f"a .keras archive needs {CONFIG} and {WEIGHTS}; this one lacks one") from None
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError, NotImplementedError) as e:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, RuntimeError, NotImplementedError) as e:
         raise WeightsError(f"damaged .keras archive ({' '.join(str(e).split())[:200]})") from None
     # The config is Keras' whole-model JSON; keras_h5 expects the same shape as Keras 2's model_config.
     return raw_config, target
