@@ -427,7 +427,7 @@ def _add_arguments(name, sub):
         sub.add_argument("name", metavar="NAME", help="a name from `tinynet models`")
         sub.add_argument("--force", action="store_true", help="fetch again even if the model is in the store")
     elif name == "import":
-        sub.add_argument("file", metavar="FILE", help=".pth, .safetensors, .tflite, .h5 or .tgz")
+        sub.add_argument("file", metavar="FILE", help=".pth, .safetensors, .tflite, .h5, .keras, .onnx, .tgz, or a Hugging Face model folder")
         sub.add_argument("--name", metavar="NAME", help="name in the store (default: from the file name)")
         sub.add_argument("--labels", metavar="FILE", help="class names to store with it, one per line")
         sub.add_argument("--force", action="store_true", help="replace a stored model of the same name")

@@ -31,7 +31,7 @@ except ImportError:  # Windows: no advisory locks; the atomic rename alone keeps
 
 SUFFIX = ".safetensors"
 IMAGENET_OUTPUTS = (1000, 1001)  # 1001: TensorFlow's, with "background" first
-WEIGHT_SUFFIXES = (".tar.gz", ".tgz", ".safetensors", ".tflite", ".pth", ".pt", ".h5", ".hdf5")
+WEIGHT_SUFFIXES = (".tar.gz", ".tgz", ".safetensors", ".tflite", ".pth", ".pt", ".h5", ".hdf5", ".keras", ".onnx")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -133,7 +133,7 @@ def import_file(file, name=None, labels=None, force=False):
     store as ``name`` (default: the file's stem). ``labels``: a class-names file (tinynet.labels.read_names) to
     store with it. A stored model of that name is replaced only with ``force``. Returns ``(name, path)``."""
     file = Path(file).expanduser()
-    if not file.is_file():
+    if not (file.is_file() or file.is_dir()):  # a folder: a Hugging Face checkpoint (config.json + weights)
         raise TinynetError(f"no such file: {file}")
     name = _name_from(file) if name is None else name
     if find(name) is not None and not force:  # validates the name too
@@ -141,7 +141,7 @@ def import_file(file, name=None, labels=None, force=False):
                            f"(force=True) to replace it, or choose another --name")
     path_of(name)  # validate before any work
     entry = registry.load().get(name)
-    known = entry is not None and _is_download_of(entry, file)  # e.g. a copy of what `pull` would fetch
+    known = entry is not None and file.is_file() and _is_download_of(entry, file)  # e.g. a copy of what `pull` would fetch
     with _workdir() as work:
         model = io.load(_unpack(file, entry.member if known else None, work))
         if known:
@@ -243,7 +243,7 @@ def _unpack(path, member, work):
     Only the member's content is used: it is written under a name chosen here, so member paths
     ("../x", "/etc/x") and links in the archive cannot write anywhere.
     """
-    if not tarfile.is_tarfile(path):
+    if path.is_dir() or not tarfile.is_tarfile(path):
         return path
     try:
         with tarfile.open(path, "r:*") as archive:
