@@ -28,3 +28,14 @@ def walk(model):
         weights = {name[len(prefix):]: array for name, array in model.weights.items() if name.startswith(prefix)}
         steps.append(Step(layer, weights, i - 1, block_input if layer.residual else None))
     return steps
+
+
+def uint8_grid(name, grid):
+    """(scale, zero point) of the 8-bit grid (lo, step, levels) a layer's output is snapped to, as the formats'
+    quantize-dequantize pairs express it: lo must be -zero_point * step with an integer zero point in 0..255."""
+    lo, step, levels = grid
+    zero_point = round(-lo / step)
+    if levels != 256 or not 0 <= zero_point <= 255 or abs(zero_point * step + lo) > 1e-6 * step:
+        raise UnsupportedModelError(f"layer {name}: its activation grid (lo {lo}, step {step}, {levels} levels) is not a "
+                                    f"uint8 grid; export with float activations instead")
+    return float(step), int(zero_point)

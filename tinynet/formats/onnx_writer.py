@@ -15,19 +15,21 @@ from dataclasses import asdict
 import numpy as np
 
 import tinynet
-from tinynet.formats.graph_walk import walk
+from tinynet.formats.graph_walk import uint8_grid, walk
 from tinynet.formats.protobuf_writer import data, float32, integer, repeated
 
 OPSET, IR_VERSION = 17, 8  # IR version 8 is the one that goes with opset 17
-FLOAT, INT64 = 1, 7  # TensorProto.DataType
+FLOAT, UINT8 = 1, 2  # TensorProto.DataType
+DATA_TYPES = {np.dtype("<f4"): FLOAT, np.dtype("u1"): UINT8}
 ATTRIBUTE_TYPES = {float: 1, int: 2, str: 3, list: 7}  # AttributeProto.AttributeType: FLOAT, INT, STRING, INTS
 ACTIVATIONS = {"relu": "Relu", "relu6": "Clip", "hswish": "HardSwish", "hsigmoid": "HardSigmoid"}
 
 
 def tensor(name, array):
-    """TensorProto: dims 1, data_type 2, name 8, raw_data 9 (little-endian)."""
-    array = np.ascontiguousarray(array, np.dtype("<f4"))
-    return repeated(integer, 1, array.shape) + integer(2, FLOAT) + data(8, name) + data(9, array.tobytes())
+    """TensorProto: dims 1, data_type 2, name 8, raw_data 9 (little-endian). float32 unless ``array`` is uint8."""
+    array = np.asarray(array)
+    array = np.ascontiguousarray(array, np.dtype("u1") if array.dtype == np.uint8 else np.dtype("<f4"))
+    return repeated(integer, 1, array.shape) + integer(2, DATA_TYPES[array.dtype]) + data(8, name) + data(9, array.tobytes())
 
 
 def attribute(name, value):
@@ -81,14 +83,17 @@ class _Graph:
         return self.add(ACTIVATIONS[act], [x], out, **extra)
 
 
-def to_onnx(model):
-    """The ONNX bytes of ``model``."""
+def to_onnx(model, activation_grid=None):
+    """The ONNX bytes of ``model``. ``activation_grid`` ({layer name: (lo, step, levels)}, as Model.meta has it):
+    each listed layer's output is snapped to its grid by a QuantizeLinear (uint8) + DequantizeLinear pair."""
     g = _Graph(model.padding)
     outputs = {-1: "input"}
     steps = walk(model)
     for i, step in enumerate(steps):
         layer, w, x = step.layer, step.weights, outputs[step.source]
-        name = "logits" if i == len(steps) - 1 else layer.name
+        final = "logits" if i == len(steps) - 1 else layer.name
+        snapped = layer.name in (activation_grid or {})
+        name = final + ".float" if snapped else final
         linear = name + ".linear" if layer.act or step.residual is not None else name
         if layer.op == "conv":
             y = g.conv(x, w["w"].transpose(3, 2, 0, 1), w["b"], layer.stride, 1, linear)
@@ -110,6 +115,10 @@ def to_onnx(model):
         y = g.activation(y, layer.act, name if step.residual is None else name + ".act")
         if step.residual is not None:
             y = g.add("Add", [y, outputs[step.residual]], name)
+        if snapped:
+            scale, zero_point = uint8_grid(layer.name, activation_grid[layer.name])
+            grid = [g.const(final + ".scale", np.float32(scale)), g.const(final + ".zero_point", np.uint8(zero_point))]
+            y = g.add("DequantizeLinear", [g.add("QuantizeLinear", [y, *grid], final + ".q"), *grid], final)
         outputs[i] = y
     graph = (b"".join(data(1, n) for n in g.nodes) + data(2, model.arch)
              + b"".join(data(5, t) for t in g.initializers)

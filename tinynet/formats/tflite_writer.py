@@ -8,16 +8,17 @@ h-sigmoid is ADD 3 (fused RELU6) then MUL 1/6, exactly tinynet's relu6(x + 3) / 
 """
 import numpy as np
 
-from tinynet.formats.graph_walk import walk
+from tinynet.formats.graph_walk import uint8_grid, walk
 from tinynet.formats.tflite_builder import Graph
 from tinynet.kernels.padding import conv_output_size
 
 FUSED = {"relu": "RELU", "relu6": "RELU6"}  # activations TFLite applies inside the op
 
 
-def to_tflite(model, resolution, description="tinynet export"):
+def to_tflite(model, resolution, description="tinynet export", activation_grid=None):
     """The .tflite bytes of ``model`` for one (1, resolution, resolution, 3) float32 input named "input";
-    the output (1, num_classes) is named "logits"."""
+    the output (1, num_classes) is named "logits". ``activation_grid`` ({layer name: (lo, step, levels)}, as
+    Model.meta has it): each listed layer's output is snapped to its grid by a QUANTIZE (uint8) + DEQUANTIZE."""
     g = Graph()
     outputs, shapes = {-1: g.input((1, resolution, resolution, 3))}, {-1: (1, resolution, resolution, 3)}
     constants = {}
@@ -71,6 +72,10 @@ def to_tflite(model, resolution, description="tinynet export"):
             y = activation(y, out_shape, "hswish")
         if step.residual is not None:
             y = g.op("ADD", [y, outputs[step.residual]], out_shape)
+        if layer.name in (activation_grid or {}):
+            scale, zero_point = uint8_grid(layer.name, activation_grid[layer.name])
+            q = g.op("QUANTIZE", [y], out_shape, out_dtype=np.uint8, out_quant=(scale, zero_point))
+            y = g.op("DEQUANTIZE", [q], out_shape)
         g.tensors[y]["name"] = "logits" if i == len(steps) - 1 else layer.name  # a layer's output: tinynet's name
         outputs[i], shapes[i] = y, out_shape
     return g.finish(outputs[len(steps) - 1], description)
