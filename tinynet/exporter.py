@@ -5,7 +5,7 @@ output the logits. ONNX takes it channels first (N, 3, H, W) with N, H and W fre
 (1, S, S, 3) at the model's input size S (LiteRT's resize_tensor_input changes it).
 """
 import os
-import tempfile
+import threading
 from pathlib import Path
 
 from tinynet import io, preprocess
@@ -58,14 +58,15 @@ def export(model, path, format=None, resolution=None, float_activations=False):
 
 
 def _write_atomically(path, content):
-    """A reader never sees half a file, and a failed export leaves no file behind."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """A reader never sees half a file, and a failed export leaves no file behind; the file gets the usual
+    permissions (the umask's), as any file the user writes."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             f.write(content)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
