@@ -1,5 +1,6 @@
 """tinynet.formats.protobuf_writer against encodings written out in the Protocol Buffers encoding guide."""
 import pytest
+from hypothesis import given, strategies as st
 
 from tinynet.formats.protobuf_writer import data, float32, integer, repeated, varint
 
@@ -21,3 +22,19 @@ def test_fields():
     assert float32(2, 1.0) == b"\x15\x00\x00\x80\x3f"
     assert repeated(integer, 4, [1, 2]) == b"\x20\x01\x20\x02"
     assert data(1, b"") == b"\x0a\x00" and data(16, b"x") == b"\x82\x01\x01x"  # field 16: a two-byte key
+
+
+def decode_varint(encoded):
+    """The wire format's rule read back, written out on its own: 7 bits per byte, least significant first."""
+    value = 0
+    for shift, byte in enumerate(encoded):
+        value |= (byte & 0x7F) << (7 * shift)
+        assert (byte & 0x80 == 0) == (shift == len(encoded) - 1)  # only the last byte lacks the continuation bit
+    return value
+
+
+@given(st.integers(-(2 ** 63), 2 ** 63 - 1))
+def test_varint_reads_back_as_its_64_bit_pattern(value):
+    encoded = varint(value)
+    assert decode_varint(encoded) == value % 2 ** 64
+    assert len(encoded) == max(1, -(-(value % 2 ** 64).bit_length() // 7))
