@@ -24,7 +24,7 @@ from tinynet.output import FORMATS, ClassifyWriter, PerImageWriter
 from tinynet.prefetch import image_batches
 from tinynet.progress import Progress
 from tinynet.warmup import warmup
-from tinynet import train_cli
+from tinynet import export_cli, train_cli
 from tinynet.spec import count, layers_for_width
 
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -353,6 +353,11 @@ COMMANDS = {
               "Fit a new head on a frozen base model's features (cached, so re-runs are fast); stores the\n"
               "result under --out with its labels, for `tinynet classify --model NAME`.",
               "tinynet train flowers/ --model mobilenet_v3_large --out flowers"),
+    "export": (export_cli.run, "Write a model as ONNX or TFLite, for ONNX Runtime or LiteRT.",
+               "Export a model (e.g. one made by `tinynet train`) as a float32 .onnx (input (N, 3, H, W)) or\n"
+               ".tflite (input (1, S, S, 3)) file that computes the same logits; the input is the preprocessed\n"
+               "image, as `forward` takes it.",
+               "tinynet export flowers --format tflite --out flowers.tflite"),
     "warmup": (cmd_warmup, "Compile the kernels once, ahead of the first real run.",
                "Compile (or load from Numba's cache) every kernel, so that the first `tinynet classify`\n"
                "does not pay for compilation.",
@@ -437,6 +442,8 @@ def _add_arguments(name, sub):
         sub.add_argument("name", metavar="NAME", help="a stored model's name (`tinynet models` lists them)")
     elif name == "train":
         train_cli.add_arguments(sub)
+    elif name == "export":
+        export_cli.add_arguments(sub)
     elif name == "eval":
         sub.add_argument("model", metavar="MODEL", help=model_help.split(";")[0])
         sub.add_argument("--images", required=True, metavar="DIR", help="folder the labels file's paths are in")

@@ -202,10 +202,11 @@ def top_labels(probabilities, names, k):
     return [[Prediction(names[i], float(row[i]), int(i)) for i in idx] for row, idx in zip(probabilities, order)]
 
 
-def create(arch, width=1.0, num_classes=1000, seed=0, padding="symmetric"):
+def create(arch, width=1.0, num_classes=1000, seed=0, padding="symmetric", convention="torchvision"):
     """A model of ``arch`` with seeded random weights (He-normal convs, small biases): for benchmarks,
-    counting and tests. Architecture names as torchvision spells them, plus the "_minimalistic" V3s."""
-    layers = layers_for_width(arch, width, num_classes)
+    counting and tests. Architecture names as torchvision spells them, plus the "_minimalistic" V3s.
+    ``convention``: how ``width`` scales V3's channels, "torchvision" or "tf" (see tinynet.spec.layers_for_width)."""
+    layers = layers_for_width(arch, width, num_classes, convention)
     rng = np.random.default_rng(seed)
     weights = {}
     from tinynet.spec import weight_shapes
