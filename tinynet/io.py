@@ -12,13 +12,11 @@ tinynet's format is safetensors with BatchNorm already folded and every tensor i
 import json
 from pathlib import Path
 
-from tinynet.kernels.padding import PADDINGS
-from tinynet import preprocess
+from tinynet import metadata as conventions
 from tinynet.architectures import ARCHITECTURES
 from tinynet.errors import TinynetError, WeightsError
 from tinynet.formats import pytorch, safetensors, torch_zip
 from tinynet.formats.fold import fold, unused
-from tinynet.labels import labels_for
 from tinynet.model import Model
 from tinynet.spec import check_weights, layers_for_weights
 
@@ -74,25 +72,12 @@ def load(source, arch=None):
             model = keras_h5.load(path, arch)
         else:
             raise WeightsError("not a weight file tinynet reads (expected a .pth, .safetensors, .tflite or .h5)")
-        _check_conventions(model)
+        conventions.check(model)  # metadata that would only fail at forward is refused now
     except WeightsError as e:
         # One line, of bounded length, whatever the file put in it (tensor names come from the file).
         message = " ".join(str(e).split())[:MAX_MESSAGE_CHARS]
         raise type(e)(message if message.startswith(str(path)) else f"{path}: {message}") from None
     return model
-
-
-def _check_conventions(model):
-    """Refuse now the metadata that would otherwise fail, or run away, only when the model is used:
-    an unknown padding, preprocessing that is invalid (or asks for a 100000-pixel input), labels that
-    do not match the outputs."""
-    if model.padding not in PADDINGS:
-        raise WeightsError(f"unknown padding {str(model.padding)[:40]!r} in metadata; expected one of {', '.join(PADDINGS)}")
-    try:
-        preprocess.for_model(model)
-        labels_for(model)
-    except TinynetError as e:
-        raise WeightsError(f"metadata: {e}") from None
 
 
 def _from_pytorch(tensors, arch, path):

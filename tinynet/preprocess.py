@@ -43,6 +43,7 @@ INTERPOLATIONS = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampl
                   "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
 BACKGROUND = (255, 255, 255)  # transparent pixels are shown on white, as browsers and viewers do
 MAX_SIZE = 2048  # MobileNets are trained at 96..320; a weight file must not ask for a 100000-pixel input
+MIN_CROP_FRACTION = 0.05  # models keep 0.875 to 1; a crop of 1e-308 would resize the image to infinity
 MAX_RESIZED_PIXELS = 1 << 24  # 48 MB of RGB: above this, resize only the part the centre crop keeps
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
@@ -52,7 +53,7 @@ class Preprocess:
     """How to turn an RGB image into a (size, size, 3) float32 array.
 
     size           output height and width
-    crop_fraction  share of the image kept by the centre crop (0, 1]
+    crop_fraction  share of the image kept by the centre crop [0.05, 1]
     crop_first     False: resize the shorter side to size / crop_fraction, then crop size x size
                    (torchvision, timm). True: crop crop_fraction of each side, then resize to
                    size x size (TF-slim)
@@ -69,8 +70,8 @@ class Preprocess:
     def __post_init__(self):
         if not isinstance(self.size, int) or isinstance(self.size, bool) or not 1 <= self.size <= MAX_SIZE:
             raise TinynetError(f"preprocess size must be a whole number from 1 to {MAX_SIZE}, got {self.size!r}")
-        if not 0 < self.crop_fraction <= 1:
-            raise TinynetError(f"preprocess crop_fraction must be in (0, 1], got {self.crop_fraction!r}")
+        if not (isinstance(self.crop_fraction, (int, float)) and MIN_CROP_FRACTION <= self.crop_fraction <= 1):
+            raise TinynetError(f"preprocess crop_fraction must be in [{MIN_CROP_FRACTION}, 1], got {self.crop_fraction!r}")
         if not isinstance(self.crop_first, bool):
             raise TinynetError(f"preprocess crop_first must be true or false, got {self.crop_first!r}")
         if not isinstance(self.interpolation, str) or self.interpolation not in INTERPOLATIONS:
@@ -121,7 +122,7 @@ def resolve(spec=None):
         if key in spec:
             try:
                 spec[key] = convert(spec[key])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit integer
                 raise TinynetError(f"preprocess {key} must be numeric, got {spec[key]!r}") from None
     return replace(PRESETS[name], **spec)
 
@@ -141,7 +142,7 @@ def _mean_std_for_range(value):
         value = re.sub(r"[\[\]()\s]", "", value).split(",")
     try:
         lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise TinynetError(f"preprocess range must be two numbers [lo, hi], got {value!r}") from None
     if hi <= lo:
         raise TinynetError(f"preprocess range needs lo < hi, got [{lo}, {hi}]")
