@@ -7,7 +7,7 @@ Recognised by content, not by extension:
 
 tinynet's format is safetensors with BatchNorm already folded and every tensor in runtime layout
 (see tinynet.spec), plus metadata: ``tinynet_format`` ("1"), ``arch``, ``padding`` and ``meta``
-(JSON: preprocessing, labels, source). Loading it is a memory map and a shape check.
+(JSON: preprocessing, labels, source). Loading it is one read and a shape check.
 """
 import json
 from pathlib import Path
@@ -42,16 +42,24 @@ def load(source, arch=None):
     """Load a model from a weight file, or by name from the local store (tinynet.store: ``tinynet pull`` /
     ``tinynet import`` put models there); ``arch`` overrides the architecture inferred from the file.
 
+    ``source`` is a path when it is a ``Path`` (any os.PathLike), contains a directory separator or ends in
+    a weight-file suffix (.pth, .safetensors, .tflite, .h5, ...); any other string is a stored model's name,
+    even when a file of that name is in the working directory (load that one as ``"./name"``).
+
     Architecture, width and number of classes come from the tensor names and shapes. A file that
     does not fit raises tinynet.WeightsError naming the first tensor that does not match.
     """
     if arch is not None and arch not in ARCHITECTURES:
         raise TinynetError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
-    path = Path(source)
-    if not path.exists():
-        from tinynet import store  # here, not at the top: the store itself saves and loads through this module
+    from tinynet import store  # here, not at the top: the store itself saves and loads through this module
 
-        path = store.locate(str(source))
+    if isinstance(source, str) and not store.is_path(source):
+        # A bare name is a stored model, never a file of that name in the working directory ("./name" is one).
+        path = store.locate(source)
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise TinynetError(store.missing_message(str(source)))
     if not path.is_file():
         raise TinynetError(f"not a weight file: {source}")
     kind = sniff(path)
