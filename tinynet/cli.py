@@ -17,6 +17,7 @@ import numpy as np
 import tinynet
 from tinynet import inputs, preprocess, registry, store
 from tinynet.errors import TinynetError
+from tinynet.terminal import printable
 from tinynet.evaluate import evaluate, read_labels
 from tinynet.labels import labels_for
 from tinynet.model import softmax, top_labels
@@ -58,7 +59,7 @@ def thread_count(text):
 
 
 def note(message):
-    print(f"tinynet: {message}", file=sys.stderr, flush=True)
+    print(f"tinynet: {printable(message)}", file=sys.stderr, flush=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -117,7 +118,8 @@ def format_result(path, predictions, as_json):
     if as_json:
         top = [{"index": p.class_index, "label": p.label, "probability": round(p.probability, 6)} for p in predictions]
         return json.dumps({"image": str(path), "predictions": top})
-    lines = [str(path)] + [f"  {100 * p:6.2f}%  {label}" for label, p in predictions]
+    # Labels and file names come from files: escaped, so that a newline in one cannot forge a result line.
+    lines = [printable(path)] + [f"  {100 * p:6.2f}%  {printable(label)}" for label, p in predictions]
     return "\n".join(lines) + "\n"
 
 
@@ -190,7 +192,7 @@ def cmd_info(args):
     print(f"{model.arch}  width {width if width is not None else 'custom'}  {model.num_classes} classes  "
           f"padding {model.padding}  input {resolution}x{resolution}")
     if model.meta.get("source"):
-        print(f"source: {model.meta['source']}")
+        print(f"source: {printable(model.meta['source'])}")
     print()
     rows = [("#", "LAYER", "OP", "OUTPUT", "PARAMS", "MACS")]
     for i, layer in enumerate(counted["layers"]):
@@ -214,21 +216,21 @@ def _table(rows, right=()):
 def cmd_pull(args):
     path, how = _pull(args.name, force=args.force)
     if how == "present":
-        print(f"{args.name} is already in the store: {path}")
+        print(printable(f"{args.name} is already in the store: {path}"))
         return 0
     notes = registry.load()[args.name].notes
     what = f"{args.name} ({notes})" if notes else args.name
     if how.startswith("cache:"):
-        print(f"{what}: converted from a local cache ({how[len('cache:'):]}) into {path}")
+        print(printable(f"{what}: converted from a local cache ({how[len('cache:'):]}) into {path}"))
     else:
-        print(f"{what}: downloaded from {how} into {path}")
+        print(printable(f"{what}: downloaded from {how} into {path}"))
     return 0
 
 
 def cmd_import(args):
     name, path = store.import_file(args.file, args.name)
     model = tinynet.load(path)
-    print(f"imported {args.file} as {name} ({model.arch}, {model.num_classes} classes) into {path}")
+    print(printable(f"imported {args.file} as {name} ({model.arch}, {model.num_classes} classes) into {path}"))
     print(f"use it: tinynet classify IMAGE --model {name}")
     return 0
 
@@ -370,10 +372,10 @@ def main(argv=None):
             return EXIT_USAGE
         return args.run(args)
     except UsageError as e:
-        print(e, file=sys.stderr)
+        print(printable(e), file=sys.stderr)
         return EXIT_USAGE
     except TinynetError as e:
-        print(f"tinynet: error: {e}", file=sys.stderr)
+        print(f"tinynet: error: {printable(e)}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
@@ -383,5 +385,5 @@ def main(argv=None):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILURE
     except OSError as e:
-        print(f"tinynet: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        print(printable(f"tinynet: error: {e.strerror or e}: {e.filename or ''}".rstrip(": ")), file=sys.stderr)
         return EXIT_FAILURE
