@@ -25,7 +25,7 @@ MAX_GRID_LEVELS = 1 << 16  # 16-bit activations at most; TF's QAT files use 256
 def check(model):
     """Raise WeightsError, naming the field, for the first metadata value of ``model`` that is invalid."""
     if not isinstance(model.padding, str) or model.padding not in PADDINGS:
-        raise WeightsError(f"metadata padding {_short(model.padding)} is unknown; expected one of {', '.join(PADDINGS)}")
+        raise WeightsError(f"unknown padding {_short(model.padding)} in metadata; expected one of {', '.join(PADDINGS)}")
     _check_preprocess(model)
     _check_labels(model)
     source = model.meta.get("source")

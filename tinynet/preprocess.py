@@ -424,9 +424,14 @@ def _to_rgb(image):
     if mode == "I" or mode.startswith("I;16"):
         return _sixteen_bit_to_rgb(image)
     if mode in ALPHA_MODES or "transparency" in image.info:
-        rgba = image if mode == "RGBA" else image.convert("RGBA")  # convert to the same mode would copy
-        rgb = Image.new("RGB", rgba.size, BACKGROUND)
-        rgb.paste(rgba, mask=rgba.getchannel("A"))
+        # Composited on white inside the one RGB copy: white pasted through the inverted alpha is the same
+        # blend as the image pasted on white through its alpha, without a second full-size RGB(A) image.
+        # The inverted alpha is made first, so that the RGBA copy some modes need is gone before the RGB one exists.
+        has_alpha = mode in ("RGBA", "LA")
+        clear = (image if has_alpha else image.convert("RGBA")).getchannel("A").point(lambda a: 255 - a)
+        colours_direct = has_alpha or mode in ("P", "L", "RGB", "1")  # to RGB without an RGBA copy
+        rgb = (image if colours_direct else image.convert("RGBA")).convert("RGB")
+        rgb.paste(BACKGROUND, mask=clear)
         return rgb
     if mode in ("L", "1", "P", "CMYK", "YCbCr"):
         return image.convert("RGB")
