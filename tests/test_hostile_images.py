@@ -189,3 +189,16 @@ def test_libtiff_prints_nothing_of_its_own(tmp_path, small_model):
     assert done.returncode == 1
     assert all(line.startswith("tinynet: ") for line in done.stderr.splitlines()), done.stderr
     assert "bad.tif" in done.stderr
+
+
+def test_python_classify_can_return_errors_in_place_and_go_on(tmp_path, small_model):
+    model = tinynet.load(small_model)
+    good = np.full((40, 40, 3), 120, np.uint8)
+    tall = gray_png(tmp_path / "tall.png", 1, 89_000_000)
+    results = model.classify([good, tall, b"not an image", good], top=2, batch_size=3, errors="return")
+    assert [type(r).__name__ for r in results] == ["list", "ImageError", "ImageError", "list"]
+    assert "tall.png" in str(results[1]) and results[0] == results[3] == model.classify(good, top=2)
+    with pytest.raises(ImageError, match="tall.png"):
+        model.classify([good, tall])
+    with pytest.raises(tinynet.TinynetError, match="errors must be"):
+        model.classify([good], errors="ignore")
