@@ -76,7 +76,7 @@ def test_a_strip_whose_rows_cost_more_than_the_limit_is_refused_before_decoding(
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
     assert all("refused" in line and "decompression-bomb limit" in line for line in lines[:3]), lines
-    assert int(lines[-1].split()[1]) < 300, lines  # refused from the header: nothing was decoded
+    assert int(lines[-1].split()[1]) < 500, lines  # refused from the header: nothing was decoded (2 GB when it was)
 
 
 def test_the_row_cost_follows_pillows_limit(tmp_path, monkeypatch):
