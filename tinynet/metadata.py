@@ -14,8 +14,8 @@ from tinynet import preprocess
 from tinynet.errors import TinynetError, WeightsError
 from tinynet.kernels.padding import PADDINGS
 from tinynet.labels import labels_for
+from tinynet.model import MIN_INPUT_SIZE  # Model refuses smaller inputs: a model asking for them could never run
 
-MIN_INPUT_SIZE = 32  # Model refuses smaller inputs, so a model asking for them could never run
 MAX_LABEL_CHARS = 1000
 MAX_SOURCE_CHARS = 4096
 GRID_OPS = ("conv", "dw", "pw", "fc")  # the layers whose output Plan may snap to a grid
