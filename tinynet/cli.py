@@ -17,6 +17,7 @@ from PIL import Image
 import tinynet
 from tinynet import inputs, preprocess, registry, store
 from tinynet.errors import TinynetError
+from tinynet.terminal import printable
 from tinynet.evaluate import evaluate, read_labels
 from tinynet.labels import IMAGENET_CLASSES, labels_for, read_names
 from tinynet.model import softmax, top_labels
@@ -62,7 +63,7 @@ def thread_count(text):
 
 
 def note(message):
-    print(f"tinynet: {message}", file=sys.stderr, flush=True)
+    print(f"tinynet: {printable(message)}", file=sys.stderr, flush=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -206,7 +207,7 @@ def cmd_info(args):
     print(f"{model.arch}  width {width if width is not None else 'custom'}  {model.num_classes} classes  "
           f"padding {model.padding}  input {resolution}x{resolution}")
     if model.meta.get("source"):
-        print(f"source: {model.meta['source']}")
+        print(f"source: {printable(model.meta['source'])}")
     print()
     rows = [("#", "LAYER", "OP", "OUTPUT", "PARAMS", "MACS")]
     for i, layer in enumerate(counted["layers"]):
@@ -230,21 +231,21 @@ def _table(rows, right=()):
 def cmd_pull(args):
     path, how = _pull(args.name, force=args.force)
     if how == "present":
-        print(f"{args.name} is already in the store: {path}")
+        print(printable(f"{args.name} is already in the store: {path}"))
         return 0
     notes = registry.load()[args.name].notes
     what = f"{args.name} ({notes})" if notes else args.name
     if how.startswith("cache:"):
-        print(f"{what}: converted from a local cache ({how[len('cache:'):]}) into {path}")
+        print(printable(f"{what}: converted from a local cache ({how[len('cache:'):]}) into {path}"))
     else:
-        print(f"{what}: downloaded from {how} into {path}")
+        print(printable(f"{what}: downloaded from {how} into {path}"))
     return 0
 
 
 def cmd_import(args):
     name, path = store.import_file(args.file, args.name, labels=args.labels, force=args.force)
     model = tinynet.load(path)
-    print(f"imported {args.file} as {name} ({model.arch}, {model.num_classes} classes) into {path}")
+    print(printable(f"imported {args.file} as {name} ({model.arch}, {model.num_classes} classes) into {path}"))
     print(f"use it: tinynet classify IMAGE --model {name}")
     return 0
 
@@ -467,10 +468,10 @@ def main(argv=None):
         set_max_pixels(args)
         return args.run(args)
     except UsageError as e:
-        print(e, file=sys.stderr)
+        print(printable(e), file=sys.stderr)
         return EXIT_USAGE
     except TinynetError as e:
-        print(f"tinynet: error: {e}", file=sys.stderr)
+        print(f"tinynet: error: {printable(e)}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
@@ -480,5 +481,5 @@ def main(argv=None):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILURE
     except OSError as e:
-        print(f"tinynet: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        print(printable(f"tinynet: error: {e.strerror or e}: {e.filename or ''}".rstrip(": ")), file=sys.stderr)
         return EXIT_FAILURE

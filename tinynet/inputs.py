@@ -6,11 +6,13 @@ import glob
 import sys
 from pathlib import Path
 
+from tinynet.terminal import printable
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
 
 def _note(message):
-    print(f"tinynet: {message}", file=sys.stderr, flush=True)
+    print(f"tinynet: {printable(message)}", file=sys.stderr, flush=True)
 
 
 def image_files(arguments, note=_note):

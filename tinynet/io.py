@@ -9,18 +9,16 @@ Recognised by content, not by extension:
 
 tinynet's format is safetensors with BatchNorm already folded and every tensor in runtime layout
 (see tinynet.spec), plus metadata: ``tinynet_format`` ("1"), ``arch``, ``padding`` and ``meta``
-(JSON: preprocessing, labels, source). Loading it is a memory map and a shape check.
+(JSON: preprocessing, labels, source). Loading it is one read and a shape check.
 """
 import json
 from pathlib import Path
 
-from tinynet.kernels.padding import PADDINGS
-from tinynet import preprocess
+from tinynet import metadata as conventions
 from tinynet.architectures import ARCHITECTURES
 from tinynet.errors import TinynetError, WeightsError
 from tinynet.formats import hub_config, pytorch, safetensors, torch_zip
 from tinynet.formats.fold import fold, unused
-from tinynet.labels import labels_for
 from tinynet.model import Model
 from tinynet.spec import check_weights, layers_for_weights
 
@@ -52,16 +50,24 @@ def load(source, arch=None):
     """Load a model from a weight file, or by name from the local store (tinynet.store: ``tinynet pull`` /
     ``tinynet import`` put models there); ``arch`` overrides the architecture inferred from the file.
 
+    ``source`` is a path when it is a ``Path`` (any os.PathLike), contains a directory separator or ends in
+    a weight-file suffix (.pth, .safetensors, .tflite, .h5, ...); any other string is a stored model's name,
+    even when a file of that name is in the working directory (load that one as ``"./name"``).
+
     Architecture, width and number of classes come from the tensor names and shapes. A file that
     does not fit raises tinynet.WeightsError naming the first tensor that does not match.
     """
     if arch is not None and arch not in ARCHITECTURES:
         raise TinynetError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
-    path = Path(source)
-    if not path.exists():
-        from tinynet import store  # here, not at the top: the store itself saves and loads through this module
+    from tinynet import store  # here, not at the top: the store itself saves and loads through this module
 
-        path = store.locate(str(source))
+    if isinstance(source, str) and not store.is_path(source):
+        # A bare name is a stored model, never a file of that name in the working directory ("./name" is one).
+        path = store.locate(source)
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise TinynetError(store.missing_message(str(source)))
     if path.is_dir():  # a Hugging Face model folder: config.json + model.safetensors / pytorch_model.bin
         try:
             path = hub_config.weights_in(path)
@@ -94,25 +100,12 @@ def load(source, arch=None):
         else:
             raise WeightsError("not a weight file tinynet reads (expected a .pth, .safetensors, .tflite, .h5, .keras "
                                "or .onnx)")
-        _check_conventions(model)
+        conventions.check(model)  # metadata that would only fail at forward is refused now
     except WeightsError as e:
         # One line, of bounded length, whatever the file put in it (tensor names come from the file).
         message = " ".join(str(e).split())[:MAX_MESSAGE_CHARS]
         raise type(e)(message if message.startswith(str(path)) else f"{path}: {message}") from None
     return model
-
-
-def _check_conventions(model):
-    """Refuse now the metadata that would otherwise fail, or run away, only when the model is used:
-    an unknown padding, preprocessing that is invalid (or asks for a 100000-pixel input), labels that
-    do not match the outputs."""
-    if model.padding not in PADDINGS:
-        raise WeightsError(f"unknown padding {str(model.padding)[:40]!r} in metadata; expected one of {', '.join(PADDINGS)}")
-    try:
-        preprocess.for_model(model)
-        labels_for(model)
-    except TinynetError as e:
-        raise WeightsError(f"metadata: {e}") from None
 
 
 def _from_pytorch(tensors, arch, path):

@@ -5,7 +5,7 @@ import numba
 import numpy as np
 
 from tinynet import preprocess as preprocessing
-from tinynet.errors import TinynetError
+from tinynet.errors import ImageError, TinynetError
 from tinynet.labels import labels_for
 from tinynet.plan import Plan
 from tinynet.spec import check_weights, count, infer_width, layers_for_width
@@ -101,23 +101,43 @@ class Model:
             return preprocessing.batch(image, preprocessing.for_model(self))
         return preprocessing.to_array(image, preprocessing.for_model(self))[None]
 
-    def classify(self, images, top=5, batch_size=CLASSIFY_BATCH):
+    def classify(self, images, top=5, batch_size=CLASSIFY_BATCH, errors="raise"):
         """The ``top`` most likely labels with their probabilities.
 
         One image (as for ``preprocess``) -> [Prediction(label, probability, class_index), ...], most likely
         first (each unpacks as ``label, probability``).
-        A list of images -> one such list per image, computed in batches of ``batch_size``.
+        A list of images -> one such list per image, computed in batches of ``batch_size``. An image that
+        cannot be read raises its tinynet.ImageError; with ``errors="return"`` that ImageError takes the
+        image's place in the list instead, and the other images are classified.
         """
         if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
             raise TinynetError(f"top must be a whole number of at least 1, got {top!r}")
+        if errors not in ("raise", "return"):
+            raise TinynetError(f"errors must be 'raise' or 'return', got {errors!r}")
         if isinstance(images, (list, tuple)):
             names, spec = labels_for(self), preprocessing.for_model(self)
             results = []
             for start in range(0, len(images), batch_size):
-                x = preprocessing.batch(images[start:start + batch_size], spec)  # (n, H, W, 3)
-                results.extend(top_labels(softmax(self.forward(x)), names, top))
+                chunk = images[start:start + batch_size]
+                if errors == "raise":
+                    x = preprocessing.batch(chunk, spec)  # (n, H, W, 3)
+                    results.extend(top_labels(softmax(self.forward(x)), names, top))
+                else:
+                    results.extend(self._classify_or_record(chunk, spec, names, top))
             return results
         return top_labels(softmax(self.forward(self.preprocess(images))), labels_for(self), top)[0]
+
+    def _classify_or_record(self, images, spec, names, top):
+        """classify's ``errors="return"``: one result list, or the image's ImageError, per image."""
+        arrays, failures = [], []
+        for image in images:
+            try:
+                arrays.append(preprocessing.to_array(image, spec))
+                failures.append(None)
+            except ImageError as e:
+                failures.append(e)
+        predictions = iter(top_labels(softmax(self.forward(np.stack(arrays))), names, top) if arrays else ())
+        return [next(predictions) if failure is None else failure for failure in failures]
 
     def features(self, image, batch_size=CLASSIFY_BATCH):
         """The pooled embedding before the classifier for one image (as for ``preprocess``): (C,) float32.

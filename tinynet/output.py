@@ -13,6 +13,8 @@ import csv
 import io
 import json
 
+from tinynet.terminal import printable
+
 FORMATS = ("text", "json", "csv")
 CLASSIFY_COLUMNS = ("image", "rank", "index", "label", "probability", "error")
 PER_IMAGE_COLUMNS = ("image", "true_index", "correct", "index", "label", "probability", "top5", "error")
@@ -44,16 +46,19 @@ class ClassifyWriter:
             return json.dumps({"image": str(path), "predictions": [
                 _prediction(p.class_index, p.label, p.probability) for p in predictions]})
         if self.form == "csv":
-            return _csv_rows([(str(path), rank, p.class_index, p.label, f"{p.probability:.6f}", "")
+            return _csv_rows([(printable(path), rank, p.class_index, printable(p.label), f"{p.probability:.6f}", "")
                               for rank, p in enumerate(predictions, 1)]).rstrip("\n")
-        return "\n".join([str(path)] + [f"  {100 * p.probability:6.2f}%  {p.label}" for p in predictions]) + "\n"
+        # Labels and file names come from files: escaped (tinynet.terminal), so that a newline in one cannot forge
+        # a result line. JSON escapes them itself.
+        return "\n".join([printable(path)] + [f"  {100 * p.probability:6.2f}%  {printable(p.label)}"
+                                               for p in predictions]) + "\n"
 
     def failure(self, path, message):
         """An image that could not be read: a record in JSON and CSV; None in text (stderr says it)."""
         if self.form == "json":
             return json.dumps({"image": str(path), "error": message})
         if self.form == "csv":
-            return _csv_rows([(str(path), "", "", "", "", message)]).rstrip("\n")
+            return _csv_rows([(printable(path), "", "", "", "", printable(message))]).rstrip("\n")
         return None
 
 

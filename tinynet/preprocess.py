@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
+from tinynet import quiet_libtiff
 from tinynet.errors import ImageError, TinynetError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -43,7 +44,14 @@ INTERPOLATIONS = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampl
                   "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
 BACKGROUND = (255, 255, 255)  # transparent pixels are shown on white, as browsers and viewers do
 MAX_SIZE = 2048  # MobileNets are trained at 96..320; a weight file must not ask for a 100000-pixel input
-MAX_RESIZED_PIXELS = 1 << 24  # 48 MB of RGB: above this, resize only the part the centre crop keeps
+MIN_CROP_FRACTION = 0.05  # models keep 0.875 to 1; a crop of 1e-308 would resize the image to infinity
+MAX_RESIZED_PIXELS = 1 << 24  # 64 MB of RGB: above this, resize only the part the centre crop keeps
+RESIZE_BUDGET = 1 << 24  # in RGB pixels (64 MB): the most memory one resize may take (see _resize_cost)
+REDUCE_GAP = 4  # an over-budget resize is first box-reduced by whole factors to at least 4 pixels per output pixel
+FILTER_SUPPORT = {Image.Resampling.NEAREST: 0.5, Image.Resampling.BILINEAR: 1, Image.Resampling.BICUBIC: 2,
+                  Image.Resampling.LANCZOS: 3}  # Pillow's filter radii (Resample.c), in output pixels
+TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+ROW_COST_PIXELS = 2  # Pillow keeps an 8-byte pointer per image row: a row costs 2 RGB pixels more than its pixels
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
@@ -52,7 +60,7 @@ class Preprocess:
     """How to turn an RGB image into a (size, size, 3) float32 array.
 
     size           output height and width
-    crop_fraction  share of the image kept by the centre crop (0, 1]
+    crop_fraction  share of the image kept by the centre crop [0.05, 1]
     crop_first     False: resize the shorter side to size / crop_fraction, then crop size x size
                    (torchvision, timm). True: crop crop_fraction of each side, then resize to
                    size x size (TF-slim)
@@ -69,8 +77,8 @@ class Preprocess:
     def __post_init__(self):
         if not isinstance(self.size, int) or isinstance(self.size, bool) or not 1 <= self.size <= MAX_SIZE:
             raise TinynetError(f"preprocess size must be a whole number from 1 to {MAX_SIZE}, got {self.size!r}")
-        if not 0 < self.crop_fraction <= 1:
-            raise TinynetError(f"preprocess crop_fraction must be in (0, 1], got {self.crop_fraction!r}")
+        if not (isinstance(self.crop_fraction, (int, float)) and MIN_CROP_FRACTION <= self.crop_fraction <= 1):
+            raise TinynetError(f"preprocess crop_fraction must be in [{MIN_CROP_FRACTION}, 1], got {self.crop_fraction!r}")
         if not isinstance(self.crop_first, bool):
             raise TinynetError(f"preprocess crop_first must be true or false, got {self.crop_first!r}")
         if not isinstance(self.interpolation, str) or self.interpolation not in INTERPOLATIONS:
@@ -121,7 +129,7 @@ def resolve(spec=None):
         if key in spec:
             try:
                 spec[key] = convert(spec[key])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit integer
                 raise TinynetError(f"preprocess {key} must be numeric, got {spec[key]!r}") from None
     return replace(PRESETS[name], **spec)
 
@@ -141,7 +149,7 @@ def _mean_std_for_range(value):
         value = re.sub(r"[\[\]()\s]", "", value).split(",")
     try:
         lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise TinynetError(f"preprocess range must be two numbers [lo, hi], got {value!r}") from None
     if hi <= lo:
         raise TinynetError(f"preprocess range needs lo < hi, got [{lo}, {hi}]")
@@ -155,7 +163,11 @@ def to_array(image, preprocess=None):
     ``preprocess``: a Preprocess, a preset dict (see ``resolve``) or None for torchvision at 224.
     """
     p = resolve(preprocess)
-    rgb = _resize_and_crop(open_image(image), p)  # (size, size) RGB
+    opened = open_image(image)
+    try:
+        rgb = _resize_and_crop(opened, p)  # (size, size) RGB
+    except MemoryError:
+        raise ImageError(f"{_name(image)}: not enough memory to resize this image") from None
     x = np.asarray(rgb, dtype=np.float32)  # (size, size, 3), 0..255
     # Same float32 operations, in the same order, as torchvision's ToTensor + Normalize.
     x /= np.float32(255)
@@ -182,7 +194,7 @@ def _resize_and_crop(image, p):
         # tf.image.central_crop: offset truncated toward zero, then the same margin on both sides.
         top, left = int((h - h * p.crop_fraction) / 2), int((w - w * p.crop_fraction) / 2)
         # Crop first: resize(box=...) would let the filter reach pixels outside the box, TF's does not.
-        return image.crop((left, top, w - left, h - top)).resize((p.size, p.size), resample)
+        return _resize(image, (p.size, p.size), resample, box=(left, top, w - left, h - top))
     # The 1e-9 keeps a ratio such as 224/232 written with rounding from landing one pixel short.
     shorter = math.floor(p.size / p.crop_fraction + 1e-9)
     # torchvision's resize: the longer side is truncated, not rounded.
@@ -194,9 +206,31 @@ def _resize_and_crop(image, p):
     top, left = int(round((new_h - p.size) / 2.0)), int(round((new_w - p.size) / 2.0))
     if new_w * new_h > MAX_RESIZED_PIXELS:  # an extreme aspect ratio: a 1 x 100000 strip would resize to 20 GB
         return _resized_window(image, (new_w, new_h), (left, top), p.size, resample)
-    if (new_w, new_h) != (w, h):
-        image = image.resize((new_w, new_h), resample)
+    image = _resize(image, (new_w, new_h), resample)
     return image.crop((left, top, left + p.size, top + p.size))
+
+
+def _resize(image, size, resample, box=None):
+    """``image.crop(box).resize(size, resample)``, exactly, unless Pillow would need more than
+    RESIZE_BUDGET of memory for it (a 1-pixel-wide strip 80 million pixels tall costs 3 GB
+    in filter coefficients alone): then the box is first shrunk by whole factors with ``Image.reduce``
+    (a box average, whose memory is its output's), keeping at least REDUCE_GAP source pixels per output
+    pixel so that the filter still antialiases, and the rest is resized as usual."""
+    box = box or (0, 0, *image.size)
+    box_size = (box[2] - box[0], box[3] - box[1])
+    if _resize_cost(box_size, size, resample) <= RESIZE_BUDGET:
+        cropped = image if box == (0, 0, *image.size) else image.crop(box)
+        return cropped if cropped.size == tuple(size) else cropped.resize(size, resample)
+    factors = tuple(max(1, have // (REDUCE_GAP * want)) for have, want in zip(box_size, size))
+    return image.reduce(factors, box).resize(size, resample)
+
+
+def _resize_cost(box_size, size, resample):
+    """Memory of Pillow's two-pass resize of a ``box_size`` region to ``size``, in RGB pixels (4 bytes): the
+    horizontal pass's output (out_w x box_h) plus the filter coefficients, about 2 * support doubles per
+    source pixel of each axis (Resample.c, precompute_coeffs)."""
+    (box_w, box_h), (out_w, out_h) = box_size, size
+    return out_w * box_h + 4 * FILTER_SUPPORT[resample] * (max(box_w, out_w) + max(box_h, out_h))
 
 
 def _resized_window(image, new_size, corner, size, resample):
@@ -207,9 +241,13 @@ def _resized_window(image, new_size, corner, size, resample):
     neighbouring pixel); Pillow's own 2-D ``resize(box=...)`` is up to 20 levels off (bicubic, Pillow 13)."""
     (w, h), (new_w, new_h), (left, top) = image.size, new_size, corner
     sx, sy = w / new_w, h / new_h
-    reach = 3 * max(sy, 1) + 1  # source rows a filter reaches beyond the window (Lanczos: 3 output pixels)
-    y0, y1 = max(0, math.floor(top * sy - reach)), min(h, math.ceil((top + size) * sy + reach))
-    rows = image.crop((0, y0, w, y1)).resize((size, y1 - y0), resample, box=(left * sx, 0, (left + size) * sx, y1 - y0))
+    # Source pixels a filter reaches beyond the window (Lanczos: 3 output pixels), on each axis: only that
+    # region is copied (a 100000 x 1 strip would otherwise be copied whole).
+    reach_x, reach_y = 3 * max(sx, 1) + 1, 3 * max(sy, 1) + 1
+    x0, x1 = max(0, math.floor(left * sx - reach_x)), min(w, math.ceil((left + size) * sx + reach_x))
+    y0, y1 = max(0, math.floor(top * sy - reach_y)), min(h, math.ceil((top + size) * sy + reach_y))
+    window = image.crop((x0, y0, x1, y1))
+    rows = window.resize((size, y1 - y0), resample, box=(left * sx - x0, 0, (left + size) * sx - x0, y1 - y0))
     return rows.resize((size, size), resample, box=(0, top * sy - y0, size, (top + size) * sy - y0))
 
 
@@ -226,6 +264,7 @@ EXTERNAL_PROGRAM_FORMATS = frozenset({"EPS"})
 @functools.cache
 def _decodable_formats():
     Image.init()  # registers every plugin, so that the list is complete
+    quiet_libtiff.silence()  # a bad TIFF is reported once, by tinynet, not also by libtiff on stderr
     return tuple(f for f in Image.OPEN if f not in EXTERNAL_PROGRAM_FORMATS)
 
 
@@ -291,8 +330,36 @@ def _decode(file):
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         opened = Image.open(file, formats=_decodable_formats())
     with opened:  # closes the file (kept open by multi-frame formats); decoded pixels stay usable
+        _check_decode_budget(opened.size, rows=opened.size[1])  # before decoding
         opened.load()
+        if opened.getexif().get(ExifTags.Base.Orientation, 1) in TRANSPOSING_ORIENTATIONS:
+            _check_decode_budget(opened.size, rows=opened.size[0])  # before exif_transpose makes the transposed copy
         return _normalised(opened, owned=True)
+
+
+def _check_decode_budget(size, rows):
+    """Refuse an image whose rows cost more than the pixels Pillow's limit allows: Pillow's check counts
+    pixels, but each row also takes an 8-byte pointer, so a 1 x 89,000,000 strip under the limit takes
+    2 GB decoded and converted. ``rows``: the image's rows (as decoded, or as EXIF will transpose it)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    (w, h), cost = size, size[0] * size[1] + ROW_COST_PIXELS * rows
+    if limit is not None and cost > limit:
+        raise ImageError(f"image is {w:,} x {h:,} pixels, which with one row pointer per row cost as much memory "
+                         f"as {cost:,} pixels, over the decompression-bomb limit of {limit:,} "
+                         "(PIL.Image.MAX_IMAGE_PIXELS; raise it if you trust the file)")
+
+
+def _name(source):
+    """How messages name an image source."""
+    if isinstance(source, Image.Image):
+        return getattr(source, "filename", "") or "<PIL image>"
+    if isinstance(source, np.ndarray):
+        return "<array>"
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return "<bytes>"
+    if hasattr(source, "read"):
+        return str(getattr(source, "name", "") or "<file object>")
+    return str(source)
 
 
 def _from_array(array):
@@ -358,9 +425,14 @@ def _to_rgb(image):
     if mode == "I" or mode.startswith("I;16"):
         return _sixteen_bit_to_rgb(image)
     if mode in ALPHA_MODES or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        rgb = Image.new("RGB", rgba.size, BACKGROUND)
-        rgb.paste(rgba, mask=rgba.getchannel("A"))
+        # Composited on white inside the one RGB copy: white pasted through the inverted alpha is the same
+        # blend as the image pasted on white through its alpha, without a second full-size RGB(A) image.
+        # The inverted alpha is made first, so that the RGBA copy some modes need is gone before the RGB one exists.
+        has_alpha = mode in ("RGBA", "LA")
+        clear = (image if has_alpha else image.convert("RGBA")).getchannel("A").point(lambda a: 255 - a)
+        colours_direct = has_alpha or mode in ("P", "L", "RGB", "1")  # to RGB without an RGBA copy
+        rgb = (image if colours_direct else image.convert("RGBA")).convert("RGB")
+        rgb.paste(BACKGROUND, mask=clear)
         return rgb
     if mode in ("L", "1", "P", "CMYK", "YCbCr"):
         return image.convert("RGB")
@@ -369,6 +441,9 @@ def _to_rgb(image):
 
 def _sixteen_bit_to_rgb(image):
     """16-bit grayscale (0..65535; mode I is taken to hold the same range) -> 8-bit RGB."""
-    values = np.asarray(image).astype(np.float32)  # (H, W)
-    gray = np.clip(np.rint(values / np.float32(257)), 0, 255).astype(np.uint8)  # 65535 / 257 = 255
+    values = np.asarray(image).astype(np.int32)  # (H, W); in place from here: 4 bytes a pixel, once
+    np.clip(values, 0, 65535, out=values)
+    values += 128
+    values //= 257  # = round(v / 257) for whole v (no ties: v / 257 is never k + 1/2); 65535 / 257 = 255
+    gray = values.astype(np.uint8)
     return Image.fromarray(gray, "L").convert("RGB")

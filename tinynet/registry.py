@@ -14,6 +14,7 @@ Tests and mirrors add or replace entries with a JSON file named by $TINYNET_REGI
 with the fields of ``Entry``), or by passing ``extra`` to ``load``.
 """
 import json
+import math
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -113,8 +114,8 @@ def _read_extra(path):
         items = json.loads(path.read_text())
     except OSError as e:
         raise TinynetError(f"cannot read registry file {path}: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise TinynetError(f"registry file {path} is not valid JSON: {e}") from None
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise TinynetError(f"registry file {path} is not valid JSON: {str(e)[:200]}") from None
     known = {f.name for f in fields(Entry)}
     entries = []
     for item in items if isinstance(items, list) else [items]:
@@ -124,7 +125,58 @@ def _read_extra(path):
         if unknown:
             raise TinynetError(f"registry file {path}: unknown field {sorted(unknown)[0]!r}")
         try:
-            entries.append(Entry(**item))
+            entry = Entry(**item)
         except TypeError as e:
             raise TinynetError(f"registry file {path}: {e}") from None
+        problem = _problem(entry)
+        if problem:
+            raise TinynetError(f"registry file {path}: entry {str(item.get('name'))[:60]!r}: {problem}")
+        entries.append(entry)
     return entries
+
+
+HEX = frozenset("0123456789abcdef")
+
+
+def _problem(entry):
+    """What is wrong with an entry read from JSON (each field its type, in its range), or None: a wrong type
+    would otherwise surface as a TypeError deep in `tinynet models` or `pull`."""
+    from tinynet import preprocess, store  # here: both import this module's neighbours, not needed for BUILTIN
+    from tinynet.architectures import ARCHITECTURES
+
+    def text(value, optional=False):
+        return (optional and value is None) or (isinstance(value, str) and value.isprintable() and len(value) <= 2000)
+
+    def number(value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    if not (text(entry.name) and store.is_valid_name(entry.name)):
+        return "name must be a store name (letters, digits, '.', '_', '-')"
+    if not isinstance(entry.arch, str) or entry.arch not in ARCHITECTURES:
+        return f"arch must be one of {', '.join(ARCHITECTURES)}"
+    for field in ("url", "file", "license", "notes"):
+        if not text(getattr(entry, field)):
+            return f"{field} must be a string"
+    if "/" in entry.file or "\\" in entry.file or entry.file in ("", ".", ".."):
+        return "file must be a plain file name"
+    for field in ("member", "hf_repo"):
+        if not text(getattr(entry, field), optional=True):
+            return f"{field} must be a string or null"
+    for field, length in (("sha256", 64), ("sha256_prefix", None)):
+        value = getattr(entry, field)
+        if value is not None and not (isinstance(value, str) and 0 < len(value) <= 64 and set(value.lower()) <= HEX
+                                      and (length is None or len(value) == length)):
+            return f"{field} must be {length or 'up to 64'} hex digits or null"
+    if not (number(entry.top1) and 0 <= entry.top1 <= 100):
+        return "top1 must be a percentage"
+    if not (number(entry.width) and 0 < entry.width <= 4):
+        return "width must be a number in (0, 4]"
+    if not (isinstance(entry.num_classes, int) and not isinstance(entry.num_classes, bool) and 1 <= entry.num_classes <= 100000):
+        return "num_classes must be a whole number from 1 to 100000"
+    if not isinstance(entry.preprocess, dict):
+        return "preprocess must be an object such as {\"preset\": \"tf\"}"
+    try:
+        preprocess.resolve(entry.preprocess)
+    except TinynetError as e:
+        return str(e)
+    return None

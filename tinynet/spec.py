@@ -109,6 +109,8 @@ def layers_for_weights(arch, shapes):
     def channels(name, axis):
         if name not in shapes:
             raise WeightsError(f"{arch}: missing tensor {name}")
+        if len(shapes[name]) < 2:  # every weight these counts come from is a matrix or a kernel
+            raise WeightsError(f"{arch}: tensor {name} has shape {tuple(shapes[name])}, not a weight matrix or kernel")
         return shapes[name][axis]
 
     def out_channels(i, row):
@@ -117,7 +119,7 @@ def layers_for_weights(arch, shapes):
 
     def expanded_channels(i, row, cin):
         name = f"{i:02d}.expand.w"
-        return shapes[name][-1] if name in shapes else cin
+        return channels(name, -1) if name in shapes else cin
 
     return _layers(arch, out_channels, expanded_channels, lambda i, exp: channels(f"{i:02d}.se.reduce.w", -1))
 

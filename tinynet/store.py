@@ -93,11 +93,12 @@ def missing_message(name):
     if is_path(name):
         return f"no such weight file: {name}"
     known = registry.load()
+    local = f" (to load the file {name!r} in this directory, name it as a path: ./{name})" if os.path.isfile(name) else ""
     if name in known:
         return (f"model {name} is not downloaded yet: run `tinynet pull {name}` "
-                f"(offline: `tinynet import FILE --name {name}` with a copy of {known[name].file})")
-    return (f"no file or stored model named {name!r}: `tinynet models` lists the known models, "
-            f"`tinynet pull NAME` downloads one, `tinynet import FILE --name NAME` adds a local weight file")
+                f"(offline: `tinynet import FILE --name {name}` with a copy of {known[name].file}){local}")
+    return (f"no stored model named {name!r}: `tinynet models` lists the known models, "
+            f"`tinynet pull NAME` downloads one, `tinynet import FILE --name NAME` adds a local weight file{local}")
 
 
 def default_name():

@@ -20,6 +20,7 @@ from tinynet import head, io, preprocess, store
 from tinynet.errors import TinynetError
 from tinynet.model import Model, softmax
 from tinynet.progress import Progress
+from tinynet.terminal import printable
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 CROPS_PER_IMAGE = 2  # random resized crops per training image with augment=True (plus one flip)
@@ -248,7 +249,7 @@ def train(data_dir, base, out=None, epochs=500, val_split=0.2, augment=False, se
 
 def format_report(report):
     """The report as text: accuracies, per-class precision/recall, confusion matrix."""
-    names = report["classes"]
+    names = [printable(n) for n in report["classes"]]  # folder names: escaped so that none can forge a line
     lines = [f"classes: {len(names)}  train images: {report['train_images']}  val images: {report['val_images']}"]
     rate = report["features"]["images_per_s"]
     lines.append(f"features: {report['features']['computed']} computed, {report['features']['cached']} cached"
@@ -260,7 +261,7 @@ def format_report(report):
     width = max(9, *(len(n) for n in names))
     lines.append(f"{split}: {'class':<{width}} precision recall")
     for n, s in report[split]["per_class"].items():
-        lines.append(f"  {n:<{width}} {s['precision']:9.3f} {s['recall']:6.3f}")
+        lines.append(f"  {printable(n):<{width}} {s['precision']:9.3f} {s['recall']:6.3f}")
     lines.append(f"confusion ({split}; rows true, columns predicted):")
     lines.append("  " + " " * width + " " + " ".join(f"{i:>4}" for i in range(len(names))))
     for i, (n, row) in enumerate(zip(names, report[split]["confusion"])):

@@ -2,6 +2,7 @@
 import json
 import sys
 
+from tinynet.terminal import printable
 from tinynet.train import format_report, train
 
 
@@ -21,7 +22,7 @@ def run(args):
     result = train(args.data_dir, args.model, out=args.out, epochs=args.epochs, val_split=args.val_split,
                    augment=args.augment, seed=args.seed)
     for path, reason in result.skipped:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
+        print(printable(f"skipped {path}: {reason}"), file=sys.stderr)
     if args.json:
         print(json.dumps({**result.report, "model": args.out, "path": str(result.path), "skipped": result.skipped}))
     else:

@@ -75,7 +75,8 @@ def fold(tensors, sources, eps):
             w, b = fold_batchnorm(w, b, gamma, beta, mean, var, eps, f"{src.bn}.running_var")
         if b.shape != (cout,):
             raise WeightsError(f"tensor {src.bias} has shape {b.shape}, expected ({cout},)")
-        out[f"{src.name}.w"], out[f"{src.name}.b"] = np.ascontiguousarray(w, np.float32), b.astype(np.float32)
+        with np.errstate(over="ignore"):  # values beyond float32 become inf, which check_weights then refuses
+            out[f"{src.name}.w"], out[f"{src.name}.b"] = np.ascontiguousarray(w, np.float32), b.astype(np.float32)
         origin[f"{src.name}.w"], origin[f"{src.name}.b"] = src.weight, src.bias or src.bn or src.weight
     return out, origin
 

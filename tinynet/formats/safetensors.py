@@ -4,12 +4,11 @@ Layout: an 8-byte little-endian header length, a JSON header mapping tensor name
 ``{"dtype", "shape", "data_offsets": [begin, end]}`` (offsets relative to the end of the header),
 an optional ``"__metadata__"`` of string -> string, then the raw little-endian tensor bytes.
 
-Reading memory-maps the file copy-on-write: arrays are views of the mapping (pages are read only
-when touched) yet writable, so kernels compiled for ordinary arrays accept them. Every offset, size
-and dtype in the header is checked against the file before any array is made.
+Reading copies the tensor bytes into memory (one read of the file, no memory map: a file truncated
+after loading cannot fault the next forward) and gives aligned, writable views of that copy. Every
+offset, size and dtype in the header is checked against the file before any array is made.
 """
 import json
-import mmap
 import os
 import secrets
 import struct
@@ -48,14 +47,21 @@ def read(path):
             raise WeightsError(f"{path}: safetensors __metadata__ must map strings to strings")
         data_start = 8 + header_len
         entries = _check_entries(path, header, size - data_start)
-        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) if size > data_start else b""
+        # Read, not memory-mapped: a mapped file truncated or rewritten after the load would make the next
+        # forward fault (SIGBUS) on the missing pages, and the tensors would change under the model.
+        needed = max((end for _, _, _, end in entries.values()), default=0)  # bytes past the last tensor stay unread
+        data = np.empty(needed, np.uint8)  # aligned (NumPy's allocator), writable
+        f.seek(data_start)
+        if f.readinto(memoryview(data)) != data.size:
+            raise WeightsError(f"{path}: safetensors file changed while it was read")
     tensors = {}
     for name, (dtype, shape, begin, end) in entries.items():
         if end == begin:
-            tensors[name] = np.empty(shape, dtype)  # no bytes to map (and none in a file holding only such tensors)
+            tensors[name] = np.empty(shape, dtype)
         else:
-            count = int(np.prod(shape, dtype=np.int64))
-            tensors[name] = np.frombuffer(mapped, dtype=dtype, count=count, offset=data_start + begin).reshape(shape)
+            array = data[begin:end].view(dtype).reshape(shape)
+            # An offset that is not a multiple of the item size gives a misaligned view: copy it out.
+            tensors[name] = array if array.flags.aligned else array.copy()
     return tensors, metadata
 
 
