@@ -346,7 +346,8 @@ def _check_decode_budget(size, rows):
     if limit is not None and cost > limit:
         raise ImageError(f"image is {w:,} x {h:,} pixels, which with one row pointer per row cost as much memory "
                          f"as {cost:,} pixels, over the decompression-bomb limit of {limit:,} "
-                         "(PIL.Image.MAX_IMAGE_PIXELS; raise it if you trust the file)")
+                         "(PIL.Image.MAX_IMAGE_PIXELS, on the command line --max-pixels or TINYNET_MAX_PIXELS; "
+                         "raise it if you trust the file)")
 
 
 def _name(source):
