@@ -116,6 +116,7 @@ class Operator:
     inputs: tuple  # tensor indices, -1 for an omitted optional input
     outputs: tuple
     options: dict
+    custom_options: bytes = b""  # a CUSTOM operator's options (a FlexBuffer for TFLite's own custom ops)
 
     def describe(self):
         return f"operator {self.index} ({self.name})"
@@ -211,4 +212,12 @@ def _operator(buf, index, table, name, n_tensors):
         for key, (slot, fmt, *default) in fields.items():
             default = default[0] if default else 0
             options[key] = default if table_options is None else table_options.scalar(slot, fmt, default)
-    return Operator(index, name, inputs, outputs, options)
+    custom = b""
+    if name.startswith("CUSTOM"):
+        offset, size = table.scalar(9, "Q"), table.scalar(10, "Q")
+        if offset > 1:  # options of models over 2 GB live after the flatbuffer, addressed from the file start
+            buf.check(offset, size, f"operator {index} custom options")
+            custom = bytes(buf.data[offset:offset + size])
+        else:
+            custom = bytes(table.bytes(5, f"operator {index} custom options"))
+    return Operator(index, name, inputs, outputs, options, custom)
