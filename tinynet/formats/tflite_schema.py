@@ -45,6 +45,7 @@ ACTIVATION_ONLY = {"activation": (0, "b")}
 OPTIONS = {
     "CONV_2D": CONV_OPTIONS, "DEPTHWISE_CONV_2D": DEPTHWISE_OPTIONS,
     "AVERAGE_POOL_2D": POOL_OPTIONS,
+    "CONCATENATION": (10, {"axis": (0, "i"), "activation": (1, "b")}),
     "FULLY_CONNECTED": (8, {"activation": (0, "b"), "weights_format": (1, "b")}),
     "ADD": (11, ACTIVATION_ONLY), "MUL": (21, ACTIVATION_ONLY), "SUB": (28, ACTIVATION_ONLY), "DIV": (29, ACTIVATION_ONLY),
     "MEAN": (27, {"keep_dims": (0, "?")}),
