@@ -133,6 +133,13 @@ ARCHITECTURES = {
     "mobilenet_v3_small_minimalistic": minimalistic(MOBILENET_V3_SMALL),
 }
 
+# Backbones of detection and segmentation models: tables that stop before the classifier. Not classifiers, so not in
+# ARCHITECTURES (create, import and the CLI's architecture lists), but their rows walk the same way.
+BACKBONES = {
+    # TF Object Detection API's SSD MobileNet V1 feature extractor: V1 up to its last separable block (Conv2d_13).
+    "mobilenet_v1_ssd": MOBILENET_V1[:14],
+}
+
 # V2 rows give the expansion as a ratio of the (width-scaled) input channels; the others give channels.
 EXPANSION_IS_RATIO = {"mobilenet_v2"}
 
@@ -140,6 +147,6 @@ EXPANSION_IS_RATIO = {"mobilenet_v2"}
 def rows(arch):
     """The layer table of ``arch``; raises ValueError naming the known architectures."""
     try:
-        return ARCHITECTURES[arch]
+        return ARCHITECTURES[arch] if arch in ARCHITECTURES else BACKBONES[arch]
     except KeyError:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}") from None

@@ -17,6 +17,7 @@ import numpy as np
 
 from tinynet.architectures import ARCHITECTURES, EXPANSION_IS_RATIO, rows
 from tinynet.errors import UnsupportedModelError, WeightsError
+from tinynet.formats.tflite_detection import is_detection_graph, read_detection_graph
 from tinynet.formats.tflite_graph import walk
 from tinynet.formats.tflite_schema import read_graph
 from tinynet.model import Model
@@ -31,7 +32,10 @@ def load(path, arch=None):
     path = Path(path)
     if path.stat().st_size > MAX_FILE_BYTES:
         raise WeightsError(f"{path.name} is larger than 2 GiB; tinynet reads TFLite MobileNets, which take a few MB")
-    graph = read_graph(path.read_bytes(), f"TFLite file {path.name}")
+    data = path.read_bytes()
+    graph = read_graph(data, f"TFLite file {path.name}")
+    if is_detection_graph(graph):
+        return _detector(graph, data, path, arch)
     steps = walk(graph)
     arch, matched = match(steps.steps, arch)
     weights, origin = _weights(matched)
@@ -45,6 +49,16 @@ def load(path, arch=None):
     if layers[-1].cout == 1000:
         meta["labels"] = "imagenet1k"
     return Model(arch, layers, weights, "tf_same", meta)
+
+
+def _detector(graph, data, path, arch):
+    """A TF Object Detection API SSD (it ends in TFLite_Detection_PostProcess) as a detection model."""
+    from tinynet.detection.tflite_model import SsdDetector, labels_from_file
+    from tinynet.detection.tflite_ssd import BACKBONE, ssd_network
+    if arch not in (None, BACKBONE):
+        raise UnsupportedModelError(f"{path.name} is an SSD detector on {BACKBONE}; --arch {arch} does not apply")
+    network = ssd_network(read_detection_graph(graph))
+    return SsdDetector(network, labels_from_file(data, network.options.num_classes), f"tflite:{path.name}")
 
 
 def _activation_grid(matched, tensors):
