@@ -147,3 +147,14 @@ def test_detector_class_is_what_load_returns(model):
     assert isinstance(model, SsdDetector)
     with pytest.raises(UnsupportedModelError, match="--arch mobilenet_v2 does not apply"):
         tinynet.load(shared_path("weights", "edje_tflite_od", "ssd_mobilenet_v1.tflite"), arch="mobilenet_v2")
+
+
+def test_count_matches_the_files_constants(model):
+    from tinynet.formats.tflite_schema import read_graph
+    graph = read_graph(shared_path("weights", "edje_tflite_od", "ssd_mobilenet_v1.tflite").read_bytes())
+    shape_constants = sum(t.data.size for t in graph.tensors if t.is_constant and t.dtype == np.int32 and t.data.ndim == 1
+                          and t.data.size <= 4)
+    counted = model.count()
+    # SOURCES_detection_segmentation.md: 4,108,944 constant elements, the 1917 x 4 anchors included.
+    assert counted["params"] + model.network.anchors.size + shape_constants == 4_108_944
+    assert counted["macs"] == sum(row["macs"] for row in counted["layers"]) > 0.7e9

@@ -20,9 +20,9 @@ from PIL import Image
 
 from tinynet.detection.tflite_postprocess import detection_postprocess
 from tinynet.errors import TinynetError
-from tinynet.graph import GraphPlan
+from tinynet.graph import GraphPlan, count_head
 from tinynet.preprocess import open_image
-from tinynet.spec import layers_for_weights
+from tinynet.spec import count, infer_width, layers_for_weights
 from tinynet.threads import resolve as resolve_threads
 from tinynet.warmup import compile_notice
 
@@ -64,11 +64,27 @@ class SsdDetector:
         return self.network.options.num_classes
 
     @property
+    def width(self):
+        """The backbone's width multiplier (0.75 for the shared file), None if no common one fits."""
+        return infer_width(self.arch, self.layers)
+
+    @property
     def labels(self):
         return self.meta["labels"]
 
     def __repr__(self):
         return f"<tinynet SsdDetector {self.arch} classes={self.num_classes} input={self.network.input_size}>"
+
+    def count(self, resolution=None):
+        """Parameters and multiply-adds of backbone and head (tinynet.spec.count's table, plus one row per head
+        node) at the native input size; the anchors (a constant of the postprocess) are not counted."""
+        if resolution not in (None, self.network.input_size[0]) or self.network.input_size[0] != self.network.input_size[1]:
+            raise TinynetError(f"this detector runs at its input size {self.network.input_size} only")
+        backbone = count(self.layers, self.network.input_size[0], self.padding)
+        taps = {row["name"]: (1, *row["output"]) for row in backbone["layers"]}
+        head = count_head(self.network.nodes, taps, self.padding)
+        table = backbone["layers"] + head
+        return {"params": sum(r["params"] for r in table), "macs": sum(r["macs"] for r in table), "layers": table}
 
     # ---- running -----------------------------------------------------------------------------------------------
 
