@@ -136,6 +136,9 @@ ARCHITECTURES = {
 # Backbones of detection and segmentation models: tables that stop before the classifier. Not classifiers, so not in
 # ARCHITECTURES (create, import and the CLI's architecture lists), but their rows walk the same way.
 BACKBONES = {
+    # torchvision's SSDLite backbone: V3-Large up to the head conv, with the "reduced tail" (rows 13-16 at half
+    # channels, which the weights' shapes give).
+    "mobilenet_v3_large_ssdlite": MOBILENET_V3_LARGE[:17],
     # TF Object Detection API's SSD MobileNet V1 feature extractor: V1 up to its last separable block (Conv2d_13).
     "mobilenet_v1_ssd": MOBILENET_V1[:14],
 }

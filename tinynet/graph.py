@@ -227,6 +227,18 @@ def count_head(nodes, tensor_shapes, padding="symmetric"):
     return table
 
 
+def backbone_shapes(layers, input_shape, padding="symmetric"):
+    """{layer name: output shape} of backbone ``layers`` for ``input_shape`` (N, H, W, 3), without running them."""
+    n, h, w, _ = input_shape
+    shapes = {}
+    for layer in layers:
+        if layer.op in ("conv", "dw"):
+            h, _ = conv_output_size(h, layer.k, layer.stride, padding)
+            w, _ = conv_output_size(w, layer.k, layer.stride, padding)
+        shapes[layer.name] = (n, layer.cout) if layer.op in ("pool", "fc") else (n, h, w, layer.cout)
+    return shapes
+
+
 def backbone_reads(nodes, outputs=()):
     """The tensor names the head (and ``outputs``) read that no node writes: the backbone taps."""
     written = {node.name for node in nodes}

@@ -96,6 +96,12 @@ def _check_conventions(model):
 
 
 def _from_pytorch(tensors, arch, path):
+    from tinynet.detection import ssdlite  # here: the detection package imports tinynet.model, as this module does
+
+    if ssdlite.is_ssdlite_state_dict(tensors):
+        from tinynet.detection.load import ssdlite_from_torchvision
+
+        return ssdlite_from_torchvision(tensors, path)
     library, detected = pytorch.detect(tensors)
     arch = arch or detected
     sources = (pytorch.torchvision_sources if library == "torchvision" else pytorch.timm_sources)(arch, tensors)
