@@ -11,9 +11,11 @@ import pytest
 
 import tinynet
 from conftest import shared_path
-from tinynet.detection.tflite_model import Detection, SsdDetector, labels_from_file
+from tinynet.detection.model import DetectionModel
+from tinynet.detection.tflite_model import TfliteSsdModel, labels_from_file
 from tinynet.errors import TinynetError, UnsupportedModelError
 from tinynet.preprocess import open_image
+from tinynet.tasks.detection import Detection
 
 OTHER_PHOTOS = Path(__file__).parent / "fixtures" / "ssd_mobilenet_v1_litert.npz"
 EXPECTED = ("astronaut.png", "bird_segmentation.bmp", "cat_720p.jpg", "chelsea.png", "coffee.png", "grace_hopper.jpg",
@@ -99,8 +101,9 @@ def test_detect_api(model):
     both = model.detect([pets, str(pets)], score_threshold=0.5)
     assert len(both) == 2 and both[0] == both[1] == found
     assert model.task == "detection" and model.num_classes == 90 and model.labels[0] == "person"
-    with pytest.raises(TinynetError, match="task is detection"):
+    with pytest.raises(TinynetError, match="this is a detection model"):
         model.classify(pets)
+    assert found[0].as_dict()["label"] == "dog"
     with pytest.raises(TinynetError, match=r"expected a batch \(N, 300, 300, 3\)"):
         model.forward(np.zeros((1, 224, 224, 3), np.float32))
 
@@ -144,7 +147,7 @@ def test_a_detection_file_with_another_backbone_is_refused():
 
 
 def test_detector_class_is_what_load_returns(model):
-    assert isinstance(model, SsdDetector)
+    assert isinstance(model, TfliteSsdModel) and isinstance(model, DetectionModel)
     with pytest.raises(UnsupportedModelError, match="--arch mobilenet_v2 does not apply"):
         tinynet.load(shared_path("weights", "edje_tflite_od", "ssd_mobilenet_v1.tflite"), arch="mobilenet_v2")
 

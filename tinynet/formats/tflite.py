@@ -53,12 +53,12 @@ def load(path, arch=None):
 
 def _detector(graph, data, path, arch):
     """A TF Object Detection API SSD (it ends in TFLite_Detection_PostProcess) as a detection model."""
-    from tinynet.detection.tflite_model import SsdDetector, labels_from_file
+    from tinynet.detection.tflite_model import TfliteSsdModel, labels_from_file
     from tinynet.detection.tflite_ssd import BACKBONE, ssd_network
     if arch not in (None, BACKBONE):
         raise UnsupportedModelError(f"{path.name} is an SSD detector on {BACKBONE}; --arch {arch} does not apply")
     network = ssd_network(read_detection_graph(graph))
-    return SsdDetector(network, labels_from_file(data, network.options.num_classes), f"tflite:{path.name}")
+    return TfliteSsdModel(network, labels_from_file(data, network.options.num_classes), f"tflite:{path.name}")
 
 
 def _activation_grid(matched, tensors):
