@@ -165,3 +165,26 @@ def test_a_classifier_is_not_a_detection_graph():
     assert not is_detection_graph(graph)
     with pytest.raises(UnsupportedModelError, match="plain uint8 image"):
         read_detection_graph(graph)
+
+
+def test_corrupt_detector_files_raise_weights_errors_only():
+    g = Graph()
+    x = g.input((1, 8, 8, 3), np.uint8, (1 / 128, 128))
+    f = g.op("CONV_2D", [x, g.const(np.ones((4, 1, 1, 3), np.float32)), g.const(np.zeros(4, np.float32))], (1, 8, 8, 4))
+    c = g.op("CONV_2D", [x, g.const(np.ones((2, 1, 1, 3), np.float32)), g.const(np.zeros(2, np.float32))], (1, 8, 8, 2))
+    enc = g.op("RESHAPE", [f, g.const(np.array([1, 64, 4], np.int32))], (1, 64, 4))
+    cls = g.op("LOGISTIC", [g.op("RESHAPE", [c, g.const(np.array([1, 64, 2], np.int32))], (1, 64, 2))], (1, 64, 2))
+    outs = g.custom("TFLite_Detection_PostProcess", [enc, cls, g.const(np.ones((64, 4), np.float32))],
+                    [((1, 5, 4), np.float32), ((1, 5), np.float32), ((1, 5), np.float32), ((1,), np.float32)],
+                    encode({**OPTIONS, "num_classes": 1}))
+    data = g.finish(outs)
+    assert len(read_detection_graph(read_graph(data)).nodes) == 5  # the intact file reads
+    rng = np.random.default_rng(1)
+    for trial in range(400):
+        corrupt = bytearray(data)
+        for at in rng.integers(0, len(corrupt), rng.integers(1, 6)):
+            corrupt[at] = rng.integers(0, 256)
+        try:
+            read_detection_graph(read_graph(bytes(corrupt[:len(corrupt) - int(rng.integers(0, 3)) * 7])))
+        except WeightsError:
+            pass  # UnsupportedModelError is one too: a one-line refusal either way
