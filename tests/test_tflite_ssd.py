@@ -161,3 +161,85 @@ def test_count_matches_the_files_constants(model):
     # SOURCES_detection_segmentation.md: 4,108,944 constant elements, the 1917 x 4 anchors included.
     assert counted["params"] + model.network.anchors.size + shape_constants == 4_108_944
     assert counted["macs"] == sum(row["macs"] for row in counted["layers"]) > 0.7e9
+
+
+# ---- other sizes, widths and class counts: a float SSD file built here ---------------------------------------------
+
+V1_CHANNELS = [32, 64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024]
+V1_STRIDES = [2, 1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1]
+
+
+def v1_ssd_file(height, width, classes, multiplier=0.25, anchors=(3, 6, 6, 6)):
+    """A float TF-OD style SSD on MobileNet V1 at ``multiplier``: maps at Conv2d_11, Conv2d_13 and two extras."""
+    from tflite_builder import Graph
+    from test_flexbuffer import encode
+    rng = np.random.default_rng(classes)
+    g = Graph()
+
+    def conv(x, shape, cin, cout, k, stride, act, depthwise=False):
+        h, w = -(-shape[0] // stride), -(-shape[1] // stride)
+        fan_in = k * k * (1 if depthwise else cin)
+        wt = rng.normal(0, (2 / fan_in) ** 0.5, (1, k, k, cin) if depthwise else (cout, k, k, cin)).astype(np.float32)
+        y = g.op("DEPTHWISE_CONV_2D" if depthwise else "CONV_2D", [x, g.const(wt), g.const(rng.normal(0, 0.1, cout).astype(np.float32))],
+                 (1, h, w, cout), stride=stride, act=act)
+        return y, (h, w)
+
+    x = g.input((1, height, width, 3), np.uint8, (1 / 128, 128))
+    c = [max(8, int(ch * multiplier)) for ch in V1_CHANNELS]
+    t, shape = conv(x, (height, width), 3, c[0], 3, 2, "RELU6")
+    maps = []
+    for row in range(1, 14):
+        t, shape = conv(t, shape, c[row - 1], c[row - 1], 3, V1_STRIDES[row], "RELU6", depthwise=True)
+        t, shape = conv(t, shape, c[row - 1], c[row], 1, 1, "RELU6")
+        if row in (11, 13):
+            maps.append((t, shape, c[row]))
+    for _ in range(2):
+        last, last_shape, cin = maps[-1]
+        t, shape = conv(last, last_shape, cin, cin // 2, 1, 1, "RELU6")
+        t, shape = conv(t, shape, cin // 2, cin, 3, 2, "RELU6")
+        maps.append((t, shape, cin))
+    boxes, scores, total = [], [], 0
+    for (t, (h, w), cin), a in zip(maps, anchors):
+        n = h * w * a
+        b, _ = conv(t, (h, w), cin, a * 4, 1, 1, None)
+        s, _ = conv(t, (h, w), cin, a * (classes + 1), 1, 1, None)
+        boxes.append(g.op("RESHAPE", [b, g.const(np.array([1, n, 1, 4], np.int32))], (1, n, 1, 4)))
+        scores.append(g.op("RESHAPE", [s, g.const(np.array([1, n, classes + 1], np.int32))], (1, n, classes + 1)))
+        total += n
+    box = g.op("CONCATENATION", boxes, (1, total, 1, 4), axis=1)
+    box = g.op("RESHAPE", [box, g.const(np.array([1, total, 4], np.int32))], (1, total, 4))
+    score = g.op("LOGISTIC", [g.op("CONCATENATION", scores, (1, total, classes + 1), axis=1)], (1, total, classes + 1))
+    anchor_values = np.concatenate([rng.uniform(0.1, 0.9, (total, 2)), rng.uniform(0.05, 0.5, (total, 2))], 1)
+    options = {"max_detections": 20, "max_classes_per_detection": 1, "nms_score_threshold": 0.0, "nms_iou_threshold": 0.6,
+               "num_classes": classes, "y_scale": 10.0, "x_scale": 10.0, "h_scale": 5.0, "w_scale": 5.0}
+    outs = g.custom("TFLite_Detection_PostProcess", [box, score, g.const(anchor_values.astype(np.float32))],
+                    [((1, 20, 4), np.float32), ((1, 20), np.float32), ((1, 20), np.float32), ((1,), np.float32)],
+                    encode(options))
+    return g.finish(outs)
+
+
+@pytest.mark.parametrize("height, width, classes, multiplier", [(160, 128, 3, 0.25), (96, 96, 1, 0.5)])
+def test_other_sizes_widths_and_class_counts(tmp_path, height, width, classes, multiplier):
+    from test_tflite_detection import run_ref
+    from tinynet.formats.tflite_detection import read_detection_graph
+    from tinynet.formats.tflite_schema import read_graph
+    data = v1_ssd_file(height, width, classes, multiplier)
+    path = tmp_path / "ssd.tflite"
+    path.write_bytes(data)
+    model = tinynet.load(path)
+    assert model.num_classes == classes and model.width == multiplier and not model.network.activation_grid
+    assert model.labels == [f"class {i}" for i in range(classes)]
+    image = np.random.default_rng(0).integers(0, 256, (height + 37, width * 2, 3), dtype=np.uint8)
+    x = model.preprocess(image)
+    assert x.shape == (1, height, width, 3)
+    out = model.forward(x)
+    want_boxes, want_scores = run_ref(read_detection_graph(read_graph(data)), np.rint(x * 128 + 128))
+    for got, want in ((out["box_encodings"][0], want_boxes), (out["class_scores"][0], want_scores)):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=1e-4 * max(1.0, np.abs(want).max()))
+    boxes, class_ids, scores, n = model.postprocess(out["box_encodings"][0], out["class_scores"][0])
+    found = model.detect(image)
+    assert [d.class_id for d in found] == class_ids[0, :int(n[0])].astype(int).tolist()
+    original = np.array([width * 2, height + 37] * 2)  # x, y, x, y
+    expected = np.clip(boxes[0, :int(n[0])][:, [1, 0, 3, 2]] * original, 0, original)
+    np.testing.assert_allclose([d.box for d in found], expected, rtol=1e-5, atol=1e-3)
