@@ -172,7 +172,7 @@ class _Builder:
         """Append ``graph_node`` for DetectionGraph node ``source``, then a quantize node if the file rounds there;
         the result is what later nodes read for ``source``."""
         grid = source.grid
-        if grid is not None and graph_node.kind != "conv" and graph_node.kind not in ("dw", "pw"):
+        if grid is not None and graph_node.kind not in ("conv", "dw", "pw"):
             # The op's own name goes to the rounded tensor: outputs keep their role names.
             final, graph_node = graph_node.name, Node(f"{graph_node.name}.float", graph_node.kind, graph_node.inputs,
                                                       options=graph_node.options)

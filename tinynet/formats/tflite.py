@@ -10,6 +10,9 @@ dequantized to float32 (BatchNorm is already folded in these files), checked aga
 tinynet.spec expects, and the TF conventions travel in ``Model.meta``: "tf_same" padding and the
 input range the first conv expects. Classifiers with 1001 outputs (0 = "background") lose class
 0, so every imported model speaks the 1000 ImageNet classes in synset order.
+
+A file that ends in TFLite_Detection_PostProcess (a TF Object Detection API SSD) loads as a detection model
+instead (tinynet.formats.tflite_detection, tinynet.detection.tflite_ssd and tflite_model).
 """
 from pathlib import Path
 
