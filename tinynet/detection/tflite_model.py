@@ -10,6 +10,7 @@ to the input size (Pillow bilinear, aspect ratio not kept), bytes q fed as the i
 ((q - 128) / 128 in the shared file).
 """
 import zipfile
+from dataclasses import replace
 from io import BytesIO
 
 import numba
@@ -39,6 +40,9 @@ class TfliteSsdModel(DetectionModel):
         self.network = network
         height, width = network.input_size
         layers = layers_for_weights(network.backbone, {k: v.shape for k, v in network.weights.items()})
+        self._width = infer_width(network.backbone, layers)
+        if network.integer_input is not None:  # the other backbone layers are graph nodes (tflite_ssd.ssd_network)
+            layers = (replace(layers[0], act=None),)
         meta = {"preprocess": {"preset": "tf", "size": height, "crop_fraction": 1.0, "range": list(network.input_range)},
                 "source": source}
         if labels:
@@ -60,7 +64,7 @@ class TfliteSsdModel(DetectionModel):
     @property
     def width(self):
         """The backbone's width multiplier (0.75 for the shared file), None if no common one fits."""
-        return infer_width(self.network.backbone, self.layers)
+        return self._width
 
     @property
     def labels(self):
@@ -76,6 +80,8 @@ class TfliteSsdModel(DetectionModel):
         if x.shape[1:3] != self.network.input_size:
             raise TinynetError(f"expected a batch (N, {self.network.input_size[0]}, {self.network.input_size[1]}, 3), "
                                f"got {x.shape}; model.preprocess makes one")
+        if self.network.integer_input is not None:  # its tensors hold q - zero_point: (q - 128) / 128 -> q - 128
+            x = np.rint(x / np.float32(self.network.integer_input))
         threads = resolve_threads(self.threads)
         grid = self.network.activation_grid if self.quantized_activations else None
         make = lambda: GraphPlan(self.layers, self.head, self.outputs, self.weights, self.padding, x.shape, threads,
@@ -132,8 +138,9 @@ class TfliteSsdModel(DetectionModel):
         size = self.network.input_size
         if resolution not in (None, size[0]) or size[0] != size[1]:
             raise TinynetError(f"this detector runs at its input size {size[0]}x{size[1]} only")
-        backbone = count(self.layers, size[0], self.padding)
-        head = count_head(self.head, backbone_shapes(self.layers, (1, *size, 3), self.padding), self.padding)
+        layers = self.layers
+        backbone = count(layers, size[0], self.padding)
+        head = count_head(self.head, backbone_shapes(layers, (1, *size, 3), self.padding), self.padding)
         table = backbone["layers"] + head
         return {"params": sum(r["params"] for r in table), "macs": sum(r["macs"] for r in table), "layers": table}
 

@@ -60,7 +60,8 @@ def _detector(graph, data, path, arch):
     from tinynet.detection.tflite_ssd import BACKBONE, ssd_network
     if arch not in (None, BACKBONE):
         raise UnsupportedModelError(f"{path.name} is an SSD detector on {BACKBONE}; --arch {arch} does not apply")
-    network = ssd_network(read_detection_graph(graph))
+    detection = read_detection_graph(graph)
+    network = ssd_network(detection, integer=True) or ssd_network(detection)  # exact uint8 arithmetic if it can
     return TfliteSsdModel(network, labels_from_file(data, network.options.num_classes), f"tflite:{path.name}")
 
 
