@@ -7,8 +7,14 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinynet.detection.tflite_integer import _dequantize, _lut, _requant, _rescale, exact, lut_node, rescale_node
+from tinynet.detection.tflite_integer import _dequantize, _lut, _rescale, exact, lut_node, rescale_node
 from tinynet.graph import NODE_KINDS
+from tinynet.kernels.fake_quant import requantize_f32
+from tinynet.kernels.reference import requantize_ref
+
+
+def _requant(x, out, scale, lo, hi):
+    requantize_f32(x.reshape(1, -1), out.reshape(1, -1), np.float32(scale), np.float32(lo), np.float32(hi))
 
 
 def fl(x):
@@ -36,6 +42,18 @@ def test_requant_is_xnnpack_fp32(accs, scale, lo, hi):
     _requant(x, out, scale, lo, hi)
     want = [round_half_even(min(max(fl(float(a) * scale), lo), hi)) for a in accs]
     assert out.tolist() == want
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 50), st.integers(1, 9), scales, st.data())
+def test_requantize_kernel_matches_its_reference(rows, cols, scale, data):
+    x = np.array(data.draw(st.lists(accumulators, min_size=rows * cols, max_size=rows * cols)), np.float32)
+    x = x.reshape(rows, cols)
+    out = np.empty_like(x)
+    requantize_f32(x, out, np.float32(scale), np.float32(-128), np.float32(127))
+    np.testing.assert_array_equal(out, requantize_ref(x, scale, -128, 127))
+    requantize_f32(x, x, np.float32(scale), np.float32(-128), np.float32(127))  # in place
+    np.testing.assert_array_equal(x, out)
 
 
 def test_requant_ties_round_to_even():

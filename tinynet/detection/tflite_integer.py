@@ -15,6 +15,7 @@ int32 one whatever order the kernel adds in. The node kinds here then do what Li
 import numpy as np
 
 from tinynet.graph import Node, node_kind
+from tinynet.kernels.fake_quant import requantize_f32
 
 FLOAT32_INTEGERS = 2 ** 24
 f32 = np.float32
@@ -38,15 +39,12 @@ def exact(d):
     return True
 
 
-def _requant(x, out, scale, lo, hi):
-    np.multiply(x, f32(scale), out=out)
-    np.clip(out, f32(lo), f32(hi), out=out)
-    np.rint(out, out=out)
+def _requant_bind(node, ins, out, ctx):
+    rows = lambda a: a.reshape(-1, a.shape[-1])
+    return [(requantize_f32, [rows(ins[0]), rows(out), *(f32(node.option(k)) for k in ("scale", "lo", "hi"))])]
 
 
-node_kind("requant", kernels=(_requant,), bind=lambda node, ins, out, ctx: [
-    (_requant, [ins[0], out, node.option("scale"), node.option("lo"), node.option("hi")])])(
-    lambda node, shapes, padding: shapes[0])
+node_kind("requant", kernels=(requantize_f32,), bind=_requant_bind)(lambda node, shapes, padding: shapes[0])
 
 
 def _rescale(x, out, zp_in, scale, bias, zp_out):
