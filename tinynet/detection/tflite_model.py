@@ -5,7 +5,8 @@
 
 A tinynet.detection.model.DetectionModel whose head is the file's (tinynet.detection.tflite_ssd) and whose
 results come from the file's own TFLite_Detection_PostProcess (its options and anchors;
-tinynet.detection.tflite_postprocess). Preprocessing is the one these files are run with: the whole image resized
+tinynet.detection.tflite_postprocess). A uint8 file runs its integer arithmetic exactly (tflite_integer), a float
+one in float32. Preprocessing is the one these files are run with: the whole image resized
 to the input size (Pillow bilinear, aspect ratio not kept), bytes q fed as the input quantization says
 ((q - 128) / 128 in the shared file).
 """
