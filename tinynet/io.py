@@ -142,6 +142,9 @@ def _from_native(tensors, metadata, arch, path):
 
 def save(model, path):
     """Write ``model`` in tinynet's format (safetensors, BatchNorm folded, runtime layout)."""
+    if model.task != "classification":  # the format has no place for a head graph yet
+        raise TinynetError(f"{model.arch} is a {model.task} model: tinynet's format holds classifiers only so far; "
+                           "load its original file instead")
     metadata = {"tinynet_format": FORMAT_VERSION, "arch": model.arch, "padding": model.padding,
                 "meta": json.dumps(model.meta, sort_keys=True)}
     safetensors.write(path, model.weights, metadata)
