@@ -142,9 +142,9 @@ def _from_native(tensors, metadata, arch, path):
 
 def save(model, path):
     """Write ``model`` in tinynet's format (safetensors, BatchNorm folded, runtime layout)."""
-    if getattr(model, "task", "classification") != "classification":
-        raise TinynetError(f"tinynet's own format holds classifiers; this {model.task} model runs from its original "
-                           "file (give its path wherever a model is asked for)")
+    if model.task != "classification":  # the format has no place for a head graph yet
+        raise TinynetError(f"{model.arch} is a {model.task} model: tinynet's format holds classifiers only so far; "
+                           "load its original file instead")
     metadata = {"tinynet_format": FORMAT_VERSION, "arch": model.arch, "padding": model.padding,
                 "meta": json.dumps(model.meta, sort_keys=True)}
     safetensors.write(path, model.weights, metadata)

@@ -102,6 +102,13 @@ class Model:
             return preprocessing.batch(image, preprocessing.for_model(self))
         return preprocessing.to_array(image, preprocessing.for_model(self))[None]
 
+    def preprocess_with_geometry(self, image):
+        """One image as ``preprocess`` gives it, and the tinynet.geometry.Geometry applied (resize, crop), to map
+        results in input pixels back onto the original image."""
+        rgb = preprocessing.open_image(image)
+        spec = preprocessing.for_model(self)
+        return preprocessing.to_array(rgb, spec)[None], preprocessing.geometry(rgb.size[::-1], spec)
+
     def classify(self, images, top=5, batch_size=CLASSIFY_BATCH):
         """The ``top`` most likely labels with their probabilities.
 
