@@ -33,6 +33,7 @@ def dispatchers(function):
 
 def tiny_head(backbone_layers):
     """One node of every kind over a tiny backbone's middle 1x1 conv and its last layer (tinynet.graph)."""
+    from tinynet.detection import tflite_integer, tflite_ssd  # noqa: F401  (they register node kinds)
     from tinynet.graph import NODE_KINDS, Node
 
     pointwise = [layer.name for layer in backbone_layers if layer.op == "pw"]
@@ -43,7 +44,14 @@ def tiny_head(backbone_layers):
              Node("t.sigmoid", "sigmoid", ("t.concat",)), Node("t.mul", "mul", ("t.concat", "t.sigmoid")),
              Node("t.add", "add", ("t.mul", "t.concat")),
              Node("t.resize", "resize", ("t.conv",), options=(("size", (4, 6)), ("half_pixel_centers", True))),
-             Node("t.argmax", "argmax", ("t.resize",)))
+             Node("t.argmax", "argmax", ("t.resize",)),
+             # uint8 TFLite detectors (tinynet.detection.tflite_ssd, tflite_integer)
+             Node("t.quantize", "quantize", ("t.pw",), options=(("grid", (0.0, 0.1, 256)),)),
+             Node("t.requant", "requant", ("t.pw",), options=(("scale", 0.5), ("lo", -128), ("hi", 127))),
+             Node("t.rescale", "rescale", ("t.requant",), options=(("zp_in", 128), ("scale", 0.5), ("bias", -64.0),
+                                                                   ("zp_out", 0))),
+             Node("t.lut", "lut", ("t.requant",), options=(("table", tuple(range(256))), ("zp_in", 128))),
+             Node("t.dequantize", "dequantize", ("t.lut",), options=(("scale", 0.1),)))
     missing = set(NODE_KINDS) - {node.kind for node in nodes}
     assert not missing, f"tiny_head has no node of kind {missing}: add one, so that warm-up compiles it"
     return nodes, ("t.add", "t.argmax")

@@ -58,6 +58,11 @@ class TfliteSsdModel(DetectionModel):
         return head_weight_shapes(self.network.nodes, shapes, "tf_same")
 
     @property
+    def input_size(self):
+        """(height, width) the network runs at (the file's input)."""
+        return self.network.input_size
+
+    @property
     def num_classes(self):
         """Classes of the postprocess's outputs (0-based, background not among them)."""
         return self.network.options.num_classes
