@@ -51,7 +51,7 @@ class Encoder:
             at = len(self.out)
             self.out += value
             return at, BLOB << 2 | 3
-        if isinstance(value, list) and value and all(type(v) is int for v in value):
+        if isinstance(value, list) and value and all(type(v) is int and -2 ** 63 <= v < 2 ** 63 for v in value):
             self.pad()
             self.out += struct.pack("<Q", len(value))
             at = len(self.out)
