@@ -41,6 +41,49 @@ def input_batch(shape, seed):
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
+def keras_variables(entries, seed):
+    """``entries``: [(h5 path, shape, role)] of a Keras 3 weights file, role one of kernel, bias, gamma, beta,
+    moving_mean, moving_variance -> {path: float32 array}, drawn like ``state_dict`` (kernels He-uniform over
+    the input taps: all axes but the last, or the depthwise kernel's spatial ones)."""
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for path, shape, role in entries:
+        shape = tuple(shape)
+        u = rng.random(shape)
+        if role == "moving_variance":
+            v = 0.5 + 1.5 * u
+        elif role in ("moving_mean", "bias", "beta"):
+            v = 0.4 * u - 0.2
+        elif role == "gamma":
+            v = 0.5 + u
+        else:
+            fan_in = int(np.prod(shape[:2] if role == "depthwise_kernel" else shape[:-1]))
+            v = (2 * u - 1) * np.sqrt(6.0 / fan_in)
+        tensors[path] = v.astype(np.float32)
+    return tensors
+
+
+def onnx_initializers(entries, seed):
+    """``entries``: [(name, shape, role)] of an ONNX graph's float initializers, role "var" (a BatchNormalization
+    variance), "gamma" (its scale) or "weight" -> {name: float32 array}: He-uniform for 2-D and 4-D weights
+    (fan-in over all axes but the first), small values around 0 for the other 1-D tensors."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, shape, role in entries:
+        shape = tuple(shape)
+        u = rng.random(shape)
+        if role == "var":
+            v = 0.5 + 1.5 * u
+        elif role == "gamma":
+            v = 0.5 + u
+        elif len(shape) >= 2:
+            v = (2 * u - 1) * np.sqrt(6.0 / int(np.prod(shape[1:])))
+        else:
+            v = 0.4 * u - 0.2
+        out[name] = v.astype(np.float32)
+    return out
+
+
 def synthetic_photo(height, width, seed):
     """A deterministic uint8 RGB "photo" (height, width, 3): smooth colour gradients plus a few solid rectangles,
     so that a detector sees edges and flat regions, as in a real picture."""

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import shared_path
 from test_flexbuffer import encode
-from tflite_builder import Graph
+from tinynet.formats.tflite_builder import Graph
 from tinynet.errors import UnsupportedModelError, WeightsError
 from tinynet.formats.tflite_detection import is_detection_graph, read_detection_graph
 from tinynet.formats.tflite_schema import read_graph

@@ -201,7 +201,7 @@ V1_STRIDES = [2, 1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1]
 
 def v1_ssd_file(height, width, classes, multiplier=0.25, anchors=(3, 6, 6, 6)):
     """A float TF-OD style SSD on MobileNet V1 at ``multiplier``: maps at Conv2d_11, Conv2d_13 and two extras."""
-    from tflite_builder import Graph
+    from tinynet.formats.tflite_builder import Graph
     from test_flexbuffer import encode
     rng = np.random.default_rng(classes)
     g = Graph()

@@ -10,8 +10,9 @@ is a backbone plan alone, exactly as before.
 Adding a node kind touches this one place: write its ``shape`` (output shape from the input shapes) and ``bind``
 (kernel calls) and register them with ``@node_kind("kind")``; ``weights`` (name suffix -> shape) and ``macs`` too
 if the kind has weights or does arithmetic worth counting. A kind whose output is only another view of its input
-(a reshape) gives ``alias`` instead of ``bind``. ``NODE_KINDS`` is the registry; check_head, count_head and the
-kernel registry (tinynet.kernel_registry) enumerate it.
+(a reshape) gives ``alias`` instead of ``bind``. ``NODE_KINDS`` is the registry; head_shapes, head_weight_shapes,
+count_head and the kernel registry (tinynet.kernel_registry, which warm-up compiles from) enumerate it: add a node
+of the new kind to kernel_registry.tiny_head too (it asserts that every kind has one).
 
 Adding a head: write it as a table of rows over named taps (tinynet.detection.ssdlite is one) and a function that
 expands the rows into Nodes, with channel counts read from the weights (so any class count loads). The node

@@ -348,7 +348,8 @@ def _guarded(name, decode):
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         limit = Image.MAX_IMAGE_PIXELS
         raise ImageError(f"{name}: image is larger than {limit:,} pixels, the decompression-bomb limit "
-                         "(PIL.Image.MAX_IMAGE_PIXELS; raise it if you trust the file)") from None
+                         "(PIL.Image.MAX_IMAGE_PIXELS, on the command line --max-pixels or TINYNET_MAX_PIXELS; "
+                         "raise it if you trust the file)") from None
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image file Pillow can read") from None
     except PermissionError:
