@@ -2,7 +2,7 @@
 
 IoU has no "+1" (boxes are continuous), the order is by descending score with ties kept in input
 order (a stable sort, as torchvision sorts), and a box is suppressed only when its IoU with a kept box
-is strictly greater than the threshold. Two zero-area boxes have IoU 0/0 = NaN, which is not greater
+is strictly greater than the threshold, computed in the boxes' dtype (as torchvision and TFLite do). Two zero-area boxes have IoU 0/0 = NaN, which is not greater
 than any threshold, so neither suppresses the other (as in torchvision): ``error_model="numpy"``
 keeps that division a NaN instead of an exception.
 """
@@ -15,6 +15,7 @@ def _greedy_nms(boxes, order, iou_threshold):
     """Indices (into ``boxes``) kept by greedy NMS visiting boxes in ``order``."""
     n = order.shape[0]
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    zero = np.zeros(1, dtype=boxes.dtype)[0]  # a float literal would turn float32 IoUs into float64 ones
     suppressed = np.zeros(n, dtype=np.bool_)
     keep = np.empty(n, dtype=np.int64)
     kept = 0
@@ -30,7 +31,7 @@ def _greedy_nms(boxes, order, iou_threshold):
             j = order[b]
             w = min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0])
             h = min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1])
-            inter = max(w, 0.0) * max(h, 0.0)
+            inter = max(w, zero) * max(h, zero)
             iou = inter / (area[i] + area[j] - inter)
             if iou > iou_threshold:
                 suppressed[b] = True
@@ -49,6 +50,12 @@ def _check(boxes, scores):
 def descending_order(scores):
     """Indices sorting ``scores`` from highest to lowest, ties in input order (torchvision's stable sort)."""
     return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+
+
+def nms_in_order(boxes, order, iou_threshold):
+    """Greedy NMS visiting boxes in a given ``order`` (e.g. a score order with the caller's tie rule): kept indices."""
+    boxes, _ = _check(boxes, np.zeros(len(boxes)))
+    return _greedy_nms(boxes, np.asarray(order, dtype=np.int64), boxes.dtype.type(iou_threshold))
 
 
 def nms(boxes, scores, iou_threshold):

@@ -165,3 +165,9 @@ def sigmoid_gate_nhwc_ref(x, gate_logits):
     """x * 1 / (1 + exp(-g)) per image and channel.   x: (N, H, W, C)   gate_logits: (N, C)"""
     g = np.asarray(gate_logits, dtype=np.float64)
     return scale_channels_ref(x, 1.0 / (1.0 + np.exp(-g)))
+
+
+def requantize_ref(x, scale, lo, hi):
+    """rint(clip(x * scale, lo, hi)) with every operation rounded to float32, as XNNPACK's fp32 requantization."""
+    y = np.asarray(x, np.float32) * np.float32(scale)  # one float32 product per element
+    return np.rint(np.clip(y, np.float32(lo), np.float32(hi)))

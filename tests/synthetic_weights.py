@@ -82,3 +82,16 @@ def onnx_initializers(entries, seed):
             v = 0.4 * u - 0.2
         out[name] = v.astype(np.float32)
     return out
+
+
+def synthetic_photo(height, width, seed):
+    """A deterministic uint8 RGB "photo" (height, width, 3): smooth colour gradients plus a few solid rectangles,
+    so that a detector sees edges and flat regions, as in a real picture."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width] / max(height, width)
+    phase = rng.random((3, 3)) * 6
+    photo = np.stack([127 + 100 * np.sin(phase[c, 0] + 5 * x * phase[c, 1] + 4 * y * phase[c, 2]) for c in range(3)], -1)
+    for _ in range(4):
+        y0, x0 = rng.integers(0, height // 2), rng.integers(0, width // 2)
+        photo[y0:y0 + rng.integers(8, height // 2), x0:x0 + rng.integers(8, width // 2)] = rng.integers(0, 256, 3)
+    return np.clip(np.rint(photo), 0, 255).astype(np.uint8)

@@ -108,7 +108,6 @@ def archive(tmp_path, members):
 
 
 def test_archive_import_extracts_only_the_tflite_content(home, tmp_path):
-    pytest.importorskip("tinynet.formats.tflite", reason="the TFLite importer (tinynet/formats/tflite.py) is absent")
     tflite = shared_path("weights", "coral_test_data", "mobilenet_v1_0.25_128_quant.tflite").read_bytes()
     path = archive(tmp_path, [("./info.txt", b"hello"), ("../../../evil/model.tflite", tflite)])
     name, _ = store.import_file(path, "v1")

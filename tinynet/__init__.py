@@ -19,10 +19,11 @@ from tinynet.store import pull
 __version__ = "0.1.0"
 
 
-def count(model, resolution=224):
-    """Parameters and multiply-accumulates of ``model`` at a square input ``resolution``:
+def count(model, resolution=None):
+    """Parameters and multiply-accumulates of ``model`` at a square input ``resolution`` (default: the model's own,
+    224 for classifiers, 320 for SSDLite320):
     ``{"params": int, "macs": int, "layers": [{"name", "op", "output", "params", "macs"}, ...]}``."""
-    return model.count(resolution)
+    return model.count() if resolution is None else model.count(resolution)
 
 
 __all__ = ["ARCHITECTURES", "ImageError", "Model", "TinynetError", "UnsupportedModelError", "WeightsError",

@@ -135,6 +135,16 @@ ARCHITECTURES = {
     "mobilenet_v3_small_minimalistic": minimalistic(MOBILENET_V3_SMALL),
 }
 
+# Backbones of detection and segmentation models: tables that stop before the classifier. Not classifiers, so not in
+# ARCHITECTURES (create, import and the CLI's architecture lists), but their rows walk the same way.
+BACKBONES = {
+    # torchvision's SSDLite backbone: V3-Large up to the head conv, with the "reduced tail" (rows 13-16 at half
+    # channels, which the weights' shapes give).
+    "mobilenet_v3_large_ssdlite": MOBILENET_V3_LARGE[:17],
+    # TF Object Detection API's SSD MobileNet V1 feature extractor: V1 up to its last separable block (Conv2d_13).
+    "mobilenet_v1_ssd": MOBILENET_V1[:14],
+}
+
 # V2 rows give the expansion as a ratio of the (width-scaled) input channels; the others give channels.
 EXPANSION_IS_RATIO = {"mobilenet_v2"}
 
@@ -142,6 +152,6 @@ EXPANSION_IS_RATIO = {"mobilenet_v2"}
 def rows(arch):
     """The layer table of ``arch``; raises TinynetError naming the known architectures."""
     try:
-        return ARCHITECTURES[arch]
+        return ARCHITECTURES[arch] if arch in ARCHITECTURES else BACKBONES[arch]
     except (KeyError, TypeError):
         raise TinynetError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}") from None

@@ -25,7 +25,7 @@ from tinynet.output import FORMATS, ClassifyWriter, PerImageWriter
 from tinynet.prefetch import image_batches
 from tinynet.progress import Progress
 from tinynet.warmup import warmup
-from tinynet import export_cli, train_cli
+from tinynet import detect_cli, export_cli, train_cli
 from tinynet.spec import count, layers_for_width
 
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -138,6 +138,8 @@ def cmd_classify(args):
     if not files:
         raise TinynetError("no images to classify" + (" (no path given exists)" if failed else ""))
     model = open_model(args.model, args.threads)
+    if model.task != "classification":
+        raise TinynetError(f"{args.model} is a {model.task} model ({model.arch}): use `tinynet detect`")
     names = read_names(args.labels, model.num_classes) if args.labels else labels_for(model)
     transform = preprocess.for_model(model)
     if writer.header():
@@ -201,7 +203,7 @@ def cmd_info(args):
         model.meta["source"] = "architecture only (no weights loaded)"
     else:
         model = open_model(args.model)
-    resolution = args.resolution or preprocess.for_model(model).size
+    resolution = args.resolution or getattr(model, "input_size", (preprocess.for_model(model).size,))[0]
     counted = model.count(resolution)
     width = model.width
     print(f"{model.arch}  width {width if width is not None else 'custom'}  {model.num_classes} classes  "
@@ -326,6 +328,11 @@ COMMANDS = {
              "Per-layer table of a model (a store name, a weight file, or an architecture name such as\n"
              "mobilenet_v3_small): operation, output shape, parameters and multiply-accumulates, with totals.",
              "tinynet info mobilenet_v3_large\n  tinynet info weights/mobilenet_v2.pth --resolution 160"),
+    "detect": (lambda args: detect_cli.run(args, open_model, image_files, note, EXIT_FAILURE),
+               "Find objects: labelled boxes per photo (detection models).",
+               "Boxes, labels and scores per image with a detection model (SSDLite320: a torchvision\n"
+               "ssdlite320_mobilenet_v3_large .pth); --draw writes copies of the photos with the boxes drawn.",
+               "tinynet detect street.jpg --model ssdlite320_coco.pth --threshold 0.5 --draw boxes/"),
     "pull": (cmd_pull, "Download a pretrained model into the store.",
              "Download official pretrained weights (see `tinynet models`), verify them, convert them to\n"
              "tinynet's format and keep them in the store ($TINYNET_HOME, default ~/.cache/tinynet).\n"
@@ -443,6 +450,8 @@ def _add_arguments(name, sub):
         sub.add_argument("name", metavar="NAME", help="a stored model's name (`tinynet models` lists them)")
     elif name == "train":
         train_cli.add_arguments(sub)
+    elif name == "detect":
+        detect_cli.add_arguments(sub, positive_int, thread_count, model_help.split(";")[0])
     elif name == "export":
         export_cli.add_arguments(sub)
     elif name == "eval":

@@ -37,6 +37,8 @@ def export(model, path, format=None, resolution=None, float_activations=False):
     quantize-dequantize pairs; ``float_activations=True`` leaves them out (plain float activations throughout).
     """
     model = model if isinstance(model, Model) else io.load(model)
+    if model.task != "classification":  # the writers walk a classifier's layers; a head graph has no place yet
+        raise TinynetError(f"{model.arch} is a {model.task} model: only classifiers can be exported so far")
     format = format_for(path, format)
     path = Path(path)
     if not path.parent.is_dir():

@@ -109,6 +109,12 @@ def load(source, arch=None):
 
 
 def _from_pytorch(tensors, arch, path):
+    from tinynet.detection import ssdlite  # here: the detection package imports tinynet.model, as this module does
+
+    if ssdlite.is_ssdlite_state_dict(tensors):
+        from tinynet.detection.load import ssdlite_from_torchvision
+
+        return ssdlite_from_torchvision(tensors, path)
     library, detected = pytorch.detect(tensors)
     if library == "transformers":
         from tinynet.formats import transformers_mobilenet
@@ -157,6 +163,9 @@ def _from_native(tensors, metadata, arch, path):
 
 def save(model, path):
     """Write ``model`` in tinynet's format (safetensors, BatchNorm folded, runtime layout)."""
+    if model.task != "classification":  # the format has no place for a head graph yet
+        raise TinynetError(f"{model.arch} is a {model.task} model: tinynet's format holds classifiers only so far; "
+                           "load its original file instead")
     folder = Path(path).parent
     if not folder.is_dir():
         raise TinynetError(f"cannot save to {path}: folder {folder} does not exist")

@@ -3,6 +3,7 @@
 A model's ``meta["labels"]`` says which names its outputs have:
   "imagenet1k"    the built-in list (tinynet/data/imagenet1k.txt, synset order); a model with 1001
                   outputs is taken to follow the TensorFlow convention, output 0 = "background"
+  "coco91"        torchvision's 91 COCO detection slots (tinynet/data/coco91.txt: 0 = background, "N/A" gaps)
   [name, ...]     its own list, one name per output
   absent          numbered names, "class 0", "class 1", ...
 """
@@ -27,6 +28,12 @@ def imagenet1k():
     return names
 
 
+@cache
+def coco91():
+    """torchvision's 91 COCO category names, index = class id, as a tuple."""
+    return tuple(resources.files("tinynet").joinpath("data/coco91.txt").read_text(encoding="utf-8").splitlines())
+
+
 def labels_for(model):
     """One name per output of ``model`` (a list of ``model.num_classes`` strings), from its meta["labels"]."""
     labels = model.meta.get("labels")
@@ -37,6 +44,11 @@ def labels_for(model):
             names.insert(0, "background")
         if len(names) != n:
             raise WeightsError(f"labels are 'imagenet1k' ({IMAGENET_CLASSES} classes) but the model has {n} outputs")
+        return names
+    if labels == "coco91":
+        names = list(coco91())
+        if len(names) != n:
+            raise WeightsError(f"labels are 'coco91' ({len(names)} classes) but the model has {n} outputs")
         return names
     if isinstance(labels, list):
         if len(labels) != n:

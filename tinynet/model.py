@@ -1,5 +1,6 @@
 """``Model``: concrete layers + runtime weights + the conventions that travel with them."""
 import threading
+from contextlib import contextmanager
 
 import numba
 import numpy as np
@@ -8,6 +9,7 @@ from tinynet import preprocess as preprocessing
 from tinynet.errors import ImageError, TinynetError
 from tinynet.labels import labels_for
 from tinynet.plan import Plan
+from tinynet.tasks.classification import Prediction, softmax, top_labels  # noqa: F401  (tinynet.model API)
 from tinynet.spec import check_weights, count, infer_width, layers_for_width
 from tinynet.threads import resolve as resolve_threads
 from tinynet.warmup import compile_notice
@@ -35,8 +37,10 @@ class Model:
     (kernel calls and activation buffers), and plans are reused afterwards.
     """
 
+    task = "classification"  # what the outputs mean (tinynet.tasks); detection models: tinynet.detection.model
+
     def __init__(self, arch, layers, weights, padding="symmetric", meta=None, threads=None):
-        check_weights(layers, weights)
+        check_weights(layers, weights, self._head_weight_shapes(layers))
         self.arch = arch
         self.layers = tuple(layers)
         self.weights = weights
@@ -101,6 +105,13 @@ class Model:
             return preprocessing.batch(image, preprocessing.for_model(self))
         return preprocessing.to_array(image, preprocessing.for_model(self))[None]
 
+    def preprocess_with_geometry(self, image):
+        """One image as ``preprocess`` gives it, and the tinynet.geometry.Geometry applied (resize, crop), to map
+        results in input pixels back onto the original image."""
+        rgb = preprocessing.open_image(image)
+        spec = preprocessing.for_model(self)
+        return preprocessing.to_array(rgb, spec)[None], preprocessing.geometry(rgb.size[::-1], spec)
+
     def classify(self, images, top=5, batch_size=CLASSIFY_BATCH, errors="raise"):
         """The ``top`` most likely labels with their probabilities.
 
@@ -139,6 +150,14 @@ class Model:
         predictions = iter(top_labels(softmax(self.forward(np.stack(arrays))), names, top) if arrays else ())
         return [next(predictions) if failure is None else failure for failure in failures]
 
+    def detect(self, images, score_threshold=None, top=None):
+        """Boxes: only detection models have them (tinynet.detection.model.DetectionModel)."""
+        raise TinynetError(f"this is a {self.task} model ({self.arch}): it has no boxes to detect; use classify")
+
+    def _head_weight_shapes(self, layers):
+        """{name: shape} of weights beyond the backbone layers' (a head's); a classifier has none."""
+        return {}
+
     def features(self, image, batch_size=CLASSIFY_BATCH):
         """The pooled embedding before the classifier for one image (as for ``preprocess``): (C,) float32.
         A list of images gives (N, C), computed in batches of ``batch_size``."""
@@ -153,17 +172,23 @@ class Model:
         threads = resolve_threads(self.threads)
         grid = self.meta.get("activation_grid") if self.quantized_activations else None
         key = (x.shape, n_layers, threads, grid is not None, taps)
-        with self._lock:
-            idle = self._idle_plans.setdefault(key, [])
-            plan = idle.pop() if idle else None
-        if plan is None:
-            plan = Plan(self.layers[:n_layers], self.weights, self.padding, x.shape, threads, grid,
-                        packed_weights=self._packed_weights, taps=taps)
-        try:
+        with self._pooled_plan(key, lambda: Plan(self.layers[:n_layers], self.weights, self.padding, x.shape, threads,
+                                                 grid, packed_weights=self._packed_weights, taps=taps)) as plan:
             numba.set_num_threads(threads)  # per calling thread in Numba, so set on every call (~2 us)
             with compile_notice():
                 output = plan.run(x)
                 return {name: plan.tapped(name).copy() for name in taps} if taps else output.copy()
+
+    @contextmanager
+    def _pooled_plan(self, key, make):
+        """A plan for ``key`` that no other thread is using: an idle one, or ``make()``; idle again afterwards."""
+        with self._lock:
+            idle = self._idle_plans.setdefault(key, [])
+            plan = idle.pop() if idle else None
+        if plan is None:
+            plan = make()
+        try:
+            yield plan
         finally:
             with self._lock:
                 self._idle_plans[key].append(plan)
@@ -188,38 +213,6 @@ class Model:
             raise TinynetError(f"input holds {bad} NaN or infinite value{'s' if bad > 1 else ''}")
         # Writeable, aligned, C-contiguous float32: the array type the kernels are compiled (and cached) for.
         return np.require(x, np.float32, ["C", "A", "W"])
-
-
-def softmax(logits):
-    """Probabilities from logits (N, K), computed in float64 so that no class underflows to exactly 0."""
-    z = logits.astype(np.float64)
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-class Prediction(tuple):
-    """(label, probability), as before, plus ``class_index``, the model's output index for the label.
-    A 2-tuple so that ``for label, p in model.classify(...)`` keeps working."""
-
-    def __new__(cls, label, probability, class_index):
-        prediction = super().__new__(cls, (label, probability))
-        prediction.class_index = class_index
-        return prediction
-
-    label = property(lambda self: self[0])
-    probability = property(lambda self: self[1])
-
-    def __repr__(self):
-        return f"Prediction(label={self[0]!r}, probability={self[1]!r}, class_index={self.class_index})"
-
-
-def top_labels(probabilities, names, k):
-    """Per row of ``probabilities`` (N, K): [Prediction(name, probability, index), ...] for the k largest,
-    largest first."""
-    k = max(1, min(k, probabilities.shape[1]))
-    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]  # (N, k)
-    return [[Prediction(names[i], float(row[i]), int(i)) for i in idx] for row, idx in zip(probabilities, order)]
 
 
 def create(arch, width=1.0, num_classes=1000, seed=0, padding="symmetric", convention="torchvision"):

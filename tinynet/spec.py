@@ -142,15 +142,16 @@ def weight_shapes(layers):
     return shapes
 
 
-def check_weights(layers, tensors, describe=str):
+def check_weights(layers, tensors, head_shapes=None, describe=str):
     """Raise WeightsError at the first tensor whose shape differs from what ``layers`` expect, or
     that holds NaN or infinite values (which would silently poison every output).
 
     ``tensors`` maps names to arrays (or to shapes, to check shapes only). ``describe(name)`` turns a
-    tinynet name into the words used in the message (e.g. the source file's own tensor name).
+    tinynet name into the words used in the message (e.g. the source file's own tensor name). ``head_shapes``:
+    {name: shape} of the weights a head adds (tinynet.graph.head_weight_shapes).
     """
     shapes = {n: getattr(t, "shape", t) for n, t in tensors.items()}
-    expected = weight_shapes(layers)
+    expected = {**weight_shapes(layers), **(head_shapes or {})}
     for name, shape in expected.items():
         if name not in shapes:
             raise WeightsError(f"missing tensor {describe(name)}: expected shape {shape}")

@@ -31,11 +31,17 @@ def decode_torchvision(rel_codes, anchors_xyxy, weights=TORCHVISION_WEIGHTS, siz
 
 
 def decode_tflite(box_encodings, anchors_yxhw, y_scale, x_scale, h_scale, w_scale):
-    """TFLite_Detection_PostProcess decoding: encodings and anchors (..., 4) as ycenter, xcenter, h, w -> ymin, xmin, ymax, xmax."""
+    """TFLite_Detection_PostProcess decoding: encodings and anchors (..., 4) as ycenter, xcenter, h, w -> ymin, xmin, ymax, xmax.
+
+    As TFLite's kernel: centres and half sizes in float64, each rounded to the encodings' dtype, and the
+    corners formed in that dtype (so float32 results are bit for bit LiteRT's)."""
     enc = np.asarray(box_encodings)
-    anchors = np.asarray(anchors_yxhw, dtype=enc.dtype)
-    y = enc[..., 0] / y_scale * anchors[..., 2] + anchors[..., 0]
-    x = enc[..., 1] / x_scale * anchors[..., 3] + anchors[..., 1]
-    half_h = 0.5 * np.exp(enc[..., 2] / h_scale) * anchors[..., 2]
-    half_w = 0.5 * np.exp(enc[..., 3] / w_scale) * anchors[..., 3]
-    return np.stack([y - half_h, x - half_w, y + half_h, x + half_w], axis=-1).astype(enc.dtype, copy=False)
+    dtype = enc.dtype
+    e = enc.astype(np.float64)
+    anchors = np.asarray(anchors_yxhw, dtype=dtype).astype(np.float64)
+    y = (e[..., 0] / y_scale * anchors[..., 2] + anchors[..., 0]).astype(dtype)
+    x = (e[..., 1] / x_scale * anchors[..., 3] + anchors[..., 1]).astype(dtype)
+    with np.errstate(over="ignore"):  # a wild encoding gives an infinite box, as in TFLite
+        half_h = (0.5 * np.exp(e[..., 2] / h_scale) * anchors[..., 2]).astype(dtype)
+        half_w = (0.5 * np.exp(e[..., 3] / w_scale) * anchors[..., 3]).astype(dtype)
+    return np.stack([y - half_h, x - half_w, y + half_h, x + half_w], axis=-1)

@@ -39,33 +39,3 @@ def torchvision_ssd(cls_logits, bbox_regression, anchors_xyxy, image_size, origi
         boxes = boxes * scale
     return boxes, scores[keep], labels[keep]
 
-
-def _iou_tflite(a, b):
-    """IoU as TFLite_Detection_PostProcess computes it: 0 whenever either box has no area."""
-    area_a = (a[2] - a[0]) * (a[3] - a[1])
-    area_b = (b[2] - b[0]) * (b[3] - b[1])
-    if area_a <= 0 or area_b <= 0:
-        return 0.0
-    inter = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0) * max(min(a[3], b[3]) - max(a[1], b[1]), 0.0)
-    return inter / (area_a + area_b - inter)
-
-
-def tflite_fast_nms(boxes, scores, max_detections, nms_score_threshold, nms_iou_threshold, max_classes_per_detection=1):
-    """TFLite_Detection_PostProcess with use_regular_nms false: one class-agnostic NMS over each box's best class.
-
-    ``boxes`` (anchors, 4) decoded ymin, xmin, ymax, xmax; ``scores`` (anchors, classes) without the background
-    column. Returns boxes (n, 4), classes (n, k) and scores (n, k) with k = max_classes_per_detection, best first.
-    """
-    boxes = np.asarray(boxes)
-    scores = np.asarray(scores)
-    best_classes = np.argsort(-scores, axis=1, kind="stable")[:, :max_classes_per_detection]
-    best_scores = np.take_along_axis(scores, best_classes, axis=1)
-    candidates = np.flatnonzero(best_scores[:, 0] >= nms_score_threshold)
-    kept = []
-    for i in candidates[descending_order(best_scores[candidates, 0])]:
-        if len(kept) == max_detections:
-            break
-        if all(_iou_tflite(boxes[i], boxes[j]) <= nms_iou_threshold for j in kept):
-            kept.append(i)
-    kept = np.array(kept, dtype=np.int64)
-    return boxes[kept].reshape(-1, 4), best_classes[kept], best_scores[kept]

@@ -10,6 +10,9 @@ dequantized to float32 (BatchNorm is already folded in these files), checked aga
 tinynet.spec expects, and the TF conventions travel in ``Model.meta``: "tf_same" padding and the
 input range the first conv expects. Classifiers with 1001 outputs (0 = "background") lose class
 0, so every imported model speaks the 1000 ImageNet classes in synset order.
+
+A file that ends in TFLite_Detection_PostProcess (a TF Object Detection API SSD) loads as a detection model
+instead (tinynet.formats.tflite_detection, tinynet.detection.tflite_ssd and tflite_model).
 """
 from pathlib import Path
 
@@ -17,6 +20,7 @@ import numpy as np
 
 from tinynet.architectures import ARCHITECTURES, EXPANSION_IS_RATIO, rows
 from tinynet.errors import UnsupportedModelError, WeightsError
+from tinynet.formats.tflite_detection import is_detection_graph, read_detection_graph
 from tinynet.formats.tflite_graph import walk
 from tinynet.formats.tflite_schema import read_graph
 from tinynet.model import Model
@@ -31,7 +35,10 @@ def load(path, arch=None):
     path = Path(path)
     if path.stat().st_size > MAX_FILE_BYTES:
         raise WeightsError(f"{path.name} is larger than 2 GiB; tinynet reads TFLite MobileNets, which take a few MB")
-    graph = read_graph(path.read_bytes(), f"TFLite file {path.name}")
+    data = path.read_bytes()
+    graph = read_graph(data, f"TFLite file {path.name}")
+    if is_detection_graph(graph):
+        return _detector(graph, data, path, arch)
     steps = walk(graph)
     arch, matched = match(steps.steps, arch)
     weights, origin = _weights(matched)
@@ -45,6 +52,17 @@ def load(path, arch=None):
     if layers[-1].cout == 1000:
         meta["labels"] = "imagenet1k"
     return Model(arch, layers, weights, "tf_same", meta)
+
+
+def _detector(graph, data, path, arch):
+    """A TF Object Detection API SSD (it ends in TFLite_Detection_PostProcess) as a detection model."""
+    from tinynet.detection.tflite_model import TfliteSsdModel, labels_from_file
+    from tinynet.detection.tflite_ssd import BACKBONE, ssd_network
+    if arch not in (None, BACKBONE):
+        raise UnsupportedModelError(f"{path.name} is an SSD detector on {BACKBONE}; --arch {arch} does not apply")
+    detection = read_detection_graph(graph)
+    network = ssd_network(detection, integer=True) or ssd_network(detection)  # exact uint8 arithmetic if it can
+    return TfliteSsdModel(network, labels_from_file(data, network.options.num_classes), f"tflite:{path.name}")
 
 
 def _activation_grid(matched, tensors):

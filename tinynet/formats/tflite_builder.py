@@ -14,9 +14,9 @@ import struct
 
 import numpy as np
 
-OPCODES = {"ADD": 0, "AVERAGE_POOL_2D": 1, "CONV_2D": 3, "DEPTHWISE_CONV_2D": 4, "DEQUANTIZE": 6,
-           "FULLY_CONNECTED": 9, "MUL": 18, "RELU": 19, "RELU6": 21, "RESHAPE": 22, "RESIZE_BILINEAR": 23,
-           "SOFTMAX": 25, "PAD": 34, "MEAN": 40, "SUB": 41, "QUANTIZE": 114, "HARD_SWISH": 117}
+OPCODES = {"ADD": 0, "AVERAGE_POOL_2D": 1, "CONCATENATION": 2, "CONV_2D": 3, "DEPTHWISE_CONV_2D": 4, "DEQUANTIZE": 6,
+           "FULLY_CONNECTED": 9, "LOGISTIC": 14, "MUL": 18, "RELU": 19, "RELU6": 21, "RESHAPE": 22, "RESIZE_BILINEAR": 23,
+           "SOFTMAX": 25, "CUSTOM": 32, "PAD": 34, "MEAN": 40, "SUB": 41, "QUANTIZE": 114, "HARD_SWISH": 117}
 TYPES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1, np.dtype(np.int32): 2, np.dtype(np.uint8): 3,
          np.dtype(np.int8): 9}
 ACTIVATIONS = {None: 0, "RELU": 1, "RELU6": 3}
@@ -130,11 +130,24 @@ class Graph:
         self.operators.append((name, list(inputs), [out], options))
         return out
 
+    def custom(self, code, inputs, out_specs, options=b""):
+        """A CUSTOM operator ``code`` with FlexBuffer ``options``; ``out_specs``: (shape, dtype) per output."""
+        outs = [self.tensor(shape, dtype) for shape, dtype in out_specs]
+        self.operators.append((f"CUSTOM:{code}", list(inputs), outs, {"custom_options": bytes(options)}))
+        return outs
+
     def finish(self, output, description=None):
-        """The .tflite bytes, with ``output`` as the subgraph's one output and an optional model description."""
+        """The .tflite bytes, with ``output`` (one tensor index or a list of them) as the subgraph's outputs and an
+        optional model description."""
         b = Builder()
-        names = sorted({op[0] for op in self.operators}, key=lambda n: OPCODES[n])
-        codes = [b.table({0: ("b", min(OPCODES[n], 127)), 2: ("i", 1), 3: ("i", OPCODES[n])}) for n in names]
+        opcode = lambda n: OPCODES["CUSTOM"] if n.startswith("CUSTOM:") else OPCODES[n]
+        names = sorted({op[0] for op in self.operators}, key=lambda n: (opcode(n), n))
+        codes = []
+        for n in names:
+            fields = {0: ("b", min(opcode(n), 127)), 2: ("i", 1), 3: ("i", opcode(n))}
+            if n.startswith("CUSTOM:"):
+                fields[1] = ("ref", b.string(n.split(":", 1)[1]))
+            codes.append(b.table(fields))
         buffers = [b.table({})]  # buffer 0: the empty sentinel
         tensor_tables = []
         for t in self.tensors:
@@ -151,6 +164,8 @@ class Graph:
         op_tables = []
         for name, inputs, outputs, options in self.operators:
             fields = {0: ("I", names.index(name)), 1: ("ref", b.vector(inputs, "i")), 2: ("ref", b.vector(outputs, "i"))}
+            if "custom_options" in options:  # custom_options (ubyte vector), custom_options_format 0: FlexBuffers
+                fields[5] = ("ref", b.bytes_vector(options["custom_options"], align=4))
             union = _options(name, options)
             if union is not None:
                 union_type, option_fields = union
@@ -158,7 +173,8 @@ class Graph:
                 fields[4] = ("ref", b.table(option_fields))
             op_tables.append(b.table(fields))
         subgraph = b.table({0: ("ref", b.offsets(tensor_tables)), 1: ("ref", b.vector(self.inputs, "i")),
-                            2: ("ref", b.vector([output], "i")), 3: ("ref", b.offsets(op_tables))})
+                            2: ("ref", b.vector(np.atleast_1d(output).tolist(), "i")),
+                            3: ("ref", b.offsets(op_tables))})
         model = {0: ("I", 3), 1: ("ref", b.offsets(codes)), 2: ("ref", b.offsets([subgraph])),
                  4: ("ref", b.offsets(buffers))}
         if description is not None:
@@ -197,4 +213,6 @@ def _options(name, o):
         return 15, {2: ("?", o.get("align_corners", False)), 3: ("?", o.get("half_pixel_centers", False))}
     if name == "SOFTMAX":
         return 9, {0: ("f", o.get("beta", 1.0))}
+    if name == "CONCATENATION":
+        return 10, {0: ("i", o["axis"]), 1: act}
     return None

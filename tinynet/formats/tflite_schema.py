@@ -45,6 +45,7 @@ ACTIVATION_ONLY = {"activation": (0, "b")}
 OPTIONS = {
     "CONV_2D": CONV_OPTIONS, "DEPTHWISE_CONV_2D": DEPTHWISE_OPTIONS,
     "AVERAGE_POOL_2D": POOL_OPTIONS,
+    "CONCATENATION": (10, {"axis": (0, "i"), "activation": (1, "b")}),
     "FULLY_CONNECTED": (8, {"activation": (0, "b"), "weights_format": (1, "b")}),
     "ADD": (11, ACTIVATION_ONLY), "MUL": (21, ACTIVATION_ONLY), "SUB": (28, ACTIVATION_ONLY), "DIV": (29, ACTIVATION_ONLY),
     "MEAN": (27, {"keep_dims": (0, "?")}),
@@ -116,6 +117,7 @@ class Operator:
     inputs: tuple  # tensor indices, -1 for an omitted optional input
     outputs: tuple
     options: dict
+    custom_options: bytes = b""  # a CUSTOM operator's options (a FlexBuffer for TFLite's own custom ops)
 
     def describe(self):
         return f"operator {self.index} ({self.name})"
@@ -211,4 +213,12 @@ def _operator(buf, index, table, name, n_tensors):
         for key, (slot, fmt, *default) in fields.items():
             default = default[0] if default else 0
             options[key] = default if table_options is None else table_options.scalar(slot, fmt, default)
-    return Operator(index, name, inputs, outputs, options)
+    custom = b""
+    if name.startswith("CUSTOM"):
+        offset, size = table.scalar(9, "Q"), table.scalar(10, "Q")
+        if offset > 1:  # options of models over 2 GB live after the flatbuffer, addressed from the file start
+            buf.check(offset, size, f"operator {index} custom options")
+            custom = bytes(buf.data[offset:offset + size])
+        else:
+            custom = bytes(table.bytes(5, f"operator {index} custom options"))
+    return Operator(index, name, inputs, outputs, options, custom)

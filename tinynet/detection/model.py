@@ -1,0 +1,120 @@
+"""``DetectionModel``: a backbone plus a box head (tinynet.graph), with torchvision SSD's conventions."""
+import numba
+import numpy as np
+
+from tinynet.detection import ssdlite
+from tinynet.detection.anchors import default_boxes_xyxy
+from tinynet.detection.transform import torchvision_detection_input
+from tinynet.errors import TinynetError
+from tinynet.graph import GraphPlan, backbone_shapes, count_head, head_shapes, head_weight_shapes
+from tinynet.labels import labels_for
+from tinynet.model import Model
+from tinynet.spec import count
+from tinynet.tasks.detection import torchvision_detections
+from tinynet.threads import resolve as resolve_threads
+from tinynet.warmup import compile_notice
+
+DEFAULT_SCORE_THRESHOLD = 0.001  # torchvision SSD's box_score_thresh
+
+
+class DetectionModel(Model):
+    """An SSD-style detector: ``forward`` gives the raw head outputs by name, ``detect`` the boxes.
+
+    ``head``: tinynet.graph Nodes over the backbone's named tensors (tinynet.detection.ssdlite.head_nodes);
+    ``outputs``: the names ``forward`` returns. ``weights`` hold the backbone's and the head's tensors.
+    """
+
+    task = "detection"
+
+    def __init__(self, arch, layers, head, weights, padding="symmetric", meta=None, threads=None,
+                 outputs=ssdlite.OUTPUTS):
+        self.head = tuple(head)
+        self.outputs = tuple(outputs)
+        super().__init__(arch, layers, weights, padding, meta, threads)
+
+    def _head_weight_shapes(self, layers):
+        # Channels do not depend on the padding convention or input size: any valid ones give the shapes.
+        return head_weight_shapes(self.head, backbone_shapes(layers, (1, *ssdlite.INPUT_SIZE, 3)))
+
+    @property
+    def num_classes(self):
+        """Class slots of the classification head, background (0) included."""
+        return next(n for n in self.head if n.name == "cls.0.anchors").option("columns")
+
+    @property
+    def input_size(self):
+        """(height, width) the transform resizes every photo to."""
+        return ssdlite.INPUT_SIZE
+
+    @property
+    def width(self):
+        return None  # detection backbones have their own channel rules (reduced tail)
+
+    def __repr__(self):
+        return f"<tinynet.DetectionModel {self.arch} classes={self.num_classes} padding={self.padding}>"
+
+    def forward(self, x):
+        """Raw head outputs for a preprocessed batch ``x`` (N, H, W, 3): {"cls_logits": (N, anchors, classes),
+        "bbox_regression": (N, anchors, 4)} float32, anchors in torchvision's order."""
+        x = self._check_input(x)
+        threads = resolve_threads(self.threads)
+        key = ("graph", x.shape, threads)
+        with self._pooled_plan(key, lambda: GraphPlan(self.layers, self.head, self.outputs, self.weights, self.padding,
+                                                      x.shape, threads, packed_weights=self._packed_weights)) as plan:
+            numba.set_num_threads(threads)
+            with compile_notice():
+                return {name: array.copy() for name, array in plan.run(x).items()}
+
+    def anchors(self, height, width):
+        """DefaultBoxGenerator's anchors for an input of ``height`` x ``width``: (anchors, 4) x0, y0, x1, y1 in
+        input pixels, in the order of ``forward``'s anchors."""
+        shapes = head_shapes(self.head, backbone_shapes(self.layers, (1, height, width, 3), self.padding), self.padding)
+        grids = [shapes[name][1:3] for name in ssdlite.FEATURE_MAPS]
+        return default_boxes_xyxy(grids, height, width, aspect_ratios=ssdlite.ASPECT_RATIOS)
+
+    def preprocess_with_geometry(self, image):
+        """One image -> ((1, 320, 320, 3) float32, tinynet.geometry.Geometry), as torchvision's transform."""
+        return torchvision_detection_input(image, ssdlite.INPUT_SIZE, ssdlite.MEAN, ssdlite.STD)
+
+    def preprocess(self, image):
+        """One image (path, PIL image, array, ...) as the network sees it: (1, 320, 320, 3); a list gives (N, ...)."""
+        if isinstance(image, (list, tuple)):
+            return np.concatenate([self.preprocess_with_geometry(one)[0] for one in image])
+        return self.preprocess_with_geometry(image)[0]
+
+    def detect(self, images, score_threshold=None, top=None):
+        """Detections of one image (or a list): [Detection(label, class_id, score, box), ...] best first, box
+        (x0, y0, x1, y1) in the original image's pixels; a list of images gives one such list per image.
+        ``score_threshold``: default torchvision's 0.001; ``top``: at most this many per image."""
+        if not isinstance(images, (list, tuple)):
+            return self.detect([images], score_threshold, top)[0]
+        threshold = DEFAULT_SCORE_THRESHOLD if score_threshold is None else float(score_threshold)
+        names = labels_for(self)
+        anchors = self.anchors(*ssdlite.INPUT_SIZE)
+        results = []
+        for image in images:  # one at a time: each image's geometry differs, and the batch stays small
+            x, geometry = self.preprocess_with_geometry(image)
+            out = self.forward(x)
+            results.append(torchvision_detections(out["cls_logits"][0], out["bbox_regression"][0], anchors, geometry,
+                                                  names, threshold, top))
+        return results
+
+    def classify(self, images, top=5, batch_size=None):
+        raise TinynetError(f"this is a {self.task} model ({self.arch}): it has no class scores per image; use detect")
+
+    def embed(self, x):
+        raise TinynetError(f"this is a {self.task} model ({self.arch}): it has no pooled embedding")
+
+    def features(self, image, batch_size=None):
+        self.embed(None)
+
+    def classifier_input(self, x):
+        self.embed(None)
+
+    def count(self, resolution=ssdlite.INPUT_SIZE[0]):
+        """Parameters and MACs of backbone and head at a square input (tinynet.spec.count's format)."""
+        backbone = count(self.layers, resolution, self.padding)
+        head = count_head(self.head, backbone_shapes(self.layers, (1, resolution, resolution, 3), self.padding),
+                          self.padding)
+        table = backbone["layers"] + head
+        return {"params": sum(r["params"] for r in table), "macs": sum(r["macs"] for r in table), "layers": table}

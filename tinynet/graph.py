@@ -1,0 +1,282 @@
+"""A graph of named tensors: a backbone plan plus head nodes, with several named outputs.
+
+A network for a dense task is a backbone (a layer table, tinynet.architectures, run by tinynet.plan.Plan) and a
+head: a list of ``Node``s in execution order. Each node reads tensors by name and writes one tensor named after
+itself. A name is either a backbone layer ("13.expand", "16.conv": the backbone plan keeps those as taps, so they are
+never fused away or their buffers reused) or an earlier node. ``GraphPlan`` runs the backbone, then the nodes, and
+returns the tensors named in ``outputs`` as {name: array}. The classifier path does not go through here: a classifier
+is a backbone plan alone, exactly as before.
+
+Adding a node kind touches this one place: write its ``shape`` (output shape from the input shapes) and ``bind``
+(kernel calls) and register them with ``@node_kind("kind")``; ``weights`` (name suffix -> shape) and ``macs`` too
+if the kind has weights or does arithmetic worth counting. A kind whose output is only another view of its input
+(a reshape) gives ``alias`` instead of ``bind``. ``NODE_KINDS`` is the registry; head_shapes, head_weight_shapes,
+count_head and the kernel registry (tinynet.kernel_registry, which warm-up compiles from) enumerate it: add a node
+of the new kind to kernel_registry.tiny_head too (it asserts that every kind has one).
+
+Adding a head: write it as a table of rows over named taps (tinynet.detection.ssdlite is one) and a function that
+expands the rows into Nodes, with channel counts read from the weights (so any class count loads). The node
+names are the weight prefixes: node "cls.0.dw" has weights "cls.0.dw.w" and "cls.0.dw.b" in runtime layout
+(tinynet.spec), BatchNorm already folded.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tinynet import kernels
+from tinynet.errors import WeightsError
+from tinynet.kernels import activation_code, conv_output_size
+from tinynet.kernels.gemm import NO_RESIDUAL
+from tinynet.plan import Plan, aligned_empty, aligned_zeros, depthwise_groups, kernel_array, packed, pointwise_call
+
+
+@dataclass(frozen=True)
+class Node:
+    """One head operation. ``inputs``: tensor names it reads. ``cout``, ``k``, ``stride``, ``act``: for the
+    convolution kinds. ``options``: ((key, value), ...) for the rest (e.g. ("axis", 1), ("size", (20, 20)))."""
+    name: str
+    kind: str
+    inputs: tuple
+    cout: int = 0
+    k: int = 1
+    stride: int = 1
+    act: str = None
+    options: tuple = ()
+
+    def option(self, key, default=None):
+        return dict(self.options).get(key, default)
+
+
+@dataclass
+class NodeKind:
+    shape: callable  # (node, [input shapes], padding) -> output shape
+    bind: callable = None  # (node, [input arrays], output array, context) -> [(kernel, args), ...]
+    alias: callable = None  # (node, [input arrays]) -> output array that is a view of an input (no kernel call)
+    weights: callable = lambda node, shapes: {}  # (node, [input shapes]) -> {"w": shape, "b": shape}
+    macs: callable = lambda node, shapes, out: 0  # multiply-adds, counted as tinynet.spec.count counts them
+    kernels: tuple = field(default_factory=tuple)  # the kernels its bind may call (warm-up, checks)
+
+
+NODE_KINDS = {}
+
+
+def node_kind(name, **kind):
+    """Register the decorated ``shape`` function, and the rest of ``kind`` (NodeKind fields), as node kind ``name``."""
+    def register(shape):
+        NODE_KINDS[name] = NodeKind(shape=shape, **kind)
+        return shape
+    return register
+
+
+@dataclass
+class BindContext:
+    weights: dict
+    packed: dict  # the model's cache of packed weights (tinynet.plan.packed)
+    threads: int
+    padding: str
+
+
+def _spatial(node, shape, padding):
+    n, h, w, _ = shape
+    h, pad_top = conv_output_size(h, node.k, node.stride, padding)
+    w, pad_left = conv_output_size(w, node.k, node.stride, padding)
+    return (n, h, w), (pad_top, pad_left)
+
+
+# --- convolutions (weights in runtime layout, tinynet.spec) ---------------------------------------------------------
+
+def _bind_pw(node, ins, out, ctx):
+    pixels = int(np.prod(out.shape[:-1]))
+    wp, bp = packed(ctx.weights, node.name, ctx.packed)
+    return [pointwise_call(ins[0].reshape(pixels, -1), wp, bp, out.reshape(pixels, -1), activation_code(node.act),
+                           NO_RESIDUAL, ctx.threads)]
+
+
+node_kind("pw", bind=_bind_pw, kernels=(kernels.gemm_bias_act_f32,),
+          weights=lambda node, shapes: {"w": (shapes[0][-1], node.cout), "b": (node.cout,)},
+          macs=lambda node, shapes, out: int(np.prod(out[1:-1])) * shapes[0][-1] * node.cout,
+          )(lambda node, shapes, padding: (*shapes[0][:-1], node.cout))
+
+
+def _bind_dw(node, ins, out, ctx):
+    w, b = (kernel_array(ctx.weights[f"{node.name}.{wb}"]) for wb in "wb")
+    _, pads = _spatial(node, ins[0].shape, ctx.padding)
+    groups = depthwise_groups(out.shape[0] * out.shape[1], out.shape[3], ctx.threads)
+    zeros = aligned_zeros(ins[0].shape[2] * ins[0].shape[3])
+    return [(kernels.dwconv2d_nhwc_f32, [ins[0], w, b, out, node.stride, *pads, activation_code(node.act), groups,
+                                         zeros])]
+
+
+node_kind("dw", bind=_bind_dw, kernels=(kernels.dwconv2d_nhwc_f32,),
+          weights=lambda node, shapes: {"w": (node.k, node.k, shapes[0][-1]), "b": (shapes[0][-1],)},
+          macs=lambda node, shapes, out: int(np.prod(out[1:])) * node.k * node.k,
+          )(lambda node, shapes, padding: (*_spatial(node, shapes[0], padding)[0], shapes[0][-1]))
+
+
+def _bind_conv(node, ins, out, ctx):
+    wp, bp = packed(ctx.weights, node.name, ctx.packed)
+    _, pads = _spatial(node, ins[0].shape, ctx.padding)
+    return [(kernels.conv2d_nhwc_f32, [ins[0], wp, bp, out, node.k, node.stride, *pads, activation_code(node.act)])]
+
+
+node_kind("conv", bind=_bind_conv, kernels=(kernels.conv2d_nhwc_f32,),
+          weights=lambda node, shapes: {"w": (node.k, node.k, shapes[0][-1], node.cout), "b": (node.cout,)},
+          macs=lambda node, shapes, out: int(np.prod(out[1:])) * node.k * node.k * shapes[0][-1],
+          )(lambda node, shapes, padding: (*_spatial(node, shapes[0], padding)[0], node.cout))
+
+
+# --- reshapes and joins ---------------------------------------------------------------------------------------------
+
+@node_kind("per_anchor", alias=lambda node, ins: ins[0].reshape(ins[0].shape[0], -1, node.option("columns")))
+def _per_anchor_shape(node, shapes, padding):
+    """(N, H, W, A*K) -> (N, H*W*A, K), K = option "columns": a box head's output per anchor. In NHWC the channels
+    of a location are A groups of K, so this is torchvision's view/permute/reshape and TFLite's RESHAPE alike."""
+    n, h, w, c = shapes[0]
+    columns = node.option("columns")
+    if c % columns:
+        raise WeightsError(f"{node.name}: {c} channels are not a whole number of anchors of {columns} columns")
+    return n, h * w * c // columns, columns
+
+
+def _concatenate(parts, axis, out):
+    np.concatenate(parts, axis=axis, out=out)
+
+
+@node_kind("concat", bind=lambda node, ins, out, ctx: [(_concatenate, [ins, node.option("axis"), out])],
+           kernels=(_concatenate,))
+def _concat_shape(node, shapes, padding):
+    """Inputs side by side along option "axis" (1: anchors of the per-anchor outputs; 3: NHWC channels)."""
+    axis = node.option("axis")
+    shape = list(shapes[0])
+    shape[axis] = sum(s[axis] for s in shapes)
+    return tuple(shape)
+
+
+def _resize_bind(node, ins, out, ctx):
+    return [(kernels.resize_bilinear_nhwc_f32, [ins[0], out, bool(node.option("align_corners", False)),
+                                                bool(node.option("half_pixel_centers", False))])]
+
+
+@node_kind("resize", bind=_resize_bind, kernels=(kernels.resize_bilinear_nhwc_f32,))
+def _resize_shape(node, shapes, padding):
+    """Bilinear resize to option "size" (height, width), or to the spatial size of a second input."""
+    n, _, _, c = shapes[0]
+    h, w = node.option("size") or shapes[1][1:3]
+    return n, h, w, c
+
+
+def _elementwise(ufunc):
+    return lambda node, ins, out, ctx: [(ufunc, [ins[0], ins[1], out])]
+
+
+def _broadcast_shape(node, shapes, padding):
+    return tuple(np.broadcast_shapes(*shapes))
+
+
+node_kind("add", bind=_elementwise(np.add), kernels=(np.add,))(_broadcast_shape)
+node_kind("mul", bind=_elementwise(np.multiply), kernels=(np.multiply,))(_broadcast_shape)
+
+
+def sigmoid_f32(x, out):
+    """out = 1 / (1 + exp(-x)); exp overflows to inf below -88, giving exactly 0, the right limit."""
+    with np.errstate(over="ignore"):
+        np.negative(x, out=out)
+        np.exp(out, out=out)
+        out += np.float32(1)
+        np.reciprocal(out, out=out)
+
+
+node_kind("sigmoid", bind=lambda node, ins, out, ctx: [(sigmoid_f32, [ins[0], out])],
+          kernels=(sigmoid_f32,))(lambda node, shapes, padding: shapes[0])
+node_kind("argmax", bind=lambda node, ins, out, ctx: [(kernels.argmax_channels_nhwc, [ins[0], out])],
+          kernels=(kernels.argmax_channels_nhwc,))(lambda node, shapes, padding: shapes[0][:-1])
+
+INTEGER_OUTPUT_KINDS = {"argmax"}
+
+
+# --- checking, counting, running -------------------------------------------------------------------------------------
+
+def head_shapes(nodes, tensor_shapes, padding="symmetric"):
+    """{name: shape} of every node's output, given ``tensor_shapes`` of the backbone tensors they read."""
+    shapes = dict(tensor_shapes)
+    for node in nodes:
+        if node.kind not in NODE_KINDS:
+            raise ValueError(f"node {node.name}: unknown kind {node.kind!r}; known: {', '.join(NODE_KINDS)}")
+        missing = [t for t in node.inputs if t not in shapes]
+        if missing:
+            raise ValueError(f"node {node.name} reads {missing[0]!r}, which no layer or earlier node writes")
+        shapes[node.name] = tuple(NODE_KINDS[node.kind].shape(node, [shapes[t] for t in node.inputs], padding))
+    return shapes
+
+
+def head_weight_shapes(nodes, tensor_shapes, padding="symmetric"):
+    """Expected {"<node>.w" / ".b": shape} of the head's weights."""
+    shapes = head_shapes(nodes, tensor_shapes, padding)
+    return {f"{node.name}.{part}": shape for node in nodes
+            for part, shape in NODE_KINDS[node.kind].weights(node, [shapes[t] for t in node.inputs]).items()}
+
+
+def count_head(nodes, tensor_shapes, padding="symmetric"):
+    """Per-node table rows of params and MACs (as tinynet.spec.count's), for a batch of one."""
+    shapes = head_shapes(nodes, tensor_shapes, padding)
+    table = []
+    for node in nodes:
+        kind, ins = NODE_KINDS[node.kind], [shapes[t] for t in node.inputs]
+        params = sum(int(np.prod(s)) for s in kind.weights(node, ins).values())
+        table.append({"name": node.name, "op": node.kind, "output": shapes[node.name][1:], "params": params,
+                      "macs": kind.macs(node, ins, shapes[node.name])})
+    return table
+
+
+def backbone_shapes(layers, input_shape, padding="symmetric"):
+    """{layer name: output shape} of backbone ``layers`` for ``input_shape`` (N, H, W, 3), without running them."""
+    n, h, w, _ = input_shape
+    shapes = {}
+    for layer in layers:
+        if layer.op in ("conv", "dw"):
+            h, _ = conv_output_size(h, layer.k, layer.stride, padding)
+            w, _ = conv_output_size(w, layer.k, layer.stride, padding)
+        shapes[layer.name] = (n, layer.cout) if layer.op in ("pool", "fc") else (n, h, w, layer.cout)
+    return shapes
+
+
+def backbone_reads(nodes, outputs=()):
+    """The tensor names the head (and ``outputs``) read that no node writes: the backbone taps."""
+    written = {node.name for node in nodes}
+    return tuple(dict.fromkeys(t for node in nodes for t in node.inputs if t not in written)) + \
+        tuple(t for t in outputs if t not in written)
+
+
+class GraphPlan:
+    """Kernel calls and buffers of backbone + head for one input shape; ``run`` returns {output name: array view}."""
+
+    def __init__(self, layers, nodes, outputs, weights, padding, input_shape, threads, activation_grid=None,
+                 packed_weights=None):
+        taps = tuple(dict.fromkeys(backbone_reads(nodes, outputs)))
+        self.backbone = Plan(layers, weights, padding, input_shape, threads, activation_grid,
+                             packed_weights=packed_weights, taps=taps)
+        tensors = {name: self.backbone.tapped(name) for name in taps}
+        shapes = head_shapes(nodes, {name: t.shape for name, t in tensors.items()}, padding)
+        context = BindContext(weights, self.backbone._packed, threads, padding)
+        self.steps = []
+        # Each node output gets its own buffer: head tensors are small (SSDLite's largest is 20x20x672 floats),
+        # and a buffer shared with a later node would break the per_anchor views that alias them.
+        for node in nodes:
+            kind, ins = NODE_KINDS[node.kind], [tensors[t] for t in node.inputs]
+            if kind.alias is not None:
+                tensors[node.name] = kind.alias(node, ins)
+                continue
+            dtype = np.int32 if node.kind in INTEGER_OUTPUT_KINDS else np.float32
+            size = int(np.prod(shapes[node.name]))
+            out = (aligned_empty(size) if dtype == np.float32 else np.empty(size, dtype)).reshape(shapes[node.name])
+            tensors[node.name] = out
+            self.steps.extend(kind.bind(node, ins, out, context))
+        self.outputs = {name: tensors[name] for name in outputs}
+
+    def run(self, x):
+        """Run backbone and head on ``x`` (N, H, W, 3) float32 C-contiguous; {output name: view}, overwritten by
+        the next run."""
+        self.backbone.run(x)
+        for kernel, args in self.steps:
+            kernel(*args)
+        return self.outputs
