@@ -24,7 +24,6 @@ from tinynet.progress import Progress
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 CROPS_PER_IMAGE = 2  # random resized crops per training image with augment=True (plus one flip)
 CROP_SCALE = (0.5, 1.0)  # fraction of the image area a random crop keeps
-DEFAULT_L2 = 1e-2
 
 
 @dataclass
@@ -35,8 +34,9 @@ class TrainResult:
     skipped: list = field(default_factory=list)  # files that could not be read
 
 
-def class_folders(data_dir):
-    """(class names sorted, {split: [(path, class index), ...]}) with split "train" and maybe "val"."""
+def class_folders(data_dir, min_classes=2):
+    """(class names sorted, {split: [(path, class index), ...]}) with split "train" and maybe "val", or
+    "all" when there is no train/ folder. A class folder's subfolders are part of that class."""
     root = Path(data_dir)
     if not root.is_dir():
         raise TinynetError(f"not a folder: {data_dir}")
@@ -47,15 +47,17 @@ def class_folders(data_dir):
     else:
         splits = {"all": root}
     names = sorted(p.name for p in splits.get("train", root).iterdir() if p.is_dir())
-    if len(names) < 2:
-        raise TinynetError(f"{splits.get('train', root)}: need at least 2 class folders, found {len(names)}")
+    if len(names) < min_classes:
+        hint = f" ({names[0]!r}: is DATA_DIR one folder too high?)" if len(names) == 1 else ""
+        raise TinynetError(f"{splits.get('train', root)}: need at least {min_classes} class folders, found {len(names)}{hint}")
     files = {}
     for split, folder in splits.items():
         files[split] = []
         for index, name in enumerate(names):
             if not (folder / name).is_dir():
                 raise TinynetError(f"{folder}: no folder for class {name!r}")
-            images = sorted(p for p in (folder / name).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            # Subfolders of a class folder belong to that class (photos sorted by date, by camera, ...).
+            images = sorted(p for p in (folder / name).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
             if not images:
                 raise TinynetError(f"{folder / name}: no images (expected .jpg, .png, ...)")
             files[split].extend((p, index) for p in images)
@@ -202,11 +204,12 @@ def predict(features, w, b, unknown_threshold=None):
     return pred
 
 
-def train(data_dir, base, out=None, epochs=500, val_split=0.2, augment=False, seed=0, l2=DEFAULT_L2,
+def train(data_dir, base, out=None, epochs=500, val_split=0.2, augment=True, seed=0, l2=None,
           class_weights="balanced", unknown_threshold=None, progress=True, cache_dir=None):
     """Train a new head on the images in ``data_dir`` over the backbone of ``base`` (a Model, a weight
     file or a store name). ``epochs`` bounds the L-BFGS iterations (full batch: one iteration sees every
-    image). ``out``: store the result under that name. Returns a TrainResult."""
+    image). ``l2``: the penalty; None picks it from head.L2_GRID by cross-validation on the training images
+    alone (an image's views kept in one fold). ``out``: store the result under that name. Returns a TrainResult."""
     if out is not None:
         store.path_of(out)  # an invalid name fails now, not after the features are computed
     if epochs < 1:
@@ -226,7 +229,12 @@ def train(data_dir, base, out=None, epochs=500, val_split=0.2, augment=False, se
     feature_seconds = time.monotonic() - started
     if len(np.unique(y_train)) < len(names):
         raise TinynetError("some class has no readable training image")
+    cv = None
+    if l2 is None:
+        groups = np.arange(len(y_train)) // len(views_for(augment, seed))  # views of one file are adjacent rows
+        l2, cv = head.choose_l2(x_train, y_train, len(names), groups, class_weights, max_iter=epochs)
     w, b, fit_info = head.fit(x_train, y_train, len(names), l2, class_weights, max_iter=epochs)
+    fit_info = {**fit_info, "l2": l2, "l2_cv": {str(k): v for k, v in (cv or {}).items()}}
     report = {"classes": names, "train_images": len(train_items), "val_images": len(val_items),
               "views": views_for(augment, seed), "fit": fit_info,
               "features": {"computed": cache.misses, "cached": cache.hits,
@@ -257,12 +265,18 @@ def format_report(report):
         if split in report:
             lines.append(f"{split} accuracy: {report[split]['accuracy']:.3f}")
     split = "val" if "val" in report else "train"
+    lines.append(format_scores(report[split], names, split))
+    return "\n".join(lines)
+
+
+def format_scores(split_scores, names, split):
+    """Per-class precision/recall and the confusion matrix of one split, as text."""
     width = max(9, *(len(n) for n in names))
-    lines.append(f"{split}: {'class':<{width}} precision recall")
-    for n, s in report[split]["per_class"].items():
+    lines = [f"{split}: {'class':<{width}} precision recall"]
+    for n, s in split_scores["per_class"].items():
         lines.append(f"  {n:<{width}} {s['precision']:9.3f} {s['recall']:6.3f}")
     lines.append(f"confusion ({split}; rows true, columns predicted):")
     lines.append("  " + " " * width + " " + " ".join(f"{i:>4}" for i in range(len(names))))
-    for i, (n, row) in enumerate(zip(names, report[split]["confusion"])):
+    for i, (n, row) in enumerate(zip(names, split_scores["confusion"])):
         lines.append(f"  {n:<{width}} " + " ".join(f"{v:>4}" for v in row) + f"   ({i})")
     return "\n".join(lines)
