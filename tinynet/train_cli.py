@@ -22,6 +22,7 @@ def add_arguments(sub):
                      help="weigh every image the same (default: each class the same total weight)")
     sub.add_argument("--unknown-threshold", type=float, metavar="P",
                      help="predict 'unknown' below this top probability (stored with the model)")
+    sub.add_argument("--fine-tune", type=int, default=0, metavar="N", help="also train the base model's last N blocks")
     sub.add_argument("--seed", type=int, default=0, help="seed for the split and the crops (default 0)")
     sub.add_argument("--plot", metavar="FILE.png", help="also write the confusion matrix as a PNG")
     sub.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -30,7 +31,7 @@ def add_arguments(sub):
 def run(args):
     result = train(args.data_dir, args.model, out=args.out, epochs=args.epochs, val_split=args.val_split,
                    augment=args.augment, seed=args.seed, l2=args.l2, class_weights=args.class_weights,
-                   unknown_threshold=args.unknown_threshold)
+                   unknown_threshold=args.unknown_threshold, fine_tune=args.fine_tune)
     for path, reason in result.skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     if args.plot:
