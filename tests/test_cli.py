@@ -115,7 +115,7 @@ def test_every_command_has_help_with_an_example(tmp_path, command):
     ["classify", "x.jpg", "--threads", "100000"],
     ["frobnicate"],
     ["pull"],
-    ["eval", "mobilenet_v2", "--images", "."],  # --labels missing
+    ["eval", "mobilenet_v2"],  # --images missing (without --labels it is a folder per class)
     ["info", "a", "b"],
 ])
 def test_bad_arguments_exit_2_with_one_line(tmp_path, args):

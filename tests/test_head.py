@@ -78,3 +78,29 @@ def test_balanced_class_weights_give_each_class_the_same_total():
     weights = head.class_weights(y, 3)
     totals = [weights[y == c].sum() for c in range(3)]
     np.testing.assert_allclose(totals, [3.0, 3.0, 3.0])
+
+
+def test_cv_folds_keep_an_images_views_together_and_share_each_class():
+    y = np.repeat([0, 0, 0, 1, 1, 1], 2)  # 6 images, 2 views each
+    groups = np.repeat(np.arange(6), 2)
+    fold = head.cv_folds(y, groups, folds=3)
+    assert all(len(set(fold[groups == g])) == 1 for g in range(6))
+    for label in (0, 1):
+        assert sorted(set(fold[y == label])) == [0, 1, 2]
+
+
+def test_choose_l2_picks_the_best_held_out_accuracy():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 30)
+    noise = rng.standard_normal((60, 40))
+    _, table = head.choose_l2(noise, y, 2, np.arange(60), grid=(1e-4, 1.0))
+    assert set(table) == {1e-4, 1.0} and all(0 <= acc <= 1 and loss > 0 for acc, loss in table.values())
+    clean = noise.copy()
+    clean[:, 0] += 10.0 * y  # one very informative feature
+    best_clean, table = head.choose_l2(clean, y, 2, np.arange(60), grid=(1e-4, 1.0))
+    assert table[best_clean][0] == max(acc for acc, _ in table.values()) > 0.9
+
+
+def test_choose_l2_with_a_single_image_class_keeps_the_grid_middle():
+    x = np.eye(3)
+    assert head.choose_l2(x, np.array([0, 0, 1]), 2, np.arange(3))[0] == head.L2_GRID[len(head.L2_GRID) // 2]

@@ -40,16 +40,16 @@ def small_base():
 
 def test_second_run_computes_no_features(tmp_path, small_base):
     data = small_folder(tmp_path / "data")
-    first = training.train(data, small_base, progress=False)
+    first = training.train(data, small_base, augment=False, progress=False)
     assert first.report["features"] == {**first.report["features"], "computed": 12, "cached": 0}
     second = training.train(data, small_base, l2=1.0, augment=False, seed=0, progress=False)
     assert second.report["features"]["computed"] == 0 and second.report["features"]["cached"] == 12
     # A renamed copy has the same content: still cached.
     (data / "daisy" / sorted((data / "daisy").iterdir())[0].name).rename(data / "daisy" / "renamed copy é.jpg")
-    assert training.train(data, small_base, progress=False).report["features"]["computed"] == 0
+    assert training.train(data, small_base, augment=False, progress=False).report["features"]["computed"] == 0
     # A damaged cache entry is computed again.
     next((tmp_path / "home" / "features").rglob("*.npy")).write_bytes(b"garbage")
-    assert training.train(data, small_base, progress=False).report["features"]["computed"] == 1
+    assert training.train(data, small_base, augment=False, progress=False).report["features"]["computed"] == 1
 
 
 def test_augment_views_are_cached_separately_and_deterministic(tmp_path, small_base):
@@ -83,8 +83,9 @@ def test_result_model_has_new_head_labels_and_metadata(tmp_path, small_base):
 
 def test_flowers5_val_accuracy_well_above_chance():
     result = training.train(shared_path("images", "flowers5"), shared_path("weights", *STRONG_BASE), progress=False)
-    # Measured: 0.827 (head only, default settings); chance is 0.2.
+    # Measured: 0.827 (head only, default settings: flips and crops, L2 by cross-validation); chance is 0.2.
     assert result.report["val"]["accuracy"] > 0.7
+    assert result.report["fit"]["l2"] in training.head.L2_GRID and len(result.report["views"]) == 4
     assert result.report["val_images"] == 75 and result.report["fit"]["grad_norm"] < 1e-5
 
 
@@ -162,3 +163,53 @@ def test_unknown_threshold_marks_unsure_predictions():
     report = training.scores(np.array([0, 0, 1]), predicted, names)
     assert report["unknown"] == 1 and report["accuracy"] == pytest.approx(2 / 3)
     assert report["confusion"] == [[1, 0], [0, 1]] and report["per_class"]["a"]["recall"] == 0.5
+
+
+def test_subfolders_of_a_class_folder_belong_to_that_class(tmp_path, small_base):
+    data = small_folder(tmp_path / "data", per_class=3)
+    (data / "roses" / "2023 trip").mkdir()
+    photo = next(p for p in (data / "roses").iterdir() if p.is_file())
+    photo.rename(data / "roses" / "2023 trip" / photo.name)
+    names, files = training.class_folders(data)
+    assert names == list(FLOWERS[:3]) and sum(1 for _, c in files["all"] if c == 2) == 3
+
+
+def test_one_wrapper_folder_too_many_is_explained(tmp_path):
+    data = small_folder(tmp_path / "outer" / "flowers", per_class=1)
+    with pytest.raises(TinynetError, match="one folder too high"):
+        training.class_folders(data.parent)
+
+
+def test_eval_on_class_folders_matches_the_training_report(tmp_path, store):
+    data = small_folder(tmp_path / "data", per_class=3)
+    base = shared_path("weights", *SMALL_BASE)
+    trained = run_cli("train", data, "--model", base, "--out", "mini", "--no-augment", "--l2", "0.1", "--json", home=store)
+    assert trained.returncode == 0, trained.stderr
+    assert json.loads(trained.stdout)["fit"]["l2"] == 0.1
+    (data / "roses" / "notes.jpg").write_text("not a photo")
+    done = run_cli("eval", "mini", "--images", data, "--json", "--plot", tmp_path / "c.png", home=store)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["classes"] == list(FLOWERS[:3]) and result["images"] == 9
+    assert [p for p, _ in result["skipped"]] == [str(data / "roses" / "notes.jpg")]
+    assert sum(map(sum, result["confusion"])) == 9
+    from PIL import Image
+    assert Image.open(tmp_path / "c.png").format == "PNG"
+    text = run_cli("eval", "mini", "--images", data, home=store)
+    assert "accuracy" in text.stdout and "confusion" in text.stdout
+
+
+@pytest.mark.parametrize("case, message", [
+    ("class not in the model", "not one of the model's labels"),
+    ("--limit without labels", "--limit needs --labels"),
+])
+def test_eval_on_class_folders_bad_input_is_one_line(tmp_path, store, small_base, case, message):
+    data = small_folder(tmp_path / "data", per_class=2)
+    training.train(data, small_base, out="mini", augment=False, l2=0.1, progress=False)
+    extra = []
+    if case == "class not in the model":
+        shutil.copytree(data / "roses", data / "orchids")
+    else:
+        extra = ["--limit", "3"]
+    done = run_cli("eval", "mini", "--images", data, *extra, home=store)
+    assert done.returncode != 0 and message in done.stderr and "Traceback" not in done.stderr

@@ -25,7 +25,7 @@ from tinynet.output import FORMATS, ClassifyWriter, PerImageWriter
 from tinynet.prefetch import image_batches
 from tinynet.progress import Progress
 from tinynet.warmup import warmup
-from tinynet import detect_cli, export_cli, train_cli
+from tinynet import detect_cli, eval_cli, export_cli, train_cli
 from tinynet.spec import count, layers_for_width
 
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -267,6 +267,10 @@ def cmd_rm(args):
 
 def cmd_eval(args):
     model = open_model(args.model, args.threads)
+    if args.labels is None:  # folder-per-class layout
+        return eval_cli.run_folders(model, args)
+    if args.plot or args.unknown_threshold is not None:
+        raise TinynetError("--plot and --unknown-threshold are for the folder-per-class layout (no --labels)")
     progress = Progress("evaluating", unit="images")
 
     def report(done, total):
@@ -291,6 +295,9 @@ def cmd_eval(args):
         note(f"{len(result['skipped'])} unreadable images left out of the accuracy")
     if result["index_base"]:
         note(f"warning: {result['index_base']}")
+    if args.json:
+        print(json.dumps({**result, "skipped": [(str(p), m) for p, m in result["skipped"]]}))
+        return 0
     print(f"top-1 {100 * result['top1']:.2f}%  top-5 {100 * result['top5']:.2f}%  on {result['images']} images  "
           f"({result['seconds']:.1f} s, {result['images_per_second']:.1f} images/s)")
     return 0
@@ -353,10 +360,12 @@ COMMANDS = {
            "tinynet rm flowers"),
     "eval": (cmd_eval, "Measure top-1/top-5 accuracy on labelled images.",
              "Accuracy of a model on a folder of images with a labels file: one '<image> <class index>' per\n"
-             "line (class indices 0-based, ImageNet synset order). Unreadable images are skipped and named.\n"
-             "Warns when the labels fit the model far better shifted by one (1-based labels).",
+             "line (class indices 0-based, ImageNet synset order); or, without --labels, on one folder per\n"
+             "class named as the model's labels (e.g. a model from `tinynet train`). Unreadable images are\n"
+             "skipped and named. Warns when the labels fit the model far better shifted by one (1-based labels).",
              "tinynet eval mobilenet_v3_large --images val/ --labels val/labels.txt --limit 500\n"
-             "  tinynet eval mobilenet_v3_large --images val/ --labels val/labels.txt --per-image wrong.csv"),
+             "  tinynet eval mobilenet_v3_large --images val/ --labels val/labels.txt --per-image wrong.csv\n"
+             "  tinynet eval flowers --images flowers/val/ --plot confusion.png"),
     "train": (train_cli.run, "Train a classifier on your own images (folder per class).",
               "Fit a new head on a frozen base model's features (cached, so re-runs are fast); stores the\n"
               "result under --out with its labels, for `tinynet classify --model NAME`.",
@@ -456,8 +465,10 @@ def _add_arguments(name, sub):
         export_cli.add_arguments(sub)
     elif name == "eval":
         sub.add_argument("model", metavar="MODEL", help=model_help.split(";")[0])
-        sub.add_argument("--images", required=True, metavar="DIR", help="folder the labels file's paths are in")
-        sub.add_argument("--labels", required=True, metavar="FILE", help="'<image> <class index>' per line")
+        sub.add_argument("--images", required=True, metavar="DIR",
+                         help="folder the labels file's paths are in; without --labels, one folder per class")
+        sub.add_argument("--labels", metavar="FILE", help="'<image> <class index>' per line")
+        eval_cli.add_arguments(sub)
         sub.add_argument("--batch", type=positive_int, default=32, metavar="N", help="images per forward pass (default 32)")
         sub.add_argument("--limit", type=positive_int, metavar="N", help="only the first N images")
         sub.add_argument("--per-image", metavar="FILE", help="write each image's prediction to FILE")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tinynet import head, io, preprocess, store
+from tinynet import fine_tune as tuning, head, io, preprocess, store
 from tinynet.errors import TinynetError
 from tinynet.model import Model, softmax
 from tinynet.progress import Progress
@@ -25,7 +25,6 @@ from tinynet.terminal import printable
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 CROPS_PER_IMAGE = 2  # random resized crops per training image with augment=True (plus one flip)
 CROP_SCALE = (0.5, 1.0)  # fraction of the image area a random crop keeps
-DEFAULT_L2 = 1e-2
 
 
 @dataclass
@@ -36,8 +35,9 @@ class TrainResult:
     skipped: list = field(default_factory=list)  # files that could not be read
 
 
-def class_folders(data_dir):
-    """(class names sorted, {split: [(path, class index), ...]}) with split "train" and maybe "val"."""
+def class_folders(data_dir, min_classes=2):
+    """(class names sorted, {split: [(path, class index), ...]}) with split "train" and maybe "val", or
+    "all" when there is no train/ folder. A class folder's subfolders are part of that class."""
     root = Path(data_dir)
     if not root.is_dir():
         raise TinynetError(f"not a folder: {data_dir}")
@@ -48,15 +48,17 @@ def class_folders(data_dir):
     else:
         splits = {"all": root}
     names = sorted(p.name for p in splits.get("train", root).iterdir() if p.is_dir())
-    if len(names) < 2:
-        raise TinynetError(f"{splits.get('train', root)}: need at least 2 class folders, found {len(names)}")
+    if len(names) < min_classes:
+        hint = f" ({names[0]!r}: is DATA_DIR one folder too high?)" if len(names) == 1 else ""
+        raise TinynetError(f"{splits.get('train', root)}: need at least {min_classes} class folders, found {len(names)}{hint}")
     files = {}
     for split, folder in splits.items():
         files[split] = []
         for index, name in enumerate(names):
             if not (folder / name).is_dir():
                 raise TinynetError(f"{folder}: no folder for class {name!r}")
-            images = sorted(p for p in (folder / name).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            # Subfolders of a class folder belong to that class (photos sorted by date, by camera, ...).
+            images = sorted(p for p in (folder / name).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
             if not images:
                 raise TinynetError(f"{folder / name}: no images (expected .jpg, .png, ...)")
             files[split].extend((p, index) for p in images)
@@ -118,9 +120,9 @@ def render_view(path, view, content_hash):
 class FeatureCache:
     """Pooled features of ``model`` per (file content, view), one .npy file each under the store."""
 
-    def __init__(self, model, root=None):
-        self.model = model
-        self.dir = Path(root or store.home() / "features") / model_identity(model)
+    def __init__(self, model, root=None, tap=None):
+        self.model, self.tap = model, tap  # tap: cache that layer's output instead (the input to fine-tuned blocks)
+        self.dir = Path(root or store.home() / "features") / model_identity(model) / (tap or "")
         self.hits = self.misses = 0
 
     def features(self, items, views, progress=True):
@@ -155,7 +157,7 @@ class FeatureCache:
                 pass
         self.misses += 1
         x = preprocess.to_array(render_view(path, view, content), spec)[None]
-        feature = self.model.classifier_input(x)[0]
+        feature = self.model.tap(x, [self.tap])[self.tap][0] if self.tap else self.model.classifier_input(x)[0]
         file.parent.mkdir(parents=True, exist_ok=True)
         tmp = file.with_name(f".{file.name}.{time.monotonic_ns()}.tmp")
         with open(tmp, "wb") as f:
@@ -164,13 +166,15 @@ class FeatureCache:
         return feature
 
 
-def with_head(base, w, b, labels, meta):
-    """``base``'s backbone with its classifier replaced by (w (D, K), b (K,)) and the new labels."""
+def with_head(base, w, b, labels, meta, tuned=None):
+    """``base``'s backbone with its classifier replaced by (w (D, K), b (K,)) and the new labels; ``tuned``:
+    {weight name: array} replacing fine-tuned backbone weights."""
     last = base.layers[-1]
     if last.op != "fc" or w.shape[0] != last.cin:
         raise TinynetError(f"base model's last layer is {last.op} with {last.cin} inputs, not a classifier over the features")
     layers = base.layers[:-1] + (replace(last, cout=w.shape[1], act=None),)
     weights = dict(base.weights)
+    weights.update({name: np.ascontiguousarray(value, dtype=np.float32) for name, value in (tuned or {}).items()})
     weights[f"{last.name}.w"] = np.ascontiguousarray(w, dtype=np.float32)
     weights[f"{last.name}.b"] = np.ascontiguousarray(b, dtype=np.float32)
     meta = {**{k: v for k, v in base.meta.items() if k in ("preprocess", "activation_grid")}, **meta, "labels": list(labels)}
@@ -203,11 +207,13 @@ def predict(features, w, b, unknown_threshold=None):
     return pred
 
 
-def train(data_dir, base, out=None, epochs=500, val_split=0.2, augment=False, seed=0, l2=DEFAULT_L2,
-          class_weights="balanced", unknown_threshold=None, progress=True, cache_dir=None):
+def train(data_dir, base, out=None, epochs=500, val_split=0.2, augment=True, seed=0, l2=None,
+          class_weights="balanced", unknown_threshold=None, progress=True, cache_dir=None, fine_tune=0):
     """Train a new head on the images in ``data_dir`` over the backbone of ``base`` (a Model, a weight
     file or a store name). ``epochs`` bounds the L-BFGS iterations (full batch: one iteration sees every
-    image). ``out``: store the result under that name. Returns a TrainResult."""
+    image). ``l2``: the penalty; None picks it from head.L2_GRID by cross-validation on the training images
+    alone (an image's views kept in one fold). ``fine_tune``: also train the backbone's last N blocks
+    (tinynet.fine_tune). ``out``: store the result under that name. Returns a TrainResult."""
     if out is not None:
         store.path_of(out)  # an invalid name fails now, not after the features are computed
     if epochs < 1:
@@ -220,14 +226,34 @@ def train(data_dir, base, out=None, epochs=500, val_split=0.2, augment=False, se
         train_items, val_items = stratified_split(files["all"], val_split, seed)
     else:
         train_items, val_items = files["train"], files.get("val", [])
-    cache = FeatureCache(model, cache_dir)
+    tail = None
+    if fine_tune:
+        tap, tail_layers = tuning.tail_of(model, fine_tune)
+        tail = tuning.Tail(tail_layers, model.weights, model.padding)
+    cache = FeatureCache(model, cache_dir, tap if tail else None)
     started = time.monotonic()
     x_train, y_train, skipped = cache.features(train_items, views_for(augment, seed), progress)
     x_val, y_val, skipped_val = cache.features(val_items, ["orig"], progress) if val_items else (None, None, [])
     feature_seconds = time.monotonic() - started
+    if tail:  # the pretrained tail's features, for the head to start from
+        tail_inputs = (x_train.astype(np.float64), None if x_val is None else x_val.astype(np.float64))
+        x_train = tail.forward(tail_inputs[0])[0]
     if len(np.unique(y_train)) < len(names):
         raise TinynetError("some class has no readable training image")
+    cv = None
+    if l2 is None:
+        groups = np.arange(len(y_train)) // len(views_for(augment, seed))  # views of one file are adjacent rows
+        l2, cv = head.choose_l2(x_train, y_train, len(names), groups, class_weights, max_iter=epochs)
     w, b, fit_info = head.fit(x_train, y_train, len(names), l2, class_weights, max_iter=epochs)
+    fit_info = {**fit_info, "l2": l2, "l2_cv": {str(k): v for k, v in (cv or {}).items()}}
+    if tail:
+        weights = head.class_weights(y_train, len(names), class_weights)
+        w, b, losses = tuning.train_tail(tail, tail_inputs[0], y_train, weights, w, b, l2)
+        fit_info["fine_tune"] = {"blocks": fine_tune, "layers": [layer.name for layer in tail.layers],
+                                 "loss_before": losses[0], "loss_after": losses[-1], "steps": len(losses)}
+        x_train = tail.forward(tail_inputs[0])[0]
+        if x_val is not None:
+            x_val = tail.forward(tail_inputs[1])[0]
     report = {"classes": names, "train_images": len(train_items), "val_images": len(val_items),
               "views": views_for(augment, seed), "fit": fit_info,
               "features": {"computed": cache.misses, "cached": cache.hits,
@@ -236,13 +262,13 @@ def train(data_dir, base, out=None, epochs=500, val_split=0.2, augment=False, se
     if x_val is not None:
         report["val"] = scores(y_val, predict(x_val, w, b, unknown_threshold), names)
     settings = {"data_dir": str(data_dir), "epochs": epochs, "val_split": val_split, "augment": augment, "seed": seed,
-                "l2": l2, "class_weights": class_weights, "unknown_threshold": unknown_threshold,
+                "l2": l2, "class_weights": class_weights, "unknown_threshold": unknown_threshold, "fine_tune": fine_tune,
                 "base": model.meta.get("source", model.arch)}
     meta = {"source": f"tinynet train on {model.meta.get('source', model.arch)}", "training": settings,
             "scores": {s: report[s]["accuracy"] for s in ("train", "val") if s in report}}
     if unknown_threshold is not None:
         meta["unknown_threshold"] = unknown_threshold
-    trained = with_head(model, w, b, names, meta)
+    trained = with_head(model, w, b, names, meta, tail.params if tail else None)
     path = store.save(trained, out) if out else None
     return TrainResult(trained, report, path, skipped + skipped_val)
 
@@ -258,12 +284,18 @@ def format_report(report):
         if split in report:
             lines.append(f"{split} accuracy: {report[split]['accuracy']:.3f}")
     split = "val" if "val" in report else "train"
+    lines.append(format_scores(report[split], names, split))
+    return "\n".join(lines)
+
+
+def format_scores(split_scores, names, split):
+    """Per-class precision/recall and the confusion matrix of one split, as text."""
     width = max(9, *(len(n) for n in names))
-    lines.append(f"{split}: {'class':<{width}} precision recall")
-    for n, s in report[split]["per_class"].items():
+    lines = [f"{split}: {'class':<{width}} precision recall"]
+    for n, s in split_scores["per_class"].items():
         lines.append(f"  {printable(n):<{width}} {s['precision']:9.3f} {s['recall']:6.3f}")
     lines.append(f"confusion ({split}; rows true, columns predicted):")
     lines.append("  " + " " * width + " " + " ".join(f"{i:>4}" for i in range(len(names))))
-    for i, (n, row) in enumerate(zip(names, report[split]["confusion"])):
-        lines.append(f"  {n:<{width}} " + " ".join(f"{v:>4}" for v in row) + f"   ({i})")
+    for i, (n, row) in enumerate(zip(names, split_scores["confusion"])):
+        lines.append(f"  {printable(n):<{width}} " + " ".join(f"{v:>4}" for v in row) + f"   ({i})")
     return "\n".join(lines)
