@@ -189,7 +189,7 @@ def huge_declared_input():
 
 TFLITE_CASES = [
     (million_tensor_entries, WeightsError, "tensors has 2000000 entries; at most 20000"),
-    (one_long_name_for_many_tensors, UnsupportedModelError, "has shape"),  # names are cut, then the graph refused
+    (one_long_name_for_many_tensors, UnsupportedModelError, "input tensor 0 'nnnn"),  # names cut, graph refused
     (one_huge_shape_for_many_tensors, WeightsError, "has 2000000 dimensions; at most 8"),
     (many_dequantize_ops_over_one_constant, UnsupportedModelError, "inputs"),  # one float64 copy, not 400
     (many_tensors_on_one_buffer, WeightsError, "dequantize to more than 16 times the file's size"),
