@@ -288,6 +288,26 @@ def test_a_tensor_is_checked_before_it_is_converted_to_float64():
              [Source("00.conv", "conv", "w", bn="bn")], 1e-5)
 
 
+# ---- Keras .h5 --------------------------------------------------------------------------------------------
+
+
+def test_an_h5_dataset_cannot_expand_past_the_files_budget(tmp_path):
+    h5py = pytest.importorskip("h5py", reason="reading .h5 files needs h5py (the keras extra)")
+    path = tmp_path / "bomb.h5"
+    count = 100 << 20  # 400 MB of float32, 800 MB as float64, deflated about 500:1 to under 1 MB
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [b"conv1"]
+        group = f.create_group("conv1")
+        group.attrs["weight_names"] = [b"conv1/kernel:0"]
+        data = group.create_dataset("conv1/kernel:0", (count,), np.float32, chunks=(1 << 20,), compression="gzip")
+        chunk = np.zeros(1 << 20, np.float32)
+        chunk[::512] = np.random.default_rng(0).random(len(chunk[::512]))
+        for start in range(0, count, len(chunk)):
+            data[start:start + len(chunk)] = chunk
+    assert path.stat().st_size < 10 << 20
+    expect_refused([path], WeightsError, r"declares \d+ bytes \(\d+ stored\): more than a MobileNet's weights")
+
+
 # ---- a long-lived process ------------------------------------------------------------------------------
 
 GOLDEN_CHECK = """
