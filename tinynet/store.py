@@ -15,11 +15,10 @@ import contextlib
 import os
 import re
 import shutil
-import tarfile
 import tempfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from tinynet import caches, io, registry
+from tinynet import archive, caches, io, registry
 from tinynet.download import DownloadError, OfflineError, fetch, verify
 from tinynet.errors import TinynetError, WeightsError
 from tinynet.labels import read_names
@@ -242,24 +241,24 @@ def _unpack(path, member, work):
     """``path`` itself, or the weights member extracted from a tar archive into ``work``.
 
     Only the member's content is used: it is written under a name chosen here, so member paths
-    ("../x", "/etc/x") and links in the archive cannot write anywhere.
+    ("../x", "/etc/x") and links in the archive cannot write anywhere. tinynet.archive bounds what
+    the archive can make tinynet read, hold and write.
     """
-    if path.is_dir() or not tarfile.is_tarfile(path):
+    if path.is_dir() or not archive.is_archive(path):
         return path
-    try:
-        with tarfile.open(path, "r:*") as archive:
-            members = [m for m in archive.getmembers() if m.isreg() and m.name.endswith(".tflite")]
-            chosen = [m for m in members if member is None or PurePosixPath(m.name).name == member]
-            if len(chosen) != 1:
-                wanted = member or "one .tflite file"
-                found = ", ".join(m.name for m in members) or "no .tflite file"
-                raise WeightsError(f"{path.name}: expected {wanted} in the archive, found {found}")
-            out = work / PurePosixPath(chosen[0].name).name  # a bare file name ending in .tflite
-            with archive.extractfile(chosen[0]) as src, open(out, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-    except (tarfile.TarError, EOFError, OSError) as e:
-        raise WeightsError(f"{path.name}: damaged archive ({e})") from None
-    return out
+
+    def wanted(name):
+        return name.endswith(".tflite") and (member is None or archive.base_name(name) == member)
+
+    out = work / "member.tflite"  # a name chosen here, whatever the archive calls it
+    chosen = archive.extract(path, wanted, out)
+    if len(chosen) != 1:
+        wanted_text = member or "one .tflite file"
+        found = ", ".join(chosen) or "no .tflite file"
+        raise WeightsError(f"{path.name}: expected {wanted_text} in the archive, found {found}")
+    named = work / archive.base_name(chosen[0])  # a bare file name ending in .tflite: messages name it
+    out.rename(named)
+    return named
 
 
 def _name_from(file):

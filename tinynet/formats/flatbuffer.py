@@ -114,18 +114,37 @@ class Table:
         start, count = self._vector(slot, 1, what or f"{self.what} bytes {slot}")
         return self.buf.data[0:0] if start is None else self.buf.data[start:start + count]
 
-    def string(self, slot, default=""):
+    def string(self, slot, default="", max_bytes=None):
+        """A string field, cut to its first ``max_bytes`` bytes when given (many tables may share one
+        long string: decoding it whole for each would multiply it)."""
         start, count = self._vector(slot, 1, f"{self.what} string {slot}")
         if start is None:
             return default
+        count = count if max_bytes is None else min(count, max_bytes)
         return bytes(self.buf.data[start:start + count]).decode("utf-8", errors="replace")
 
-    def tables(self, slot, what=None):
-        """The vector of tables in ``slot`` as a list (empty when absent)."""
+    def tables(self, slot, what=None, limit=None):
+        """The vector of tables in ``slot`` (empty when absent), as a sequence that decodes each table
+        when it is indexed. More than ``limit`` tables is refused before any is decoded."""
         what = what or f"{self.what}.{slot}"
         start, count = self._vector(slot, 4, what)
-        out = []
-        for i in range(count):
-            element = start + 4 * i
-            out.append(Table(self.buf, element + self.buf.scalar(element, "I"), f"{what}[{i}]"))
-        return out
+        if limit is not None and count > limit:
+            self.buf.fail(f"{what} has {count} entries; at most {limit} are allowed")
+        return Tables(self.buf, start, count, what)
+
+
+class Tables:
+    """A vector of tables, decoded lazily: a vector of a million references to one table costs 4 MB of file
+    but would cost gigabytes as a list of Table objects."""
+
+    def __init__(self, buf, start, count, what):
+        self.buf, self.start, self.count, self.what = buf, start, count, what
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, i):
+        if not 0 <= i < self.count:
+            raise IndexError(i)
+        element = self.start + 4 * i
+        return Table(self.buf, element + self.buf.scalar(element, "I"), f"{self.what}[{i}]")

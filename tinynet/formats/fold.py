@@ -54,27 +54,31 @@ def fold_batchnorm(w, b, gamma, beta, mean, var, eps, var_name="running_var"):
 def fold(tensors, sources, eps):
     """Runtime tensors ``{"<name>.w", "<name>.b"}`` for every source, and a map runtime name -> framework
     name for error messages. Raises WeightsError naming the framework tensor that is missing or malformed."""
-    def get(name):
+    def shape_of(name):
         if name not in tensors:
             raise WeightsError(f"missing tensor {name}")
+        return np.shape(tensors[name])
+
+    def get(name, expected=None, what=None):
+        """The tensor as float64, after checking its shape: a wrong tensor is refused before it is converted
+        (a uint8 tensor grows eightfold on the way)."""
+        if expected is not None and shape_of(name) != expected:
+            raise WeightsError(f"tensor {name} has shape {shape_of(name)}, expected {expected}{what or ''}")
         return np.asarray(tensors[name], dtype=np.float64)
 
     out, origin = {}, {}
     for src in sources:
-        w = get(src.weight)
-        if w.ndim != EXPECTED_NDIM[src.op] or (src.op == "dw" and w.shape[1] != 1) or (src.op == "pw" and w.shape[2:] != (1, 1)):
-            raise WeightsError(f"tensor {src.weight} has shape {w.shape}, which is not a {src.op} weight")
-        w = to_runtime_layout(src.op, w)
-        cout = w.shape[-1]
-        b = get(src.bias) if src.bias else np.zeros(cout)
+        shape = shape_of(src.weight)
+        if (len(shape) != EXPECTED_NDIM[src.op] or (src.op == "dw" and shape[1] != 1)
+                or (src.op == "pw" and shape[2:] != (1, 1))):
+            raise WeightsError(f"tensor {src.weight} has shape {shape}, which is not a {src.op} weight")
+        cout = shape[0]
+        w = to_runtime_layout(src.op, get(src.weight))
+        b = get(src.bias, (cout,)) if src.bias else np.zeros(cout)
         if src.bn:
-            gamma, beta, mean, var = (get(f"{src.bn}.{p}") for p in ("weight", "bias", "running_mean", "running_var"))
-            for p, v in zip(("weight", "bias", "running_mean", "running_var"), (gamma, beta, mean, var)):
-                if v.shape != (cout,):
-                    raise WeightsError(f"tensor {src.bn}.{p} has shape {v.shape}, expected ({cout},) to match {src.weight}")
+            gamma, beta, mean, var = (get(f"{src.bn}.{p}", (cout,), f" to match {src.weight}")
+                                      for p in ("weight", "bias", "running_mean", "running_var"))
             w, b = fold_batchnorm(w, b, gamma, beta, mean, var, eps, f"{src.bn}.running_var")
-        if b.shape != (cout,):
-            raise WeightsError(f"tensor {src.bias} has shape {b.shape}, expected ({cout},)")
         with np.errstate(over="ignore"):  # values beyond float32 become inf, which check_weights then refuses
             out[f"{src.name}.w"], out[f"{src.name}.b"] = np.ascontiguousarray(w, np.float32), b.astype(np.float32)
         origin[f"{src.name}.w"], origin[f"{src.name}.b"] = src.weight, src.bias or src.bn or src.weight

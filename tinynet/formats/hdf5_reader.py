@@ -40,6 +40,10 @@ except ImportError:  # Windows: no address-space limit; the timeout still applie
 
 BAD_FILE = 3
 MAX_WEIGHT_BYTES = 1 << 30  # as float64; the largest Keras MobileNet (V2 1.4) holds 6.2 M weights, 50 MB
+# ... and at most this multiple of the file's size (a float32 file's weights take twice its size as float64),
+# so that a small file of deflated zeros cannot send the loading process a gigabyte.
+WEIGHT_BYTES_PER_FILE_BYTE = 16
+MIN_WEIGHT_BYTES = 64 << 20
 MAX_COMPRESSION_RATIO = 1000  # deflate tops out near 1032:1
 MAX_ADDRESS_SPACE = 4 << 30  # Python, NumPy and h5py take ~160 MB of it; libhdf5 gets the rest
 
@@ -57,7 +61,8 @@ def read(path):
             return _read_keras3(f["layers"]), None
         if "layer_names" not in root.attrs:
             raise BadFile("not a Keras weights file (no layer_names attribute)")
-        weights, budget = {}, MAX_WEIGHT_BYTES
+        budget = min(MAX_WEIGHT_BYTES, MIN_WEIGHT_BYTES + WEIGHT_BYTES_PER_FILE_BYTE * os.path.getsize(path))
+        weights = {}
         for layer in _strings(root, "layer_names"):
             group = root[layer]
             if not isinstance(group, h5py.Group):

@@ -53,6 +53,12 @@ PASS_THROUGH = {"RESHAPE", "SQUEEZE", "QUANTIZE", "DEQUANTIZE"}  # allowed on a 
 ARITY = {"CONV_2D": (2, 3), "DEPTHWISE_CONV_2D": (2, 3), "FULLY_CONNECTED": (2, 3), "MEAN": (2, 2), "PAD": (2, 2),
          "RESHAPE": (1, 2), "ADD": (2, 2), "SUB": (2, 2), "MUL": (2, 2), "DIV": (2, 2), "MAXIMUM": (2, 2),
          "MINIMUM": (2, 2)}
+# Dequantized constants (float64) the walker may hold, as a multiple of the file's size: the distinct
+# constants of a genuine file take 2 to 8 times its size, but many operators (DEQUANTIZE, convs, ADDs)
+# or tensors may name one constant, and each would be a new float64 copy.
+VALUES_PER_FILE_BYTE = 16
+VALUES_MIN_BYTES = 64 << 20
+MAX_AXES = 8  # a MEAN's axis list
 GRID = np.linspace(-8.0, 8.0, 161)  # pre-activation values activations are compared on
 STANDARD_RANGES = ((-1.0, 1.0), (0.0, 1.0))
 
@@ -140,11 +146,28 @@ class _Walker:
             for t in op.inputs:
                 self.consumers[t].append(op.index)
         self.constants = {}  # tensor -> float64 values, incl. outputs of DEQUANTIZE on constants (fp16 weights)
+        self.dequantized = {}  # constant tensor -> its float64 values, once per tensor
+        self.values_left = VALUES_MIN_BYTES + VALUES_PER_FILE_BYTE * graph.file_bytes
         self.skip = set()  # operators already accounted for
         for op in self.ops:
             if op.name == "DEQUANTIZE" and len(op.inputs) == 1 and self.tensors[op.inputs[0]].is_constant:
-                self.constants[op.outputs[0]] = self.tensors[op.inputs[0]].values()
+                self.constants[op.outputs[0]] = self._values(op.inputs[0])
                 self.skip.add(op.index)
+
+    def _values(self, t):
+        """Tensor ``t``'s constant values as float64, made once and charged to the file's budget."""
+        if t in self.constants:
+            return self.constants[t]
+        if t not in self.dequantized:
+            tensor = self.tensors[t]
+            nbytes = 8 * tensor.data.size
+            if nbytes > self.values_left:
+                raise WeightsError(f"the graph's constants dequantize to more than "
+                                   f"{VALUES_PER_FILE_BYTE} times the file's size ({tensor.describe()} and others)")
+            self.values_left -= nbytes
+            with np.errstate(all="ignore"):  # corrupt scales may overflow: _constant refuses the result
+                self.dequantized[t] = tensor.values()
+        return self.dequantized[t]
 
     # ---- main path ---------------------------------------------------------------------------
 
@@ -409,7 +432,8 @@ class _Walker:
     def _check_global_pool(self, op):
         x, y = self.tensors[op.inputs[0]].shape, self.tensors[op.outputs[0]].shape
         if op.name == "MEAN":
-            ok = sorted(int(a) % 4 for a in self._constant_raw(op, 1).ravel()) == [1, 2]
+            axes = self._constant_raw(op, 1).ravel()
+            ok = axes.size <= MAX_AXES and sorted(int(a) % 4 for a in axes) == [1, 2]
         else:
             ok = (op.options["filter_h"], op.options["filter_w"]) == tuple(x[1:3])
         if not ok or len(x) != 4 or int(np.prod(y, dtype=object)) != x[0] * x[3] or op.options.get("activation", 0):
@@ -444,8 +468,8 @@ class _Walker:
         """The value of a one-element constant, else None."""
         if not self._is_constant(t):
             return None
-        values = self.constants[t] if t in self.constants else self.tensors[t].values()
-        return float(values.ravel()[0]) if values.size == 1 else None
+        size = self.constants[t].size if t in self.constants else self.tensors[t].data.size
+        return float(self._values(t).ravel()[0]) if size == 1 else None
 
     def _constant_raw(self, op, slot):
         t = op.inputs[slot] if len(op.inputs) > slot else -1
@@ -461,8 +485,7 @@ class _Walker:
         tensor = self.tensors[t]
         if t not in self.constants and not np.issubdtype(tensor.dtype, np.floating) and tensor.scale.size == 0:
             raise WeightsError(f"{op.describe()}: {what} {short_name(tensor)} are {tensor.dtype} without quantization scales")
-        with np.errstate(all="ignore"):  # corrupt scales may overflow: refused just below
-            values = self.constants[t] if t in self.constants else tensor.values()
+        values = self._values(t)
         if values.size == 0:
             raise WeightsError(f"{op.describe()}: {what} {short_name(tensor)} are empty (shape {values.shape})")
         if not np.all(np.abs(values) <= np.finfo(np.float32).max):

@@ -34,6 +34,17 @@ RANDOM_STANDARD_NORMAL BUCKETIZE RANDOM_UNIFORM MULTINOMIAL GELU DYNAMIC_UPDATE_
 TENSOR_TYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 5: None, 6: np.bool_,
                 7: np.int16, 8: None, 9: np.int8, 10: np.float64}
 
+# Bounds on what a file may make the reader build (the TFLite MobileNets seen have < 300 tensors and
+# operators, names < 1300 bytes, at most 6 inputs per operator): with them, and the lazily decoded
+# buffer list, the decoded graph stays under about 200 MB whatever the file declares, even when every
+# entry of a million-entry vector points at one table (4 bytes of file each).
+MAX_TENSORS = 20_000
+MAX_OPERATORS = 10_000
+MAX_OPERATOR_CODES = 1_000
+MAX_RANK = 8
+MAX_OPERANDS = 256  # inputs or outputs of one operator
+MAX_NAME_BYTES = 4096  # longer names are cut: they only appear in messages
+
 # BuiltinOptions union member index and the field slots tinynet reads, per operator.
 CONV_OPTIONS = (1, {"padding": (0, "b"), "stride_w": (1, "i"), "stride_h": (2, "i"), "activation": (3, "b"),
                     "dilation_w": (4, "i", 1), "dilation_h": (5, "i", 1)})
@@ -80,9 +91,9 @@ class Tensor:
         n = self.scale.size
         if n == 0:
             return q
+        if self.zero_point.size not in (0, 1, n):
+            raise WeightsError(f"{self.describe()} has {n} scales but {self.zero_point.size} zero points")
         zero_point = self.zero_point.astype(np.float64) if self.zero_point.size else np.zeros(1)
-        if zero_point.size not in (1, n):
-            raise WeightsError(f"{self.describe()} has {n} scales but {zero_point.size} zero points")
         if n == 1:
             return (q - zero_point[0]) * float(self.scale[0])
         axis = self.quantized_dimension
@@ -129,21 +140,22 @@ class Graph:
     operators: list
     inputs: tuple
     outputs: tuple
+    file_bytes: int = 0  # size of the file: what its readers may allocate is budgeted from it
 
 
 def read_graph(data, what="TFLite file"):
     """Decode the main subgraph of a TFLite flatbuffer (bytes). Raises WeightsError if it is corrupt."""
     buf = Buffer(data, what)
     model = buf.root(b"TFL3")
-    codes = [_operator_name(t) for t in model.tables(1, "operator_codes")]
+    codes = [_operator_name(t) for t in model.tables(1, "operator_codes", MAX_OPERATOR_CODES)]
     subgraphs = model.tables(2, "subgraphs")
     if not subgraphs:
         buf.fail("it has no subgraph")
     buffers = model.tables(4, "buffers")
     sub = subgraphs[0]
-    tensors = [_tensor(buf, i, t, buffers) for i, t in enumerate(sub.tables(0, "tensors"))]
+    tensors = [_tensor(buf, i, t, buffers) for i, t in enumerate(sub.tables(0, "tensors", MAX_TENSORS))]
     operators = []
-    for i, op in enumerate(sub.tables(3, "operators")):
+    for i, op in enumerate(sub.tables(3, "operators", MAX_OPERATORS)):
         code = op.scalar(0, "I")
         if code >= len(codes):
             buf.fail(f"operator {i} uses operator code {code}, but the file defines {len(codes)}")
@@ -152,24 +164,27 @@ def read_graph(data, what="TFLite file"):
     for t in inputs + outputs:
         if not 0 <= t < len(tensors):
             buf.fail(f"graph input/output refers to tensor {t}, but there are {len(tensors)}")
-    return Graph(tensors, operators, inputs, outputs)
+    return Graph(tensors, operators, inputs, outputs, len(data))
 
 
 def _operator_name(code):
     # Files before schema 3a fill only the byte field, newer ones both (or only the int for codes >= 127).
     builtin = max(code.scalar(3, "i"), code.scalar(0, "b"))
     if builtin == OPERATOR_NAMES.index("CUSTOM"):
-        return f"CUSTOM '{code.string(1)}'"
+        return f"CUSTOM '{code.string(1, max_bytes=100)}'"
     return OPERATOR_NAMES[builtin] if 0 <= builtin < len(OPERATOR_NAMES) else f"builtin operator {builtin}"
 
 
 def _tensor(buf, index, table, buffers):
-    shape = tuple(int(d) for d in table.array(0, np.int32, f"tensor {index} shape"))
+    dims = table.array(0, np.int32, f"tensor {index} shape")
+    if dims.size > MAX_RANK:
+        buf.fail(f"tensor {index} has {dims.size} dimensions; at most {MAX_RANK} are allowed")
+    shape = tuple(int(d) for d in dims)
     if any(d < 0 for d in shape):
         buf.fail(f"tensor {index} has a negative dimension in shape {shape}")
     type_code = table.scalar(1, "b")
     dtype = TENSOR_TYPES.get(type_code)
-    tensor = Tensor(index, table.string(3), shape, None if dtype is None else np.dtype(dtype), type_code)
+    tensor = Tensor(index, table.string(3, max_bytes=MAX_NAME_BYTES), shape, None if dtype is None else np.dtype(dtype), type_code)
     quant = table.table(4, f"tensor {index} quantization")
     if quant is not None:
         tensor.scale = quant.array(2, np.float32, f"tensor {index} scales")
@@ -199,7 +214,11 @@ def _buffer_bytes(buf, tensor_index, buffer_index, buffers):
 
 
 def _operator(buf, index, table, name, n_tensors):
-    inputs, outputs = (tuple(int(t) for t in table.array(slot, np.int32, f"operator {index} tensors")) for slot in (1, 2))
+    operands = [table.array(slot, np.int32, f"operator {index} tensors") for slot in (1, 2)]
+    if max(a.size for a in operands) > MAX_OPERANDS:
+        buf.fail(f"operator {index} ({name}) has {operands[0].size} inputs and {operands[1].size} outputs; "
+                 f"at most {MAX_OPERANDS} of each are allowed")
+    inputs, outputs = (tuple(int(t) for t in a) for a in operands)
     for t in inputs + outputs:
         if not -1 <= t < n_tensors:
             buf.fail(f"operator {index} ({name}) refers to tensor {t}, but there are {n_tensors}")

@@ -23,9 +23,15 @@ STORAGE_DTYPES = {
     "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
     "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
 }
-MAX_PICKLE_BYTES = 64 * 1024 * 1024
+MAX_PICKLE_BYTES = 16 * 1024 * 1024  # a MobileNet's data.pkl takes about 30 KB
+MAX_PICKLE_OPCODES = 1_000_000  # each may build an object of a few hundred bytes; a state dict needs ~30 per tensor
 MAX_COMPRESSION_RATIO = 1000  # deflate tops out near 1032:1; anything above is a zip bomb
 MAX_LOADED_BYTES = 1 << 31  # storages read plus tensors copied out of them; a MobileNet checkpoint needs < 100 MB
+# What one archive may make the reader hold: its storages, plus 8 bytes for each element of a tensor copied out
+# of them (what the loader turns it into, float64). A genuine float32 checkpoint needs 3 times its size, float16
+# 5 times; deflated members, one storage shared by many tensors, or uint8 storages would need more.
+LOADED_PER_ARCHIVE_BYTE = 8
+LOADED_MIN_BYTES = 64 << 20
 MAX_DIMS = 8  # state-dict tensors have at most 4
 MAX_EXTENT = 1 << 48  # bound on offsets, sizes and strides (elements)
 # How zipfile reports a damaged or unsupported archive (seen fuzzing checkpoints): bad or truncated headers,
@@ -177,7 +183,9 @@ def read(path):
         state = _find_state_dict(obj)
         if state is None:
             raise WeightsError(f"{path}: checkpoint holds no state dict of tensors")
-        storages = _Storages(path, archive, prefix)
+        archive_bytes = archive.fp.seek(0, 2)
+        storages = _Storages(path, archive, prefix,
+                             min(MAX_LOADED_BYTES, LOADED_MIN_BYTES + LOADED_PER_ARCHIVE_BYTE * archive_bytes))
         return {name: storages.tensor(t) for name, t in state.items()}
 
 
@@ -188,10 +196,14 @@ def _reason(error):
 
 def _check_memo_indices(data):
     """Refuse a pickle whose PUT/GET opcodes name memo slots beyond its own opcode count: the C unpickler grows
-    its memo table to the largest index it sees, so one LONG_BINPUT of 2**31 would allocate gigabytes."""
+    its memo table to the largest index it sees, so one LONG_BINPUT of 2**31 would allocate gigabytes. Refuse
+    more than MAX_PICKLE_OPCODES opcodes too: each can build an object (an empty dict is 64 bytes from one
+    byte of pickle), so their number bounds the memory unpickling takes."""
     stored = 0  # memo entries so far: a pickler numbers them 0, 1, 2...; the slack allows other numberings
     try:
-        for opcode, argument, _position in pickletools.genops(data):
+        for count, (opcode, argument, _position) in enumerate(pickletools.genops(data)):
+            if count >= MAX_PICKLE_OPCODES:
+                raise WeightsError(f"pickle has more than {MAX_PICKLE_OPCODES} opcodes; a state dict needs far fewer")
             if "PUT" in opcode.name or "GET" in opcode.name:
                 if not isinstance(argument, int) or not 0 <= argument <= 2 * stored + 1024:
                     raise WeightsError(f"pickle memo index {_describe(argument)} out of range")
@@ -232,15 +244,16 @@ class _Storages:
     """The archive's storage blobs, each read once, and the tensors viewed out of them. The bytes held
     are capped: many tensors sharing one storage, or deflated members, must not add up to gigabytes."""
 
-    def __init__(self, path, archive, prefix):
-        self.path, self.archive, self.prefix = path, archive, prefix
+    def __init__(self, path, archive, prefix, budget):
+        self.path, self.archive, self.prefix, self.budget = path, archive, prefix, budget
         self.blobs, self.loaded = {}, 0
 
     def _charge(self, nbytes):
+        """Count ``nbytes`` against the budget, before they are allocated."""
         self.loaded += nbytes
-        if self.loaded > MAX_LOADED_BYTES:
-            raise WeightsError(f"{self.path}: the checkpoint's tensors add up to more than {MAX_LOADED_BYTES} bytes; "
-                               "a MobileNet needs well under 100 MB")
+        if self.loaded > self.budget:
+            raise WeightsError(f"{self.path}: the checkpoint's tensors add up to more than {self.budget} bytes "
+                               f"({LOADED_PER_ARCHIVE_BYTE} times its size, as float64); a checkpoint needs 3 to 5")
 
     def _blob(self, storage):
         if storage.key not in self.blobs:
@@ -276,6 +289,6 @@ class _Storages:
         count = math.prod(shape)
         if count > flat.size:  # only a broadcast view (stride 0) can; torch.save never writes one in a state dict
             raise WeightsError(f"{self.path}: a tensor of shape {shape} has more elements than its storage {storage.key}")
-        self._charge(count * flat.itemsize)
+        self._charge(count * 8)  # the loader converts every tensor to float64
         view = np.lib.stride_tricks.as_strided(flat[offset:], shape=shape, strides=[s * flat.itemsize for s in stride])
         return np.array(view)  # own the memory, contiguous
