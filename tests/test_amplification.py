@@ -13,7 +13,7 @@ import pytest
 
 from conftest import shared_path
 from hostile import check, expect_refused, feed
-from tflite_builder import Builder
+from tinynet.formats.tflite_builder import Builder
 from weight_files import checkpoint_zip, op, tensor_opcodes, torchvision_state
 
 from tinynet.errors import UnsupportedModelError, WeightsError
