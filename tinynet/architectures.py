@@ -139,6 +139,9 @@ BACKBONES = {
     # torchvision's SSDLite backbone: V3-Large up to the head conv, with the "reduced tail" (rows 13-16 at half
     # channels, which the weights' shapes give).
     "mobilenet_v3_large_ssdlite": MOBILENET_V3_LARGE[:17],
+    # torchvision's segmentation backbone: V3-Large up to the head conv; rows 13-15 are dilated (stride 1,
+    # dilation 2: tinynet.segmentation.lraspp.dilate_tail), so the output stride is 16.
+    "mobilenet_v3_large_dilated": MOBILENET_V3_LARGE[:17],
 }
 
 # V2 rows give the expansion as a ratio of the (width-scaled) input channels; the others give channels.

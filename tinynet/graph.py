@@ -190,6 +190,17 @@ node_kind("sigmoid", bind=lambda node, ins, out, ctx: [(sigmoid_f32, [ins[0], ou
 node_kind("argmax", bind=lambda node, ins, out, ctx: [(kernels.argmax_channels_nhwc, [ins[0], out])],
           kernels=(kernels.argmax_channels_nhwc,))(lambda node, shapes, padding: shapes[0][:-1])
 
+
+
+@node_kind("image_pool", bind=lambda node, ins, out, ctx: [(kernels.image_pool_nhwc_f32, [ins[0], out])],
+           kernels=(kernels.image_pool_nhwc_f32,))
+def _image_pool_shape(node, shapes, padding):
+    """The mean over H and W of each channel, broadcast to option "size" (default (1, 1); LR-ASPP's gate and
+    DeepLab's image pooling)."""
+    n, _, _, c = shapes[0]
+    return (n, *node.option("size", (1, 1)), c)
+
+
 INTEGER_OUTPUT_KINDS = {"argmax"}
 
 
@@ -233,8 +244,8 @@ def backbone_shapes(layers, input_shape, padding="symmetric"):
     shapes = {}
     for layer in layers:
         if layer.op in ("conv", "dw"):
-            h, _ = conv_output_size(h, layer.k, layer.stride, padding)
-            w, _ = conv_output_size(w, layer.k, layer.stride, padding)
+            h, _ = conv_output_size(h, layer.k, layer.stride, padding, layer.dilation)
+            w, _ = conv_output_size(w, layer.k, layer.stride, padding, layer.dilation)
         shapes[layer.name] = (n, layer.cout) if layer.op in ("pool", "fc") else (n, h, w, layer.cout)
     return shapes
 

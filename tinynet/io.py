@@ -102,6 +102,12 @@ def _from_pytorch(tensors, arch, path):
         from tinynet.detection.load import ssdlite_from_torchvision
 
         return ssdlite_from_torchvision(tensors, path)
+    from tinynet.segmentation import lraspp
+
+    if lraspp.is_lraspp_state_dict(tensors):
+        from tinynet.segmentation.load import lraspp_from_torchvision
+
+        return lraspp_from_torchvision(tensors, path)
     library, detected = pytorch.detect(tensors)
     arch = arch or detected
     sources = (pytorch.torchvision_sources if library == "torchvision" else pytorch.timm_sources)(arch, tensors)
