@@ -83,3 +83,41 @@ def test_lraspp_segment_gives_a_mask_at_the_photo_size(lraspp):
     np.testing.assert_allclose(x, np.load(f"{LRASPP}.input.npy").transpose(0, 2, 3, 1), atol=1e-6)
     assert size == (photo.height, photo.width)
     assert len(lraspp.segment([photo, photo])) == 2
+
+
+def test_voc_palette_has_the_published_first_colours():
+    from tinynet.segmentation.render import voc_palette
+    palette = voc_palette()
+    assert palette[:4].tolist() == [[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0]]
+    assert palette[15].tolist() == [192, 128, 128]  # person
+    assert len({tuple(c) for c in palette}) == 256
+
+
+@needs_golden
+def test_cli_segment_writes_palette_masks_overlays_and_fractions(lraspp, tmp_path, capsys):
+    from PIL import Image
+    from tinynet.cli import main
+    photo = Path(f"{LRASPP}.image.png")
+    assert main(["segment", str(photo), "--model", f"{LRASPP}.pth", "--out", str(tmp_path), "--overlay",
+                 "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    mask = Image.open(record["mask"])
+    assert mask.mode == "P"
+    np.testing.assert_array_equal(np.asarray(mask), lraspp.segment(photo).mask)
+    overlay = Image.open(record["overlay"])
+    assert overlay.mode == "RGB" and overlay.size == mask.size
+    assert abs(sum(record["classes"].values()) - 1) < 1e-4 and "person" in record["classes"]
+
+
+def test_cli_segment_refuses_a_classification_model_in_one_line(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+    from tinynet import cli
+
+    class Classifier:
+        task, arch = "classification", "mobilenet_v3_large"
+
+    monkeypatch.setattr(cli, "open_model", lambda name, threads: Classifier())
+    Image.new("RGB", (40, 30)).save(tmp_path / "photo.png")
+    assert cli.main(["segment", str(tmp_path / "photo.png"), "--out", str(tmp_path)]) == 1
+    error = capsys.readouterr().err
+    assert "classification model" in error and len(error.strip().splitlines()) == 1
