@@ -7,14 +7,9 @@ Padding: "symmetric" (PyTorch) pads k//2 on every side; "tf_same" is ONNX SAME_U
 At stride 2, symmetric padding differs from SAME, so the TFLite graph gets an explicit PAD there
 (as a model converted from PyTorch would).
 """
-import sys
-from pathlib import Path
-
 import numpy as np
 
 from tinynet.kernels.padding import conv_output_size
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
 def walk(model):
@@ -142,7 +137,7 @@ def to_torch(model):
 # ---------------------------------------------------------------- TFLite (NHWC)
 def to_tflite(model, batch):
     """TFLite flatbuffer bytes of ``model`` for input (batch, 224, 224, 3); float32 throughout."""
-    from tflite_builder import Graph  # tests/tflite_builder.py: tinynet's test-only TFLite writer
+    from tinynet.formats.tflite_builder import Graph
 
     g = Graph()
     h = w_ = 224

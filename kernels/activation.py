@@ -41,14 +41,3 @@ def activate_row(row, act):
     elif act == HSIGMOID:
         for i in range(n):
             row[i] = min(max(row[i] + THREE, ZERO), SIX) * SIXTH
-
-
-@njit(parallel=True, cache=True, fastmath={"contract"})
-def activation_inplace_f32(x, act):
-    """Standalone activation pass over a 2-D float32 array ``x`` (rows, channels), in place.
-
-    The engine fuses activations into its kernels' output step and never runs this pass; it is here
-    for callers of the kernels package that need an activation on its own.
-    """
-    for r in prange(x.shape[0]):
-        activate_row(x[r], act)

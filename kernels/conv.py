@@ -17,7 +17,7 @@ from .padding import interior_columns
 
 
 @njit(cache=True, fastmath={"contract"})
-def border_pixel_f32(x, wp, bp, j, out_px, n, iy0, ix0, kh, kw, act):
+def conv_border_pixel_f32(x, wp, bp, j, out_px, n, iy0, ix0, kh, kw, act):
     """out_px = act(b + the taps inside the image) for the channels of panel j.
 
     x: (N, H, W, Cin)   wp: (panels, KH*KW*Cin, NR)   out_px: (cols,)   (iy0, ix0): input position of tap (0, 0)
@@ -69,7 +69,7 @@ def conv2d_nhwc_f32(x, wp, bp, out, kh, stride, pad_top, pad_left, act):
         for ox in range(out_w):
             if ox < lo or ox >= hi:
                 pixel = out_row[ox, j * nr:j * nr + cols]
-                border_pixel_f32(x, wp, bp, j, pixel, n, iy0, ox * stride - pad_left, kh, kw, act)
+                conv_border_pixel_f32(x, wp, bp, j, pixel, n, iy0, ox * stride - pad_left, kh, kw, act)
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})

@@ -39,12 +39,20 @@ CHUNK_PIXELS = 16
 CHANNEL_TILE = 128
 
 
+# dw_tile's arguments after ``k``, in order: the codegen receives them as a bare list of LLVM values.
+DW_TILE_ARGS = ("src", "row_offsets", "zero", "w", "b", "out", "lo", "hi", "out_w", "width", "stride", "pad_left", "act",
+                "o_row", "c_begin", "c_end")
+
+
 def _emit_row(context, builder, k, stride, args, array_types):
-    """IR of dw_tile for a KxK kernel at a fixed stride (``args``: LLVM values of dw_tile's arguments after ``k``)."""
-    row_offsets, w, lo, hi, out_w, width, pad_left, act, o_row, c_begin, c_end = (
-        args[i] for i in (1, 3, 6, 7, 8, 9, 11, 12, 13, 14, 15))
-    psrc, pzero, pw, pb, po = (data(context, builder, array_types[i], args[i]) for i in (0, 2, 3, 4, 5))
-    channels = builder.extract_value(context.make_array(array_types[3])(context, builder, w).shape, 2)
+    """IR of dw_tile for a KxK kernel at a fixed stride (``args``: LLVM values of dw_tile's arguments after ``k``,
+    ``array_types`` their Numba types; both in DW_TILE_ARGS order)."""
+    value, typ = dict(zip(DW_TILE_ARGS, args)), dict(zip(DW_TILE_ARGS, array_types))
+    row_offsets, w, lo, hi, out_w, width, pad_left, act, o_row, c_begin, c_end = (value[name] for name in (
+        "row_offsets", "w", "lo", "hi", "out_w", "width", "pad_left", "act", "o_row", "c_begin", "c_end"))
+    # Arrays arrive as Numba array structs: their data pointers are what the loads and stores index.
+    psrc, pzero, pw, pb, po = (data(context, builder, typ[name], value[name]) for name in ("src", "zero", "w", "b", "out"))
+    channels = builder.extract_value(context.make_array(typ["w"])(context, builder, w).shape, 2)
     block = BLOCK_PIXELS[k, stride]
 
     # The K input rows: at their offsets in ``src``, or the zero row where the offset is -1.
@@ -62,6 +70,8 @@ def _emit_row(context, builder, k, stride, args, array_types):
         done = builder.append_basic_block("dw.loop.done")
         builder.cbranch(builder.icmp_signed("<", first, end), head, done)
         builder.position_at_end(head)
+        # SSA form: the loop counter is a phi node at the loop head, taking ``first`` when entered from ``entry``
+        # and ``i_next`` when reached again from the loop's last block (the back edge, added once it exists).
         i = builder.phi(I64)
         i.add_incoming(first, entry)
         if whole:
@@ -70,7 +80,7 @@ def _emit_row(context, builder, k, stride, args, array_types):
         else:
             body(i)
         i_next = builder.add(i, step)
-        i.add_incoming(i_next, builder.block)
+        i.add_incoming(i_next, builder.block)  # builder.block: body may have added blocks; the edge leaves the last
         builder.cbranch(builder.icmp_signed("<", i_next, end), head, done)
         builder.position_at_end(done)
 
@@ -204,7 +214,8 @@ def dw_tile(typingctx, k, src, row_offsets, zero, w, b, out, lo, hi, out_w, widt
 
     def codegen(context, builder, signature, args):
         after = builder.append_basic_block("dw.end")
-        case = builder.add(builder.mul(args[0], const(16)), args[11])
+        named = dict(zip(("k", *DW_TILE_ARGS), args))
+        case = builder.add(builder.mul(named["k"], const(16)), named["stride"])  # one IR variant per (k, stride)
         switch = builder.switch(case, after)
         for size in TILE_KERNELS:
             for step in TILE_STRIDES:
@@ -235,7 +246,7 @@ def image_rows(n, iy0, height, row_floats):
 
 
 @njit(cache=True, fastmath={"contract"})
-def border_pixel_f32(src, row_offsets, w, b, out, o_off, ix0, width, act):
+def depthwise_border_pixel_f32(src, row_offsets, w, b, out, o_off, ix0, width, act):
     """One output pixel by the generic path (shapes dw_tile does not take): taps outside the input are skipped.
 
     src, row_offsets as dw_tile's (src flat)   w: (KH, KW, C)   out: flat, the pixel's C outputs at o_off
@@ -272,7 +283,7 @@ def dw_row_f32(src, row_offsets, zero, w, b, out, o_row, width, out_w, stride, p
                 channels if c_end < 0 else c_end)
     else:
         for ox in range(out_w):
-            border_pixel_f32(src, row_offsets, w, b, out, o_row + ox * channels, ox * stride - pad_left, width, act)
+            depthwise_border_pixel_f32(src, row_offsets, w, b, out, o_row + ox * channels, ox * stride - pad_left, width, act)
 
 
 @njit(cache=True)

@@ -66,11 +66,18 @@ def _aligned_zeros(shape):
     return raw[offset:offset + n].reshape(shape)
 
 
+# gemm_tile's arguments after ``nr``, in order: the codegen receives them as a bare list of LLVM values.
+GEMM_TILE_ARGS = ("a", "a_off", "lda", "seg_stride", "nseg", "kseg", "w", "w_off", "b", "b_off", "out", "o_off", "ldo",
+                  "rows", "cols", "act", "res", "r_off", "ldr")
+
+
 def _emit_tile(context, builder, mr, nv, args, array_types):
     """IR for one mr x (nv*LANES) tile; ``args`` (LLVM values) and ``array_types`` as gemm_tile's, without nr."""
     nr = nv * LANES
     (_, a_off, lda, seg_stride, nseg, kseg, _, w_off, _, b_off, _, o_off, ldo, rows, cols, act, _, r_off, ldr) = args
-    pa, pw, pb, po, pr = (data(context, builder, array_types[n], args[n]) for n in (0, 6, 8, 10, 16))
+    value, typ = dict(zip(GEMM_TILE_ARGS, args)), dict(zip(GEMM_TILE_ARGS, array_types))
+    # Arrays arrive as Numba array structs: their data pointers are what the loads and stores index.
+    pa, pw, pb, po, pr = (data(context, builder, typ[name], value[name]) for name in ("a", "w", "b", "out", "res"))
 
     # Row pointers; rows past ``rows`` read the last valid row (results discarded), as XNNPACK does.
     last = builder.sub(rows, const(1))
@@ -113,6 +120,12 @@ def _emit_tile(context, builder, mr, nv, args, array_types):
     s_next = builder.add(s, const(1))
     builder.cbranch(builder.icmp_signed("<", s_next, nseg), seg_head, done)
 
+    # The phi nodes (SSA form: a value that changes around a loop is chosen at the loop head by the block control
+    # came from), wired once every block exists, since the back-edge values are made inside the loops:
+    #   segment head   s, acc_s: 0 and the bias from ``entry``; s + 1 and the sums so far from ``seg_next``
+    #   k loop head    k, acc_k: 0 and acc_s at a segment's start (from ``seg_head``); k + 1 and the new sums
+    #                  from the k loop itself
+    #   done           acc: the bias alone when there was no work (from ``entry``), else the last sums
     s.add_incoming(const(0), entry)
     s.add_incoming(s_next, seg_next)
     k.add_incoming(const(0), seg_head)
@@ -170,8 +183,9 @@ def gemm_tile(typingctx, nr, a, a_off, lda, seg_stride, nseg, kseg, w, w_off, b,
 
     def codegen(context, builder, signature, args):
         after = builder.append_basic_block("tile.end")
-        single_row = builder.icmp_signed("==", args[14], const(1))
-        switch = builder.switch(args[0], after)
+        named = dict(zip(("nr", *GEMM_TILE_ARGS), args))
+        single_row = builder.icmp_signed("==", named["rows"], const(1))
+        switch = builder.switch(named["nr"], after)  # one IR variant per panel width
         for nv, mr in TILE_ROWS.items():
             block = builder.append_basic_block(f"tile.{nv * LANES}")
             switch.add_case(const(nv * LANES), block)

@@ -63,7 +63,6 @@ def test_features_are_what_the_classifier_reads():
 
 
 def test_real_pretrained_model_by_store_name(tmp_path, monkeypatch):
-    pytest.importorskip("tinynet.formats.tflite", reason="the TFLite importer (tinynet/formats/tflite.py) is absent")
     monkeypatch.setenv("TINYNET_HOME", str(tmp_path))
     store.import_file(shared_path("weights", "coral_test_data", "mobilenet_v2_1.0_224_quant.tflite"), "mobilenet_v2")
     model = tinynet.load("mobilenet_v2")

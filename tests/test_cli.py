@@ -14,7 +14,6 @@ REAL_MODEL = ("weights", "coral_test_data", "mobilenet_v2_1.0_224_quant.tflite")
 @pytest.fixture(scope="module")
 def store_with_real_model(tmp_path_factory):
     """A store holding a real pretrained MobileNet V2 (TF-slim, quantized .tflite) as "mobilenet_v2"."""
-    pytest.importorskip("tinynet.formats.tflite", reason="the TFLite importer (tinynet/formats/tflite.py) is absent")
     home = tmp_path_factory.mktemp("home")
     result = run("import", shared_path(*REAL_MODEL), "--name", "mobilenet_v2", home=home)
     assert result.returncode == 0, result.stderr

@@ -63,3 +63,42 @@ def test_count_table_shapes():
     assert rows[0] == {"name": "00.conv", "op": "conv", "output": (112, 112, 16), "params": 3 * 3 * 3 * 16 + 16,
                        "macs": 112 * 112 * 27 * 16}
     assert rows[-1]["output"] == (1000,) and rows[-1]["op"] == "fc"
+
+
+# The V3 paper's Table 3 counts the TF-slim models: (arch, MACs (M), params (M)) at width 0.75, 224x224.
+V3_PAPER_075 = [("mobilenet_v3_large", 155, 4.0), ("mobilenet_v3_small", 44, 2.0)]
+
+
+@pytest.mark.parametrize("arch,macs,params", V3_PAPER_075)
+def test_tf_convention_reproduces_v3_paper_table_3(arch, macs, params):
+    counted = tinynet.count(tinynet.create(arch, 0.75, num_classes=1001, convention="tf"))
+    assert abs(counted["macs"] / 1e6 - macs) <= 0.5, counted["macs"]
+    assert abs(counted["params"] / 1e6 - params) <= 0.05, counted["params"]
+    default = tinynet.count(tinynet.create(arch, 0.75, num_classes=1001))  # torchvision's rule stays the default
+    assert abs(default["macs"] / 1e6 - macs) > 3
+
+
+def test_tf_convention_channels():
+    tf = {layer.name: layer for layer in tinynet.create("mobilenet_v3_large", 0.75, convention="tf").layers}
+    torch = {layer.name: layer for layer in tinynet.create("mobilenet_v3_large", 0.75).layers}
+    # Block 2 expands 16 -> 64 (ratio 4): TF applies 4 to the rounded input (16), torchvision scales 64 by 0.75.
+    assert (tf["02.expand"].cout, torch["02.expand"].cout) == (64, 48)
+    assert (tf["09.expand"].cout, torch["09.expand"].cout) == (make(64 * 184 / 80), make(184 * 0.75))
+    assert (tf["18.fc"].cout, torch["18.fc"].cout) == (1280, 960)  # C5: never narrower than at 1.0 in TF
+    assert tf["16.conv"].cout == torch["16.conv"].cout == 720  # the head conv scales in both
+
+
+def make(value):  # TF's channel rounding, written out again: to a multiple of 8, never 10 % below
+    rounded = max(8, int(value + 4) // 8 * 8)
+    return rounded + 8 if rounded < 0.9 * value else rounded
+
+
+@pytest.mark.parametrize("arch", sorted(tinynet.ARCHITECTURES))
+def test_conventions_agree_at_width_1(arch):
+    assert tinynet.create(arch, convention="tf").layers == tinynet.create(arch).layers
+
+
+def test_tf_convention_width_is_inferred_and_bad_convention_refused():
+    assert tinynet.create("mobilenet_v3_small", 0.75, convention="tf").width == 0.75
+    with pytest.raises(tinynet.TinynetError, match="convention"):
+        tinynet.create("mobilenet_v3_small", 0.75, convention="keras")

@@ -265,7 +265,6 @@ def tgz_with(member_name, data):
 
 
 def test_tensorflow_archive_download_extracts_the_tflite_member(server, home, tmp_path):
-    pytest.importorskip("tinynet.formats.tflite", reason="the TFLite importer (tinynet/formats/tflite.py) is absent")
     tflite = shared_path("weights", "coral_test_data", "mobilenet_v2_1.0_224_quant.tflite").read_bytes()
     server.routes["/v2.tgz"] = (tgz_with("./mobilenet_v2_1.0_224_quant.tflite", tflite), "ok")
     registry = registry_file(tmp_path, name="tiny_tf", arch="mobilenet_v2", file="v2.tgz", url=server.url + "/v2.tgz",

@@ -167,3 +167,53 @@ def test_limit_checks_only_the_images_it_uses(folder):
     assert len(read_labels(listing, limit=N_IMAGES)) == N_IMAGES
     with pytest.raises(TinynetError, match="missing"):
         read_labels(listing)
+
+
+def test_each_image_is_reported_in_order_with_its_top_five(folder, tmp_path):
+    model = small_model()
+    logits = scores(model, folder)
+    labels = np.argmax(logits, axis=1)
+    listing = write_dataset(folder, labels, "per_image.txt")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    with open(listing, "a") as f:
+        f.write(f"{broken}, 4\n")
+    records = []
+    evaluate(model, listing, batch_size=4, on_image=records.append)
+    assert [r["image"].name for r in records] == [p.name for p in paths(folder)] + ["broken.png"]
+    assert records[-1]["label"] == 4 and "broken.png" in records[-1]["error"]
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities = z / z.sum(axis=1, keepdims=True)  # softmax written out here, not tinynet's
+    for record, row, label in zip(records, probabilities, labels):
+        indices = [i for i, _ in record["top"]]
+        assert record["label"] == label and indices == list(np.argsort(-row)[:5])
+        assert np.allclose([p for _, p in record["top"]], row[indices], atol=1e-6)
+
+
+def test_labels_numbered_from_one_are_named(folder):
+    model = small_model()
+    best = np.argmax(scores(model, folder), axis=1)
+    one_based = evaluate(model, write_dataset(folder, np.minimum(best + 1, 9), "plus_one.txt"), batch_size=4)
+    assert one_based["index_base"] is not None and "if every label were one less" in one_based["index_base"]
+    assert one_based["top1"] < 0.2
+    minus = evaluate(model, write_dataset(folder, np.maximum(best - 1, 0), "minus_one.txt"), batch_size=4)
+    assert "if every label were one more" in minus["index_base"]
+    assert evaluate(model, write_dataset(folder, best, "own.txt"), batch_size=4)["index_base"] is None
+
+
+def test_a_label_equal_to_the_class_count_suggests_one_based_labels(folder):
+    with pytest.raises(TinynetError, match="look numbered from 1: subtract 1"):
+        evaluate(small_model(), write_dataset(folder, [3] * (N_IMAGES - 1) + [10], "ten.txt"))
+
+
+def test_per_image_indices_of_a_background_first_model_are_the_labels_classes(folder):
+    model = small_model(num_classes=1001)
+    logits = scores(model, folder)
+    records = []
+    evaluate(model, write_dataset(folder, np.argmax(logits[:, 1:], axis=1), "tf_per_image.txt"), batch_size=4,
+             on_image=records.append)
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities = z / z.sum(axis=1, keepdims=True)  # over all 1001 outputs, as classify reports them
+    for record, row in zip(records, probabilities):
+        best, p = record["top"][0]
+        assert best == record["label"] == np.argmax(row[1:]) and p == pytest.approx(row[1 + best], abs=1e-6)

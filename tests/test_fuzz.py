@@ -84,11 +84,14 @@ def clean_error(e):
 
 
 def load_and_run(path):
-    """The model in ``path``, after checking that it runs; None for a clean tinynet error."""
+    """The model in ``path``, after checking that it runs; None for a clean error. A bad file must be refused as a
+    WeightsError (UnsupportedModelError included) naming the file: another TinynetError, or one about something
+    else, would mean the reader blamed the wrong thing."""
     try:
         model = tinynet.load(path)
-    except tinynet.TinynetError as e:
+    except tinynet.WeightsError as e:
         clean_error(e)
+        assert str(e).startswith(f"{path}: "), f"the error does not name the file: {e}"
         return None
     assert model.forward(np.zeros((1, 32, 32, 3), np.float32)).shape == (1, model.num_classes)
     return model

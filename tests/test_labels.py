@@ -6,7 +6,7 @@ import pytest
 import tinynet
 from conftest import shared_path
 from tinynet.errors import WeightsError
-from tinynet.labels import imagenet1k, labels_for
+from tinynet.labels import imagenet1k, labels_for, read_names
 
 # torchvision renames one class of each pair whose first WordNet synonym is shared: 134 "crane" (the
 # bird; 517 is the machine) and 639 "maillot, tank suit" (638 is plain "maillot"). Its name is then not
@@ -87,3 +87,30 @@ def test_labels_for_own_and_numbered_names():
     model.meta["labels"] = ["cat", "dog", 3]
     with pytest.raises(WeightsError, match="strings"):
         labels_for(model)
+
+
+@pytest.mark.parametrize("text", ["cat\ndog\nhot dog\n", "cat\r\ndog\r\nhot dog", "0\tcat\n1\tdog\n2\thot dog\n\n"])
+def test_names_file_plain_or_as_tinynet_labels_prints(tmp_path, text):
+    file = tmp_path / "names.txt"
+    file.write_bytes(text.encode())
+    assert read_names(file, 3) == ["cat", "dog", "hot dog"]
+
+
+def test_names_file_with_numbers_that_are_not_an_index_keeps_them(tmp_path):
+    file = tmp_path / "names.txt"
+    file.write_text("7\televen\n3\tmusketeers\n")  # not 0, 1: names that happen to start with a number
+    assert read_names(file, 2) == ["7\televen", "3\tmusketeers"]
+
+
+@pytest.mark.parametrize("names, outputs, words", [
+    (["cat", "dog"], 3, "2 class names, the model has 3 outputs (a 1001-output"),
+    (["background", "cat", "dog"], 2, "remove it"),
+    (["cat", "", "dog"], 3, "names.txt:2: empty class name"),
+])
+def test_names_file_that_does_not_fit_is_one_line(tmp_path, names, outputs, words):
+    file = tmp_path / "names.txt"
+    file.write_text("\n".join(names) + "\n")
+    with pytest.raises(tinynet.TinynetError, match=re.escape(words)):
+        read_names(file, outputs)
+    with pytest.raises(tinynet.TinynetError, match="cannot read labels file"):
+        read_names(tmp_path / "missing.txt", outputs)

@@ -21,3 +21,14 @@ def test_the_distribution_name_is_not_the_unrelated_pypi_tinynet_and_ships_its_l
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert project["name"] != "tinynet" and project["scripts"]["tinynet"] == "tinynet.cli:main"
     assert "Apache License" in (REPO / "LICENSE").read_text() and project["license-files"] == ["LICENSE"]
+
+
+def test_every_source_folder_is_an_installed_package():
+    """A non-editable install ships only the listed packages: a folder of modules left off the list would be missing."""
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {"tinynet.kernels": REPO / "kernels"}
+    folders.update({".".join(folder.relative_to(REPO).parts): folder for folder in (REPO / "tinynet").rglob("*")
+                    if folder.is_dir() and any(folder.glob("*.py"))})
+    folders.update({"tinynet.kernels." + ".".join(f.relative_to(REPO / "kernels").parts): f
+                    for f in (REPO / "kernels").rglob("*") if f.is_dir() and any(f.glob("*.py"))})
+    assert set(folders) | {"tinynet"} <= set(setuptools["packages"])

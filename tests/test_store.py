@@ -45,9 +45,12 @@ def test_import_names_the_model_after_the_file(home):
     assert name == "tv_mobilenet_v3_small" and store.find(name) is not None
 
 
-def test_import_replaces_a_model_of_the_same_name(home):
+def test_import_replaces_a_model_of_the_same_name_only_when_forced(home):
     store.import_file(shared_path("golden", "tv_mobilenet_v2.pth"), "m")
-    store.import_file(shared_path("golden", "tv_mobilenet_v3_small.pth"), "m")
+    with pytest.raises(tinynet.TinynetError, match="already in the store.*--force"):
+        store.import_file(shared_path("golden", "tv_mobilenet_v3_small.pth"), "m")
+    assert tinynet.load("m").arch == "mobilenet_v2"
+    store.import_file(shared_path("golden", "tv_mobilenet_v3_small.pth"), "m", force=True)
     assert tinynet.load("m").arch == "mobilenet_v3_small"
     assert sorted(p.name for p in (home / "models").iterdir()) == ["m.safetensors"]
 
@@ -105,7 +108,6 @@ def archive(tmp_path, members):
 
 
 def test_archive_import_extracts_only_the_tflite_content(home, tmp_path):
-    pytest.importorskip("tinynet.formats.tflite", reason="the TFLite importer (tinynet/formats/tflite.py) is absent")
     tflite = shared_path("weights", "coral_test_data", "mobilenet_v1_0.25_128_quant.tflite").read_bytes()
     path = archive(tmp_path, [("./info.txt", b"hello"), ("../../../evil/model.tflite", tflite)])
     name, _ = store.import_file(path, "v1")
@@ -161,5 +163,16 @@ def test_importing_the_published_file_keeps_the_publishers_conventions(home, tmp
     monkeypatch.setenv("TINYNET_REGISTRY", str(extra))
     store.import_file(original, "small")  # the published bytes, under another file name
     assert tinynet.load("small").meta["preprocess"] == {"preset": "torchvision", "crop_fraction": 0.9}
-    store.import_file(shared_path("golden", "tv_mobilenet_v2.pth"), "small")  # other weights: the file's own
+    store.import_file(shared_path("golden", "tv_mobilenet_v2.pth"), "small", force=True)  # other weights: the file's own
     assert tinynet.load("small").meta["preprocess"] == {"preset": "torchvision"}
+
+
+def test_remove_deletes_only_that_model(home):
+    store.import_file(shared_path("golden", "tv_mobilenet_v3_small.pth"), "a")
+    store.import_file(shared_path("golden", "tv_mobilenet_v3_small.pth"), "b")
+    assert store.remove("a") == home / "models" / "a.safetensors"
+    assert store.names() == ["b"]
+    with pytest.raises(tinynet.TinynetError, match="no stored model named 'a' \\(stored: b\\)"):
+        store.remove("a")
+    with pytest.raises(tinynet.TinynetError, match="invalid model name"):
+        store.remove("../b")

@@ -1,5 +1,5 @@
 """TFLite importer: real files from the shared folder, and small synthetic graphs written by
-tests/tflite_builder.py whose every tensor the test knows."""
+tinynet.formats.tflite_builder whose every tensor the test knows."""
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,7 +11,7 @@ from tinynet.errors import UnsupportedModelError, WeightsError
 from tinynet.formats.tflite_schema import read_graph
 
 from conftest import shared_path
-from tflite_builder import Graph
+from tinynet.formats.tflite_builder import Graph
 
 # ---------------------------------------------------------------------------------------------
 # Synthetic MobileNet V1 graphs at width 0.25 (channel counts written out, not taken from tinynet)

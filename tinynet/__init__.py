@@ -6,8 +6,10 @@
     model.classify("photo.jpg", top=5)                 # [(label, probability), ...]
     logits = model.forward(batch)                      # batch: float32 (N, H, W, 3), preprocessed
     tinynet.count(tinynet.create("mobilenet_v3_large")) # {"params": ..., "macs": ..., "layers": [...]}
+    tinynet.export(model, "model.onnx")                # or .tflite: float32, for ONNX Runtime / LiteRT
 """
 from tinynet.architectures import ARCHITECTURES
+from tinynet.exporter import export
 from tinynet.errors import ImageError, TinynetError, UnsupportedModelError, WeightsError
 from tinynet.io import load, save
 from tinynet.model import Model, create
@@ -25,4 +27,4 @@ def count(model, resolution=None):
 
 
 __all__ = ["ARCHITECTURES", "ImageError", "Model", "TinynetError", "UnsupportedModelError", "WeightsError",
-           "count", "create", "get_threads", "load", "pull", "save", "set_threads", "__version__"]
+           "count", "create", "export", "get_threads", "load", "pull", "save", "set_threads", "__version__"]

@@ -20,6 +20,8 @@ Comments give the input resolution at 224x224.
 """
 from collections import namedtuple
 
+from tinynet.errors import TinynetError
+
 Row = namedtuple("Row", "kind k s exp out se act scale", defaults=("w",))
 CLASSES = -1  # placeholder for num_classes in the classifier row
 
@@ -149,8 +151,8 @@ EXPANSION_IS_RATIO = {"mobilenet_v2"}
 
 
 def rows(arch):
-    """The layer table of ``arch``; raises ValueError naming the known architectures."""
+    """The layer table of ``arch``; raises TinynetError naming the known architectures."""
     try:
         return ARCHITECTURES[arch] if arch in ARCHITECTURES else BACKBONES[arch]
-    except KeyError:
-        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}") from None
+    except (KeyError, TypeError):
+        raise TinynetError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}") from None

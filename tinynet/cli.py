@@ -5,28 +5,32 @@ classified), 2 usage error (bad arguments), 130 interrupted. A user error is one
 never a traceback. Results go to stdout; progress bars and notes go to stderr.
 """
 import argparse
-import json
+import contextlib
 import os
 import sys
 import tempfile
 from pathlib import Path
 
 import numba
-import numpy as np
+from PIL import Image
 
 import tinynet
 from tinynet import inputs, preprocess, registry, store
 from tinynet.errors import TinynetError
 from tinynet.evaluate import evaluate, read_labels
-from tinynet.labels import labels_for
+from tinynet.labels import IMAGENET_CLASSES, labels_for, read_names
 from tinynet.model import softmax, top_labels
-from tinynet.prefetch import prefetched
+from tinynet.output import FORMATS, ClassifyWriter, PerImageWriter
+from tinynet.prefetch import image_batches
 from tinynet.progress import Progress
 from tinynet.warmup import warmup
-from tinynet import segment_cli, train_cli
+from tinynet import detect_cli, export_cli, segment_cli, train_cli
 from tinynet.spec import count, layers_for_width
 
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+# Pillow checks the limit on the images it makes while resizing and cropping too (raising at twice it): below this,
+# a model's own input size could be refused.
+MIN_MAX_PIXELS = 1_000_000
 
 
 class UsageError(TinynetError):
@@ -95,56 +99,70 @@ def image_files(arguments):
     return inputs.image_files(arguments, note)
 
 
-def prepared_batches(files, transform, size):
-    """(paths, arrays (n, H, W, 3), failures [(path, message)]) for each batch of ``size`` files, in order; the next
-    batch is decoded in a background thread while the caller runs the current one."""
-
-    def prepare(chunk):
-        paths, arrays, failures = [], [], []
-        for path in chunk:
-            try:
-                arrays.append(preprocess.to_array(path, transform))
-                paths.append(path)
-            except TinynetError as e:
-                failures.append((path, str(e)))
-        return paths, (np.stack(arrays) if arrays else None), failures
-
-    chunks = [files[i:i + size] for i in range(0, len(files), size)]
-    return (prepared for _, prepared in prefetched(chunks, prepare, workers=1))
+def pixel_limit(text):
+    value = positive_int(text)
+    if value < MIN_MAX_PIXELS:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_MAX_PIXELS:,}, got {value:,}")
+    return value
 
 
-def format_result(path, predictions, as_json):
-    if as_json:
-        top = [{"index": p.class_index, "label": p.label, "probability": round(p.probability, 6)} for p in predictions]
-        return json.dumps({"image": str(path), "predictions": top})
-    lines = [str(path)] + [f"  {100 * p:6.2f}%  {label}" for label, p in predictions]
-    return "\n".join(lines) + "\n"
+def set_max_pixels(args):
+    """--max-pixels, else $TINYNET_MAX_PIXELS: the decompression-bomb limit (Pillow's, which tinynet.preprocess
+    enforces), raised (or lowered) on purpose for this run."""
+    value = getattr(args, "max_pixels", None)
+    if value is None and os.environ.get("TINYNET_MAX_PIXELS"):
+        try:
+            value = pixel_limit(os.environ["TINYNET_MAX_PIXELS"])
+        except argparse.ArgumentTypeError as e:
+            raise UsageError(f"TINYNET_MAX_PIXELS: {e}") from None
+    if value is not None:
+        Image.MAX_IMAGE_PIXELS = value
+
+
+def output_format(args):
+    if args.json and args.format not in ("text", "json"):
+        raise UsageError(f"tinynet classify: error: --json and --format {args.format} disagree (use one)")
+    return "json" if args.json else args.format
 
 
 def cmd_classify(args):
     if args.distributed:
+        if args.labels or args.format != "text":
+            raise UsageError("tinynet classify: error: --distributed writes Parquet: --labels and --format do not apply")
         from tinynet.distributed import run_from_cli  # dask is an optional extra
         return run_from_cli(args)
+    writer = ClassifyWriter(output_format(args))
     files, failed = image_files(args.images)
     missing = len(failed)
     if not files:
         raise TinynetError("no images to classify" + (" (no path given exists)" if failed else ""))
     model = open_model(args.model, args.threads)
-    names, transform = labels_for(model), preprocess.for_model(model)
+    if model.task != "classification":
+        raise TinynetError(f"{args.model} is a {model.task} model ({model.arch}): use `tinynet detect`")
+    names = read_names(args.labels, model.num_classes) if args.labels else labels_for(model)
+    transform = preprocess.for_model(model)
+    if writer.header():
+        print(writer.header())
+    for path in failed:  # arguments that named nothing (already noted on stderr)
+        record = writer.failure(path, f"{path}: no such file or folder")
+        if record is not None:
+            print(record)
     many = len(files) > args.batch
     progress = Progress("classifying", total=len(files), unit="images", enabled=None if many else False)
-    for paths, x, failures in prepared_batches(files, transform, args.batch):
-        results = top_labels(softmax(model.forward(x)), names, args.top) if x is not None else []
+    for chunk, x, errors in image_batches(files, transform, args.batch):
+        results = iter(top_labels(softmax(model.forward(x)), names, args.top) if x is not None else [])
         progress.clear()
-        for path, message in failures:
-            note(f"skipped {message}")
-            if args.json:  # a record per input, so that a consumer of the JSON lines sees every failure too
-                print(json.dumps({"image": str(path), "error": message}))
+        for path, error in zip(chunk, errors):
+            if error is None:
+                print(writer.result(path, next(results)))
+                continue
+            note(f"skipped {error}")
+            record = writer.failure(path, error)  # a record per input in JSON and CSV: consumers see failures too
+            if record is not None:
+                print(record)
             failed.append(path)
-        for path, predictions in zip(paths, results):
-            print(format_result(path, predictions, args.json))
         sys.stdout.flush()
-        progress.update(len(paths) + len(failures))
+        progress.update(len(chunk))
     progress.close()  # leave the final count on screen: a fast last batch may not have been drawn
     if failed:
         note(f"{len(failed)} of {len(files) + missing} inputs could not be classified")
@@ -184,7 +202,7 @@ def cmd_info(args):
         model.meta["source"] = "architecture only (no weights loaded)"
     else:
         model = open_model(args.model)
-    resolution = args.resolution or preprocess.for_model(model).size
+    resolution = args.resolution or getattr(model, "input_size", (preprocess.for_model(model).size,))[0]
     counted = model.count(resolution)
     width = model.width
     print(f"{model.arch}  width {width if width is not None else 'custom'}  {model.num_classes} classes  "
@@ -226,10 +244,23 @@ def cmd_pull(args):
 
 
 def cmd_import(args):
-    name, path = store.import_file(args.file, args.name)
+    name, path = store.import_file(args.file, args.name, labels=args.labels, force=args.force)
     model = tinynet.load(path)
     print(f"imported {args.file} as {name} ({model.arch}, {model.num_classes} classes) into {path}")
     print(f"use it: tinynet classify IMAGE --model {name}")
+    return 0
+
+
+def cmd_labels(args):
+    model = open_model(args.model)
+    for index, name in enumerate(labels_for(model)):
+        print(f"{index}\t{name}")
+    return 0
+
+
+def cmd_rm(args):
+    path = store.remove(args.name)
+    print(f"removed {args.name} ({path})")
     return 0
 
 
@@ -242,14 +273,23 @@ def cmd_eval(args):
             progress.start(total)
         progress.update(done - progress.done)
 
-    with tempfile.TemporaryDirectory() as work:
-        labels = _first_samples(args.labels, args.images, args.limit, Path(work)) if args.limit else args.labels
-        result = evaluate(model, labels, args.images, batch_size=args.batch, progress=report)
+    with contextlib.ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        labels = _first_samples(args.labels, args.images, args.limit, work) if args.limit else args.labels
+        on_image = None
+        if args.per_image:
+            form = args.format or ("csv" if args.per_image.lower().endswith(".csv") else "json")
+            names = labels_for(model)[1:] if model.num_classes == IMAGENET_CLASSES + 1 else labels_for(model)
+            out = stack.enter_context(open(args.per_image, "w", encoding="utf-8", newline=""))
+            on_image = PerImageWriter(out, form, names)
+        result = evaluate(model, labels, args.images, batch_size=args.batch, progress=report, on_image=on_image)
     progress.close()
     for path, message in result["skipped"]:
         note(f"skipped {message}")
     if result["skipped"]:
         note(f"{len(result['skipped'])} unreadable images left out of the accuracy")
+    if result["index_base"]:
+        note(f"warning: {result['index_base']}")
     print(f"top-1 {100 * result['top1']:.2f}%  top-5 {100 * result['top5']:.2f}%  on {result['images']} images  "
           f"({result['seconds']:.1f} s, {result['images_per_second']:.1f} images/s)")
     return 0
@@ -292,6 +332,11 @@ COMMANDS = {
              "Per-layer table of a model (a store name, a weight file, or an architecture name such as\n"
              "mobilenet_v3_small): operation, output shape, parameters and multiply-accumulates, with totals.",
              "tinynet info mobilenet_v3_large\n  tinynet info weights/mobilenet_v2.pth --resolution 160"),
+    "detect": (lambda args: detect_cli.run(args, open_model, image_files, note, EXIT_FAILURE),
+               "Find objects: labelled boxes per photo (detection models).",
+               "Boxes, labels and scores per image with a detection model (SSDLite320: a torchvision\n"
+               "ssdlite320_mobilenet_v3_large .pth); --draw writes copies of the photos with the boxes drawn.",
+               "tinynet detect street.jpg --model ssdlite320_coco.pth --threshold 0.5 --draw boxes/"),
     "pull": (cmd_pull, "Download a pretrained model into the store.",
              "Download official pretrained weights (see `tinynet models`), verify them, convert them to\n"
              "tinynet's format and keep them in the store ($TINYNET_HOME, default ~/.cache/tinynet).\n"
@@ -302,14 +347,29 @@ COMMANDS = {
                "holding a .tflite into the store, under --name (default: the file's name).",
                "tinynet import mobilenet_v2_1.0_224_quant.tflite --name mobilenet_v2\n"
                "  tinynet classify photo.jpg --model mobilenet_v2"),
+    "labels": (cmd_labels, "List a model's classes.",
+               "One line per output of the model: its index, a tab, its class name. The output is a valid\n"
+               "--labels FILE for `tinynet classify` and `tinynet import`.",
+               "tinynet labels mobilenet_v3_large | grep -i retriever"),
+    "rm": (cmd_rm, "Remove a model from the store.",
+           "Delete a stored model (pulled, imported or trained); `tinynet pull` or `tinynet import` brings\n"
+           "it back.",
+           "tinynet rm flowers"),
     "eval": (cmd_eval, "Measure top-1/top-5 accuracy on labelled images.",
              "Accuracy of a model on a folder of images with a labels file: one '<image> <class index>' per\n"
-             "line (class indices 0-based, ImageNet synset order).",
-             "tinynet eval mobilenet_v3_large --images val/ --labels val/labels.txt --limit 500"),
+             "line (class indices 0-based, ImageNet synset order). Unreadable images are skipped and named.\n"
+             "Warns when the labels fit the model far better shifted by one (1-based labels).",
+             "tinynet eval mobilenet_v3_large --images val/ --labels val/labels.txt --limit 500\n"
+             "  tinynet eval mobilenet_v3_large --images val/ --labels val/labels.txt --per-image wrong.csv"),
     "train": (train_cli.run, "Train a classifier on your own images (folder per class).",
               "Fit a new head on a frozen base model's features (cached, so re-runs are fast); stores the\n"
               "result under --out with its labels, for `tinynet classify --model NAME`.",
               "tinynet train flowers/ --model mobilenet_v3_large --out flowers"),
+    "export": (export_cli.run, "Write a model as ONNX or TFLite, for ONNX Runtime or LiteRT.",
+               "Export a model (e.g. one made by `tinynet train`) as a float32 .onnx (input (N, 3, H, W)) or\n"
+               ".tflite (input (1, S, S, 3)) file that computes the same logits; the input is the preprocessed\n"
+               "image, as `forward` takes it.",
+               "tinynet export flowers --format tflite --out flowers.tflite"),
     "warmup": (cmd_warmup, "Compile the kernels once, ahead of the first real run.",
                "Compile (or load from Numba's cache) every kernel, so that the first `tinynet classify`\n"
                "does not pay for compilation.",
@@ -317,14 +377,40 @@ COMMANDS = {
 }
 
 
+ENVIRONMENT = (
+    ("TINYNET_HOME", "the model store (default ~/.cache/tinynet)"),
+    ("TINYNET_MODEL", "the default for --model"),
+    ("TINYNET_PROGRESS", "0 hides, 1 forces progress bars (default: shown on a terminal)"),
+    ("TINYNET_MAX_PIXELS", "the decompression-bomb limit, as --max-pixels"),
+    ("TINYNET_REGISTRY", "a JSON file of extra or replacement `tinynet pull` entries"),
+    ("TORCH_HOME, HF_HOME, KERAS_HOME", "caches `tinynet pull` reuses"),
+)
+
+
+def environment_help():
+    lines = ["environment variables:"]
+    for name, meaning in ENVIRONMENT:
+        current = os.environ.get(name) if "," not in name else None
+        lines.append(f"  {name:<32} {meaning}" + (f" (now: {current})" if current else ""))
+    return "\n".join(lines)
+
+
+def default_model_help():
+    chosen = os.environ.get("TINYNET_MODEL")
+    if chosen:
+        return f"default: {chosen} (from $TINYNET_MODEL)"
+    return f"default: $TINYNET_MODEL, else {registry.DEFAULT_MODEL} (or the only stored model)"
+
+
 def build_parser():
     parser = Parser(prog="tinynet", description="Framework-free MobileNet inference: classify photos, "
                     "manage pretrained models.", epilog="Run `tinynet COMMAND --help` for a command's options "
-                    "and an example.")
+                    "and an example.\n\n" + environment_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"tinynet {tinynet.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (run, summary, description, example) in COMMANDS.items():
-        sub = commands.add_parser(name, help=summary, description=description, epilog=f"example:\n  {example}",
+        sub = commands.add_parser(name, help=summary, description=description,
+                                  epilog=f"example:\n  {example}\n\n{environment_help()}",
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
         sub.set_defaults(run=run)
         _add_arguments(name, sub)
@@ -332,12 +418,18 @@ def build_parser():
 
 
 def _add_arguments(name, sub):
-    model_help = "store name (see `tinynet models`) or weight file; default: mobilenet_v3_large"
+    model_help = f"store name (see `tinynet models`) or weight file; {default_model_help()}"
+    if name in ("classify", "eval", "train"):
+        sub.add_argument("--max-pixels", type=pixel_limit, metavar="N", help="refuse images of more than N pixels "
+                         "(default: $TINYNET_MAX_PIXELS, else Pillow's decompression-bomb limit, 89,478,485)")
     if name == "classify":
         sub.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
         sub.add_argument("-m", "--model", metavar="NAME|PATH", help=model_help)
         sub.add_argument("-k", "--top", type=positive_int, default=5, metavar="K", help="labels per image (default 5)")
-        sub.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+        sub.add_argument("--format", choices=FORMATS, default="text", help="text (default), json (one object per "
+                         "line) or csv (a row per prediction)")
+        sub.add_argument("--json", action="store_true", help="the same as --format json")
+        sub.add_argument("--labels", metavar="FILE", help="class names for the model's outputs, one per line")
         sub.add_argument("--batch", type=positive_int, default=8, metavar="N", help="images per forward pass (default 8)")
         sub.add_argument("--threads", type=thread_count, metavar="N", help="compute threads (default: all cores)")
         sub.add_argument("--distributed", action="store_true", help="run on a Dask cluster, write --out (Parquet)")
@@ -354,16 +446,29 @@ def _add_arguments(name, sub):
         sub.add_argument("name", metavar="NAME", help="a name from `tinynet models`")
         sub.add_argument("--force", action="store_true", help="fetch again even if the model is in the store")
     elif name == "import":
-        sub.add_argument("file", metavar="FILE", help=".pth, .safetensors, .tflite, .h5 or .tgz")
+        sub.add_argument("file", metavar="FILE", help=".pth, .safetensors, .tflite, .h5, .keras, .onnx, .tgz, or a Hugging Face model folder")
         sub.add_argument("--name", metavar="NAME", help="name in the store (default: from the file name)")
+        sub.add_argument("--labels", metavar="FILE", help="class names to store with it, one per line")
+        sub.add_argument("--force", action="store_true", help="replace a stored model of the same name")
+    elif name == "labels":
+        sub.add_argument("model", metavar="MODEL", help=model_help.split(";")[0])
+    elif name == "rm":
+        sub.add_argument("name", metavar="NAME", help="a stored model's name (`tinynet models` lists them)")
     elif name == "train":
         train_cli.add_arguments(sub)
+    elif name == "detect":
+        detect_cli.add_arguments(sub, positive_int, thread_count, model_help.split(";")[0])
+    elif name == "export":
+        export_cli.add_arguments(sub)
     elif name == "eval":
         sub.add_argument("model", metavar="MODEL", help=model_help.split(";")[0])
         sub.add_argument("--images", required=True, metavar="DIR", help="folder the labels file's paths are in")
         sub.add_argument("--labels", required=True, metavar="FILE", help="'<image> <class index>' per line")
         sub.add_argument("--batch", type=positive_int, default=32, metavar="N", help="images per forward pass (default 32)")
         sub.add_argument("--limit", type=positive_int, metavar="N", help="only the first N images")
+        sub.add_argument("--per-image", metavar="FILE", help="write each image's prediction to FILE")
+        sub.add_argument("--format", choices=("json", "csv"), help="of --per-image (default: csv for a .csv FILE, "
+                         "else JSON lines)")
         sub.add_argument("--threads", type=thread_count, metavar="N", help="compute threads (default: all cores)")
 
 
@@ -375,6 +480,7 @@ def main(argv=None):
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
+        set_max_pixels(args)
         return args.run(args)
     except UsageError as e:
         print(e, file=sys.stderr)

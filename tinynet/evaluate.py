@@ -19,13 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from tinynet.errors import ImageError, TinynetError
+from tinynet.errors import TinynetError
 from tinynet.labels import IMAGENET_CLASSES
-from tinynet.prefetch import prefetched
-from tinynet.preprocess import for_model, to_array
+from tinynet.model import softmax
+from tinynet.prefetch import image_batches
+from tinynet.preprocess import for_model
 
 LINE = re.compile(r"^(?P<path>.+?)[\s,]+(?P<label>-?\d+)\s*$")
 TOP_K = 5
+SHIFT_WARNING_MIN = 0.05  # a shifted top-1 below this is noise, not a sign of shifted labels
 
 
 def read_labels(labels_file, images_dir=None, limit=None):
@@ -67,12 +69,17 @@ def _locate(entry, base, by_name):
     return path
 
 
-def evaluate(model, labels_file, images_dir=None, batch_size=32, progress=None, workers=2):
+def evaluate(model, labels_file, images_dir=None, batch_size=32, progress=None, workers=2, on_image=None):
     """Top-1 and top-5 accuracy of ``model`` on the images listed in ``labels_file``.
 
     Returns {"top1", "top5" (fractions in [0, 1] of the images read), "images" (how many were read),
     "skipped" ([(path, message)] for images that could not be read: left out, not counted as wrong),
-    "seconds" (wall time, decoding included), "images_per_second"}. ``progress(done, total)`` is called before the first batch and after each.
+    "seconds" (wall time, decoding included), "images_per_second", "index_base" (None, or a one-line warning
+    when the labels look numbered from another base than the model's outputs, see ``index_base_warning``)}.
+    ``progress(done, total)`` is called before the first batch and after each.
+    ``on_image(record)`` is called for each image, in the labels file's order: {"image", "label", "top":
+    [(class index, probability), ...] best first} or {"image", "label", "error"}; class indices are the labels
+    file's (for a 1001-output model, output k + 1 is class k).
     ``workers`` threads decode and preprocess the next batches while the model runs (0: no threads);
     on a 2-core machine 2 workers gave 3-24% more images/s than none (bench/evaluate_overlap.py).
     """
@@ -83,24 +90,38 @@ def evaluate(model, labels_file, images_dir=None, batch_size=32, progress=None, 
     classes = model.num_classes - offset
     for path, label in samples:
         if label >= classes:
-            raise TinynetError(f"{path} has label {label}, but the model has only {classes} classes (0..{classes - 1})")
-    preprocess = for_model(model)
+            one_based = " (labels 1..N look numbered from 1: subtract 1 from each)" if label == classes else ""
+            raise TinynetError(f"{path} has label {label}, but the model has only {classes} classes "
+                               f"(0..{classes - 1}){one_based}")
     k = min(TOP_K, classes)
     top1 = top5 = done = 0
+    shifted = {-1: 0, 1: 0}  # images whose top-1 is label - 1 or label + 1: a labels file numbered from another base
     if progress:
         progress(0, len(samples))
     start = time.perf_counter()
     skipped = []
-    for chunk, x, failures in _batches(samples, batch_size, preprocess, workers):
-        skipped.extend(failures)
-        done += len(failures)
-        if x is None:
-            continue
-        scores = model.forward(x)[:, offset:]  # (n, classes)
-        labels = np.array([label for _, label in chunk])  # (n,)
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # (n, k), unordered
-        top1 += int(np.sum(np.argmax(scores, axis=1) == labels))
-        top5 += int(np.sum(np.any(top == labels[:, None], axis=1)))
+    for chunk, x, errors in image_batches(samples, for_model(model), batch_size, workers, image_of=lambda s: s[0]):
+        read = [sample for sample, error in zip(chunk, errors) if error is None]
+        skipped.extend((path, error) for (path, _), error in zip(chunk, errors) if error is not None)
+        if x is not None:
+            logits = model.forward(x)
+            scores = logits[:, offset:]  # (n, classes)
+            labels = np.array([label for _, label in read])  # (n,)
+            top = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # (n, k), best first
+            top1 += int(np.sum(top[:, 0] == labels))
+            top5 += int(np.sum(np.any(top == labels[:, None], axis=1)))
+            for shift in shifted:
+                shifted[shift] += int(np.sum(top[:, 0] == labels + shift))
+        if on_image:  # in the labels file's order: x's rows are the read images, in chunk order
+            # over every output, as `classify` computes them, then the labels' classes
+            probabilities, row = (softmax(logits)[:, offset:] if x is not None else None), 0
+            for (path, label), error in zip(chunk, errors):
+                if error is not None:
+                    on_image({"image": path, "label": label, "error": error})
+                    continue
+                on_image({"image": path, "label": label,
+                          "top": [(int(i), float(probabilities[row, i])) for i in top[row]]})
+                row += 1
         done += len(chunk)
         if progress:
             progress(done, len(samples))
@@ -109,22 +130,18 @@ def evaluate(model, labels_file, images_dir=None, batch_size=32, progress=None, 
     if n == 0:
         raise TinynetError(f"none of the {len(samples)} images could be read, first: {skipped[0][1]}")
     return {"top1": top1 / n, "top5": top5 / n, "images": n, "skipped": skipped, "seconds": seconds,
-            "images_per_second": n / seconds}
+            "images_per_second": n / seconds,
+            "index_base": index_base_warning(top1 / n, {s: hits / n for s, hits in shifted.items()}, model.num_classes)}
 
 
-def _batches(samples, batch_size, preprocess, workers):
-    """(readable samples, (n, size, size, 3) float32 or None, [(path, message)] unreadable) for each batch, in
-    order; ``workers`` threads prepare that many batches ahead."""
-
-    def prepare(chunk):
-        readable, arrays, failures = [], [], []
-        for path, label in chunk:
-            try:
-                arrays.append(to_array(path, preprocess))
-                readable.append((path, label))
-            except ImageError as e:
-                failures.append((path, str(e)))
-        return readable, (np.stack(arrays) if arrays else None), failures
-
-    chunks = [samples[i:i + batch_size] for i in range(0, len(samples), batch_size)]
-    return (prepared for _, prepared in prefetched(chunks, prepare, workers))
+def index_base_warning(top1, shifted_top1, outputs):
+    """A warning when the labels fit the model far better shifted by one (``shifted_top1``: {-1, +1: top-1 if the
+    model's answer were compared with label - 1, label + 1}), as 1-based labels (TensorFlow's 1001-class files,
+    0 = background) give on a 1000-class model: an accuracy near 0 that is not the model's. None otherwise."""
+    shift, best = max(shifted_top1.items(), key=lambda item: item[1])
+    if best < max(SHIFT_WARNING_MIN, 2 * top1):
+        return None
+    fix = "one less" if shift == -1 else "one more"
+    return (f"top-1 would be {100 * best:.2f}%, not {100 * top1:.2f}%, if every label were {fix}: the labels file "
+            f"looks numbered from another base than this model's {outputs} outputs (class indices are 0-based; "
+            f"for a 1001-output model, label k is output k + 1)")

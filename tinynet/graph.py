@@ -10,8 +10,9 @@ is a backbone plan alone, exactly as before.
 Adding a node kind touches this one place: write its ``shape`` (output shape from the input shapes) and ``bind``
 (kernel calls) and register them with ``@node_kind("kind")``; ``weights`` (name suffix -> shape) and ``macs`` too
 if the kind has weights or does arithmetic worth counting. A kind whose output is only another view of its input
-(a reshape) gives ``alias`` instead of ``bind``. ``NODE_KINDS`` is the registry; check_head, count_head and the
-kernel registry (tinynet.kernel_registry) enumerate it.
+(a reshape) gives ``alias`` instead of ``bind``. ``NODE_KINDS`` is the registry; head_shapes, head_weight_shapes,
+count_head and the kernel registry (tinynet.kernel_registry, which warm-up compiles from) enumerate it: add a node
+of the new kind to kernel_registry.tiny_head too (it asserts that every kind has one).
 
 Adding a head: write it as a table of rows over named taps (tinynet.detection.ssdlite is one) and a function that
 expands the rows into Nodes, with channel counts read from the weights (so any class count loads). The node
@@ -77,8 +78,9 @@ class BindContext:
 
 def _spatial(node, shape, padding):
     n, h, w, _ = shape
-    h, pad_top = conv_output_size(h, node.k, node.stride, padding)
-    w, pad_left = conv_output_size(w, node.k, node.stride, padding)
+    dilation = node.option("dilation", 1)  # "dw" and "conv": taps this many pixels apart (atrous)
+    h, pad_top = conv_output_size(h, node.k, node.stride, padding, dilation)
+    w, pad_left = conv_output_size(w, node.k, node.stride, padding, dilation)
     return (n, h, w), (pad_top, pad_left)
 
 
@@ -100,13 +102,16 @@ node_kind("pw", bind=_bind_pw, kernels=(kernels.gemm_bias_act_f32,),
 def _bind_dw(node, ins, out, ctx):
     w, b = (kernel_array(ctx.weights[f"{node.name}.{wb}"]) for wb in "wb")
     _, pads = _spatial(node, ins[0].shape, ctx.padding)
+    if node.option("dilation", 1) > 1:
+        return [(kernels.dwconv2d_dilated_nhwc_f32, [ins[0], w, b, out, node.stride, node.option("dilation"), *pads,
+                                                     activation_code(node.act)])]
     groups = depthwise_groups(out.shape[0] * out.shape[1], out.shape[3], ctx.threads)
     zeros = aligned_zeros(ins[0].shape[2] * ins[0].shape[3])
     return [(kernels.dwconv2d_nhwc_f32, [ins[0], w, b, out, node.stride, *pads, activation_code(node.act), groups,
                                          zeros])]
 
 
-node_kind("dw", bind=_bind_dw, kernels=(kernels.dwconv2d_nhwc_f32,),
+node_kind("dw", bind=_bind_dw, kernels=(kernels.dwconv2d_nhwc_f32, kernels.dwconv2d_dilated_nhwc_f32),
           weights=lambda node, shapes: {"w": (node.k, node.k, shapes[0][-1]), "b": (shapes[0][-1],)},
           macs=lambda node, shapes, out: int(np.prod(out[1:])) * node.k * node.k,
           )(lambda node, shapes, padding: (*_spatial(node, shapes[0], padding)[0], shapes[0][-1]))
@@ -115,10 +120,13 @@ node_kind("dw", bind=_bind_dw, kernels=(kernels.dwconv2d_nhwc_f32,),
 def _bind_conv(node, ins, out, ctx):
     wp, bp = packed(ctx.weights, node.name, ctx.packed)
     _, pads = _spatial(node, ins[0].shape, ctx.padding)
+    if node.option("dilation", 1) > 1:
+        return [(kernels.conv2d_dilated_nhwc_f32, [ins[0], wp, bp, out, node.k, node.stride, node.option("dilation"),
+                                                   *pads, activation_code(node.act)])]
     return [(kernels.conv2d_nhwc_f32, [ins[0], wp, bp, out, node.k, node.stride, *pads, activation_code(node.act)])]
 
 
-node_kind("conv", bind=_bind_conv, kernels=(kernels.conv2d_nhwc_f32,),
+node_kind("conv", bind=_bind_conv, kernels=(kernels.conv2d_nhwc_f32, kernels.conv2d_dilated_nhwc_f32),
           weights=lambda node, shapes: {"w": (node.k, node.k, shapes[0][-1], node.cout), "b": (node.cout,)},
           macs=lambda node, shapes, out: int(np.prod(out[1:])) * node.k * node.k * shapes[0][-1],
           )(lambda node, shapes, padding: (*_spatial(node, shapes[0], padding)[0], node.cout))

@@ -1,9 +1,11 @@
 """``load`` and ``save``: weight files in, tinynet's own format out.
 
 Recognised by content, not by extension:
-  torch zip (``torch.save``)     torchvision / timm state dicts, read without torch
-  safetensors                    tinynet's own format (has ``tinynet_format`` metadata) or timm checkpoints
+  torch zip (``torch.save``)     torchvision / timm / transformers state dicts, read without torch
+  safetensors                    tinynet's own format (has ``tinynet_format`` metadata) or timm / transformers
+                                 checkpoints (a Hugging Face folder with config.json is read through its weight file)
   TFLite flatbuffer, Keras HDF5  (tinynet.formats.tflite / keras_h5)
+  Keras 3 .keras zip, ONNX       (tinynet.formats.keras3 / onnx)
 
 tinynet's format is safetensors with BatchNorm already folded and every tensor in runtime layout
 (see tinynet.spec), plus metadata: ``tinynet_format`` ("1"), ``arch``, ``padding`` and ``meta``
@@ -16,7 +18,7 @@ from tinynet.kernels.padding import PADDINGS
 from tinynet import preprocess
 from tinynet.architectures import ARCHITECTURES
 from tinynet.errors import TinynetError, WeightsError
-from tinynet.formats import pytorch, safetensors, torch_zip
+from tinynet.formats import hub_config, pytorch, safetensors, torch_zip
 from tinynet.formats.fold import fold, unused
 from tinynet.labels import labels_for
 from tinynet.model import Model
@@ -28,15 +30,21 @@ MAGIC = {b"PK\x03\x04": "torch", b"\x89HDF": "hdf5"}
 
 
 def sniff(path):
-    """The format of the file at ``path``: "torch", "safetensors", "tflite", "hdf5", or None."""
+    """The format of the file at ``path``: "torch", "keras3", "safetensors", "tflite", "hdf5", "onnx", or None."""
     with open(path, "rb") as f:
         head = f.read(16)
+    if head[:4] == b"PK\x03\x04":
+        from tinynet.formats import keras3
+        return "keras3" if keras3.is_keras_archive(path) else "torch"
     if head[:4] in MAGIC:
         return MAGIC[head[:4]]
     if head[4:8] == b"TFL3":
         return "tflite"
     if len(head) > 8 and head[8:9] == b"{":
         return "safetensors"
+    from tinynet.formats import onnx
+    if onnx.looks_like_onnx(head):
+        return "onnx"
     return None
 
 
@@ -54,6 +62,11 @@ def load(source, arch=None):
         from tinynet import store  # here, not at the top: the store itself saves and loads through this module
 
         path = store.locate(str(source))
+    if path.is_dir():  # a Hugging Face model folder: config.json + model.safetensors / pytorch_model.bin
+        try:
+            path = hub_config.weights_in(path)
+        except WeightsError as e:
+            raise type(e)(" ".join(str(e).split())[:MAX_MESSAGE_CHARS]) from None
     if not path.is_file():
         raise TinynetError(f"not a weight file: {source}")
     kind = sniff(path)
@@ -72,8 +85,15 @@ def load(source, arch=None):
         elif kind == "hdf5":
             from tinynet.formats import keras_h5
             model = keras_h5.load(path, arch)
+        elif kind == "keras3":
+            from tinynet.formats import keras3
+            model = keras3.load(path, arch)
+        elif kind == "onnx":
+            from tinynet.formats import onnx
+            model = onnx.load(path, arch)
         else:
-            raise WeightsError("not a weight file tinynet reads (expected a .pth, .safetensors, .tflite or .h5)")
+            raise WeightsError("not a weight file tinynet reads (expected a .pth, .safetensors, .tflite, .h5, .keras "
+                               "or .onnx)")
         _check_conventions(model)
     except WeightsError as e:
         # One line, of bounded length, whatever the file put in it (tensor names come from the file).
@@ -109,19 +129,27 @@ def _from_pytorch(tensors, arch, path):
 
         return lraspp_from_torchvision(tensors, path)
     library, detected = pytorch.detect(tensors)
+    if library == "transformers":
+        from tinynet.formats import transformers_mobilenet
+        return transformers_mobilenet.load(tensors, arch, path, detected)
     arch = arch or detected
-    sources = (pytorch.torchvision_sources if library == "torchvision" else pytorch.timm_sources)(arch, tensors)
-    weights, origin = fold(tensors, sources, pytorch.BN_EPS.get(arch if library == "torchvision" else library, 1e-5))
+    padding, preprocess_spec = "symmetric", {"preset": library}
+    if library == "torchvision":
+        sources, eps = pytorch.torchvision_sources(arch, tensors), pytorch.BN_EPS.get(arch, 1e-5)
+    else:
+        sources = pytorch.timm_sources(arch, tensors)
+        eps, padding, preprocess_spec = pytorch.timm_conventions(arch, path, hub_config.config_beside(path))
+    weights, origin = fold(tensors, sources, eps)
     extra = unused(tensors, sources)
     if extra:
         raise WeightsError(f"tensor {extra[0]} has no place in {arch}")
     shapes = {n: a.shape for n, a in weights.items()}
     layers = layers_for_weights(arch, shapes)
     check_weights(layers, weights, describe=lambda n: f"{origin.get(n, n)} ({n})")
-    meta = {"preprocess": {"preset": library}, "source": f"{library}:{path.name}"}
+    meta = {"preprocess": preprocess_spec, "source": f"{library}:{path.name}"}
     if layers[-1].cout == 1000:  # torchvision and timm ImageNet heads use the standard synset order
         meta["labels"] = "imagenet1k"
-    return Model(arch, layers, weights, "symmetric", meta)
+    return Model(arch, layers, weights, padding, meta)
 
 
 def _from_native(tensors, metadata, arch, path):
@@ -148,6 +176,12 @@ def _from_native(tensors, metadata, arch, path):
 
 def save(model, path):
     """Write ``model`` in tinynet's format (safetensors, BatchNorm folded, runtime layout)."""
+    if model.task != "classification":  # the format has no place for a head graph yet
+        raise TinynetError(f"{model.arch} is a {model.task} model: tinynet's format holds classifiers only so far; "
+                           "load its original file instead")
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise TinynetError(f"cannot save to {path}: folder {folder} does not exist")
     metadata = {"tinynet_format": FORMAT_VERSION, "arch": model.arch, "padding": model.padding,
                 "meta": json.dumps(model.meta, sort_keys=True)}
     safetensors.write(path, model.weights, metadata)

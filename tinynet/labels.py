@@ -8,12 +8,15 @@ A model's ``meta["labels"]`` says which names its outputs have:
   [name, ...]     its own list, one name per output
   absent          numbered names, "class 0", "class 1", ...
 """
+import re
 from functools import cache
 from importlib import resources
+from pathlib import Path
 
-from tinynet.errors import WeightsError
+from tinynet.errors import TinynetError, WeightsError
 
 IMAGENET_CLASSES = 1000
+INDEXED = re.compile(r"(\d+)\t(.*)")  # a line of `tinynet labels`: index, tab, name
 
 
 @cache
@@ -66,3 +69,31 @@ def labels_for(model):
             raise WeightsError("metadata label names must all be strings")
         return list(labels)
     return [f"class {i}" for i in range(n)]
+
+
+def read_names(file, outputs):
+    """Class names for a model with ``outputs`` outputs from a text file: one name per line, in output order
+    (TensorFlow's and Keras' labels.txt), or what `tinynet labels` prints ("<index><TAB><name>" lines). Blank
+    lines at the end are ignored; the count must match the outputs."""
+    file = Path(file)
+    try:
+        lines = file.read_text(encoding="utf-8").rstrip("\n").split("\n")
+    except OSError as e:
+        raise TinynetError(f"cannot read labels file {file}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise TinynetError(f"labels file {file} is not UTF-8 text") from None
+    lines = [line.rstrip("\r") for line in lines]
+    indexed = [INDEXED.fullmatch(line) for line in lines]
+    if all(indexed) and [int(m[1]) for m in indexed] == list(range(len(lines))):
+        lines = [m[2] for m in indexed]
+    names = [line.strip() for line in lines]
+    if any(not name for name in names):
+        raise TinynetError(f"{file}:{names.index('') + 1}: empty class name (one name per line)")
+    if len(names) != outputs:
+        hint = ""
+        if len(names) + 1 == outputs:
+            hint = " (a 1001-output model's first output is usually 'background': add it as the first line)"
+        elif len(names) == outputs + 1:
+            hint = " (a first line 'background' belongs to 1001-output models: remove it)"
+        raise TinynetError(f"{file} has {len(names)} class names, the model has {outputs} outputs{hint}")
+    return names

@@ -92,6 +92,9 @@ class Model:
 
     def count(self, resolution=224):
         """Parameters and MACs, totals and per layer (see tinynet.spec.count)."""
+        if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < MIN_INPUT_SIZE:
+            raise TinynetError(f"resolution must be a whole number of pixels, at least {MIN_INPUT_SIZE} "
+                               f"(the smallest input tinynet runs), got {resolution!r}")
         return count(self.layers, resolution, self.padding)
 
     def preprocess(self, image):
@@ -102,6 +105,13 @@ class Model:
             return preprocessing.batch(image, preprocessing.for_model(self))
         return preprocessing.to_array(image, preprocessing.for_model(self))[None]
 
+    def preprocess_with_geometry(self, image):
+        """One image as ``preprocess`` gives it, and the tinynet.geometry.Geometry applied (resize, crop), to map
+        results in input pixels back onto the original image."""
+        rgb = preprocessing.open_image(image)
+        spec = preprocessing.for_model(self)
+        return preprocessing.to_array(rgb, spec)[None], preprocessing.geometry(rgb.size[::-1], spec)
+
     def classify(self, images, top=5, batch_size=CLASSIFY_BATCH):
         """The ``top`` most likely labels with their probabilities.
 
@@ -109,6 +119,8 @@ class Model:
         first (each unpacks as ``label, probability``).
         A list of images -> one such list per image, computed in batches of ``batch_size``.
         """
+        if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
+            raise TinynetError(f"top must be a whole number of at least 1, got {top!r}")
         if isinstance(images, (list, tuple)):
             names, spec = labels_for(self), preprocessing.for_model(self)
             results = []
@@ -172,14 +184,22 @@ class Model:
             raise TinynetError(f"expected NHWC input (N, H, W, 3), got shape {x.shape}{hint}")
         if min(x.shape[1:3]) < MIN_INPUT_SIZE or x.shape[0] < 1:
             raise TinynetError(f"input must be at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} with N >= 1, got shape {x.shape}")
+        if not np.issubdtype(x.dtype, np.floating):
+            # Pixels 0..255 would run, and give a confident wrong class: the model wants them normalised.
+            raise TinynetError(f"forward takes a preprocessed float32 batch, got {x.dtype} (raw pixels?): use "
+                               f"model.preprocess(image) first, or model.classify(image), which accept uint8 arrays")
+        if not np.isfinite(x).all():  # the kernels would not fail: their activation clamps turn NaN into finite logits
+            bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+            raise TinynetError(f"input holds {bad} NaN or infinite value{'s' if bad > 1 else ''}")
         # Writeable, aligned, C-contiguous float32: the array type the kernels are compiled (and cached) for.
         return np.require(x, np.float32, ["C", "A", "W"])
 
 
-def create(arch, width=1.0, num_classes=1000, seed=0, padding="symmetric"):
+def create(arch, width=1.0, num_classes=1000, seed=0, padding="symmetric", convention="torchvision"):
     """A model of ``arch`` with seeded random weights (He-normal convs, small biases): for benchmarks,
-    counting and tests. Architecture names as torchvision spells them, plus the "_minimalistic" V3s."""
-    layers = layers_for_width(arch, width, num_classes)
+    counting and tests. Architecture names as torchvision spells them, plus the "_minimalistic" V3s.
+    ``convention``: how ``width`` scales V3's channels, "torchvision" or "tf" (see tinynet.spec.layers_for_width)."""
+    layers = layers_for_width(arch, width, num_classes, convention)
     rng = np.random.default_rng(seed)
     weights = {}
     from tinynet.spec import weight_shapes

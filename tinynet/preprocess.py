@@ -174,15 +174,28 @@ def batch(images, preprocess=None):
     return out
 
 
-def _resize_and_crop(image, p):
-    """RGB PIL image -> (p.size, p.size) RGB PIL image, following torchvision's or TF-slim's order."""
-    resample = INTERPOLATIONS[p.interpolation]
-    w, h = image.size
-    if p.crop_first:
-        # tf.image.central_crop: offset truncated toward zero, then the same margin on both sides.
-        top, left = int((h - h * p.crop_fraction) / 2), int((w - w * p.crop_fraction) / 2)
-        # Crop first: resize(box=...) would let the filter reach pixels outside the box, TF's does not.
-        return image.crop((left, top, w - left, h - top)).resize((p.size, p.size), resample)
+def geometry(original_size, preprocess=None):
+    """The tinynet.geometry.Geometry ``to_array`` applies to an image of ``original_size`` (height, width): where
+    each original pixel lands in the (size, size) input, to map results back onto the photo."""
+    from tinynet.geometry import Geometry
+
+    p = resolve(preprocess)
+    h, w = original_size
+    if p.crop_first:  # crop (top, left margins) then resize the crop to size x size
+        top, left = _central_crop_margins(w, h, p)
+        sy, sx = p.size / (h - 2 * top), p.size / (w - 2 * left)
+        return Geometry((h, w), (p.size, p.size), (sy, sx), (-top * sy, -left * sx))
+    new_w, new_h, top, left = _resize_then_crop_layout(w, h, p)
+    return Geometry((h, w), (p.size, p.size), (new_h / h, new_w / w), (-top, -left))
+
+
+def _central_crop_margins(w, h, p):
+    # tf.image.central_crop: offset truncated toward zero, then the same margin on both sides.
+    return int((h - h * p.crop_fraction) / 2), int((w - w * p.crop_fraction) / 2)
+
+
+def _resize_then_crop_layout(w, h, p):
+    """torchvision's Resize(shorter side) + CenterCrop: (resized width, height, crop top, left)."""
     # The 1e-9 keeps a ratio such as 224/232 written with rounding from landing one pixel short.
     shorter = math.floor(p.size / p.crop_fraction + 1e-9)
     # torchvision's resize: the longer side is truncated, not rounded.
@@ -191,7 +204,18 @@ def _resize_and_crop(image, p):
     else:
         new_w, new_h = int(shorter * w / h), shorter
     # torchvision's center_crop rounds the offset with Python's round (half to even).
-    top, left = int(round((new_h - p.size) / 2.0)), int(round((new_w - p.size) / 2.0))
+    return new_w, new_h, int(round((new_h - p.size) / 2.0)), int(round((new_w - p.size) / 2.0))
+
+
+def _resize_and_crop(image, p):
+    """RGB PIL image -> (p.size, p.size) RGB PIL image, following torchvision's or TF-slim's order."""
+    resample = INTERPOLATIONS[p.interpolation]
+    w, h = image.size
+    if p.crop_first:
+        top, left = _central_crop_margins(w, h, p)
+        # Crop first: resize(box=...) would let the filter reach pixels outside the box, TF's does not.
+        return image.crop((left, top, w - left, h - top)).resize((p.size, p.size), resample)
+    new_w, new_h, top, left = _resize_then_crop_layout(w, h, p)
     if new_w * new_h > MAX_RESIZED_PIXELS:  # an extreme aspect ratio: a 1 x 100000 strip would resize to 20 GB
         return _resized_window(image, (new_w, new_h), (left, top), p.size, resample)
     if (new_w, new_h) != (w, h):
@@ -324,7 +348,8 @@ def _guarded(name, decode):
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         limit = Image.MAX_IMAGE_PIXELS
         raise ImageError(f"{name}: image is larger than {limit:,} pixels, the decompression-bomb limit "
-                         "(PIL.Image.MAX_IMAGE_PIXELS; raise it if you trust the file)") from None
+                         "(PIL.Image.MAX_IMAGE_PIXELS, on the command line --max-pixels or TINYNET_MAX_PIXELS; "
+                         "raise it if you trust the file)") from None
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image file Pillow can read") from None
     except PermissionError:

@@ -21,7 +21,7 @@ def wanted(stream=None):
 
 
 class Progress:
-    """``label [#####-----] done/total unit  rate/s``; ``total=None`` shows the count only.
+    """``label [#####-----] done/total unit  rate unit/s  ETA m:ss``; ``total=None`` shows the count and rate only.
 
     ``unit="B"`` formats counts as bytes (KB, MB). A disabled bar (``enabled=False``) does nothing.
     """
@@ -77,9 +77,17 @@ class Progress:
             filled = min(BAR_WIDTH, BAR_WIDTH * self.done // self.total)
             bar = "[" + "#" * filled + "-" * (BAR_WIDTH - filled) + "] "
         unit = "" if self.unit == "B" else f" {self.unit}" if self.unit else ""
-        self.stream.write(f"\r\x1b[2K{self.label} {bar}{count}{unit}  {self._fmt(self.rate)}{unit}/s")
+        self.stream.write(f"\r\x1b[2K{self.label} {bar}{count}{unit}  {self._fmt(self.rate)}{unit}/s{self._eta()}")
         self.stream.flush()
         self._visible = True
+
+    def _eta(self):
+        """``  ETA m:ss`` while a total is known and not reached (from the rate so far), else nothing."""
+        rate = self.rate
+        if not self.total or self.done >= self.total or rate <= 0:
+            return ""
+        minutes, seconds = divmod(round((self.total - self.done) / rate), 60)
+        return f"  ETA {minutes}:{seconds:02d}"
 
     def _fmt(self, n):
         if self.unit != "B":

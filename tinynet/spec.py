@@ -14,7 +14,7 @@ import numpy as np
 
 from tinynet.kernels import conv_output_size
 from tinynet.architectures import CLASSES, EXPANSION_IS_RATIO, make_divisible, rows
-from tinynet.errors import WeightsError
+from tinynet.errors import TinynetError, WeightsError
 
 
 @dataclass(frozen=True)
@@ -65,19 +65,41 @@ def _layers(arch, out_channels, expanded_channels, squeeze_channels):
     return tuple(layers)
 
 
-def layers_for_width(arch, width=1.0, num_classes=1000):
-    """Concrete layers of ``arch`` at a width multiplier, with torchvision/timm channel rounding."""
-    if not width > 0:
-        raise ValueError(f"width must be positive, got {width}")
+CONVENTIONS = ("torchvision", "tf")
+
+
+def layers_for_width(arch, width=1.0, num_classes=1000, convention="torchvision"):
+    """Concrete layers of ``arch`` at a width multiplier.
+
+    ``convention`` is how a width scales the channels; the two differ for V3 only:
+      "torchvision"  torchvision's and timm's: every count in the table times ``width``, rounded.
+      "tf"           TF-slim's and Keras': an expansion is its ratio (table exp / table input) times the
+                     block's rounded input channels, and the hidden FC before the classifier (C5) is never
+                     narrower than at 1.0. This is what the V3 paper's Table 3 counts (Large 0.75: 155 M MACs).
+    """
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width < float("inf"):
+        raise TinynetError(f"width must be a positive number (1.0 is the published size), got {width!r}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise TinynetError(f"num_classes must be a whole number of at least 1, got {num_classes!r}")
+    if convention not in CONVENTIONS:
+        raise TinynetError(f"unknown width convention {convention!r}; expected one of {', '.join(CONVENTIONS)}")
+    table = rows(arch)
+    tf = convention == "tf"
 
     def out_channels(i, row):
         if row.out == CLASSES:
             return num_classes
         scale = {"w": width, "max1": max(1.0, width), "fixed": 1.0}[row.scale]
+        if tf and row.kind == "fc":
+            scale = max(1.0, width)
         return make_divisible(row.out * scale)
 
     def expanded_channels(i, row, cin):
-        return int(round(cin * row.exp)) if arch in EXPANSION_IS_RATIO else make_divisible(row.exp * width)
+        if arch in EXPANSION_IS_RATIO:
+            return int(round(cin * row.exp))
+        if tf:  # the ratio as TF-slim writes it (72/16, 88/24, 184/80), applied to the rounded input
+            return make_divisible(cin * (row.exp / table[i - 1].out))
+        return make_divisible(row.exp * width)
 
     return _layers(arch, out_channels, expanded_channels, lambda i, exp: make_divisible(exp // 4))
 
@@ -146,12 +168,13 @@ COMMON_WIDTHS = (1.0, 0.75, 0.5, 0.35, 0.25, 1.25, 1.3, 1.4, 1.5, 2.0)
 
 
 def infer_width(arch, layers):
-    """The width multiplier whose rounding reproduces ``layers`` exactly, or None if none does."""
+    """The width multiplier whose rounding (either convention) reproduces ``layers`` exactly, or None if none does."""
     num_classes = layers[-1].cout
     candidates = COMMON_WIDTHS + tuple(round(0.05 * i, 2) for i in range(2, 61))
-    for width in candidates:
-        if layers_for_width(arch, width, num_classes) == layers:
-            return width
+    for convention in CONVENTIONS:
+        for width in candidates:
+            if layers_for_width(arch, width, num_classes, convention) == layers:
+                return width
     return None
 
 

@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from tinynet import caches, io, registry
 from tinynet.download import DownloadError, OfflineError, fetch, verify
 from tinynet.errors import TinynetError, WeightsError
+from tinynet.labels import read_names
 
 try:
     import fcntl
@@ -30,7 +31,7 @@ except ImportError:  # Windows: no advisory locks; the atomic rename alone keeps
 
 SUFFIX = ".safetensors"
 IMAGENET_OUTPUTS = (1000, 1001)  # 1001: TensorFlow's, with "background" first
-WEIGHT_SUFFIXES = (".tar.gz", ".tgz", ".safetensors", ".tflite", ".pth", ".pt", ".h5", ".hdf5")
+WEIGHT_SUFFIXES = (".tar.gz", ".tgz", ".safetensors", ".tflite", ".pth", ".pt", ".h5", ".hdf5", ".keras", ".onnx")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -127,24 +128,41 @@ def save(model, name):
     return dest
 
 
-def import_file(file, name=None):
+def import_file(file, name=None, labels=None, force=False):
     """Convert the weight file ``file`` (anything tinynet.load reads, or a .tgz holding one .tflite) into the
-    store as ``name`` (default: the file's stem). Returns ``(name, path)``."""
+    store as ``name`` (default: the file's stem). ``labels``: a class-names file (tinynet.labels.read_names) to
+    store with it. A stored model of that name is replaced only with ``force``. Returns ``(name, path)``."""
     file = Path(file).expanduser()
-    if not file.is_file():
+    if not (file.is_file() or file.is_dir()):  # a folder: a Hugging Face checkpoint (config.json + weights)
         raise TinynetError(f"no such file: {file}")
     name = _name_from(file) if name is None else name
+    if find(name) is not None and not force:  # validates the name too
+        raise TinynetError(f"a model named {name} is already in the store ({path_of(name)}): pass --force "
+                           f"(force=True) to replace it, or choose another --name")
     path_of(name)  # validate before any work
     entry = registry.load().get(name)
-    known = entry is not None and _is_download_of(entry, file)  # e.g. a copy of what `pull` would fetch
+    known = entry is not None and file.is_file() and _is_download_of(entry, file)  # e.g. a copy of what `pull` would fetch
     with _workdir() as work:
         model = io.load(_unpack(file, entry.member if known else None, work))
         if known:
             _apply_registry(model, entry)
         elif "labels" not in model.meta and model.num_classes in IMAGENET_OUTPUTS:
             model.meta["labels"] = "imagenet1k"  # what every public MobileNet with these output counts was trained on
+        if labels is not None:
+            model.meta["labels"] = read_names(labels, model.num_classes)
         model.meta["source"] = f"import:{file.name}"
         return name, save(model, name)
+
+
+def remove(name):
+    """Delete the stored model ``name``; returns the path it had. A pull of the same name waits for it."""
+    path = path_of(name)
+    with _locked(name) if path.parent.is_dir() else contextlib.nullcontext():
+        if not path.is_file():
+            stored = ", ".join(names()) or "none"
+            raise TinynetError(f"no stored model named {name!r} (stored: {stored})")
+        path.unlink()
+    return path
 
 
 def pull(name, progress=None, force=False, registry_file=None):
@@ -225,7 +243,7 @@ def _unpack(path, member, work):
     Only the member's content is used: it is written under a name chosen here, so member paths
     ("../x", "/etc/x") and links in the archive cannot write anywhere.
     """
-    if not tarfile.is_tarfile(path):
+    if path.is_dir() or not tarfile.is_tarfile(path):
         return path
     try:
         with tarfile.open(path, "r:*") as archive:

@@ -124,7 +124,7 @@ class FeatureCache:
 
     def features(self, items, views, progress=True):
         """(features (len(items) * len(views), C) float32, labels, skipped paths), views of one file adjacent."""
-        bar = Progress("features", len(items) * len(views), "img", enabled=None if progress else False)
+        bar = Progress("features", len(items) * len(views), "images", enabled=None if progress else False)
         spec = preprocess.for_model(self.model)
         rows, labels, skipped = [], [], []
         for path, label in items:

@@ -4,8 +4,8 @@ Numba compiles each kernel the first time it is called with a new signature and 
 code in its on-disk cache (``__pycache__`` beside kernels/, or NUMBA_CACHE_DIR); later processes load
 it in milliseconds. Compiling everything takes tens of seconds of one core, so:
 
-- ``warmup()`` compiles the kernels by running the kernel calls of one tiny forward pass of each
-  architecture family. The kernels see the same dtypes, dimensions and memory layouts as in real
+- ``warmup()`` compiles the kernels by running the kernel calls of the tiny plans of tinynet.kernel_registry
+  (one per classifier family, one graph with every head node kind). The kernels see the same dtypes, dimensions and memory layouts as in real
   runs (tinynet.plan normalises every array it passes), so the signatures, and therefore the cache
   entries, are the ones real runs use. When the cache is cold it splits the kernels between
   worker processes (``compile_kernels``), one per core: Numba compiles on one thread, so two cores
@@ -21,18 +21,9 @@ import threading
 import time
 from contextlib import contextmanager
 
-import numpy as np
 
-from tinynet import kernels
-from tinynet.kernels.fake_quant import fake_quantize_f32
+from tinynet.kernel_registry import COMPILE_SECONDS, dispatchers, engine_kernels, plan_steps, tiny_plans
 
-# One family per kernel path: V1 (plain depthwise-separable), V2 (residuals, expand + depthwise fused), V3-Large
-# (5x5 depthwise, squeeze-excite, h-swish, hidden FC), V3-Small.
-FAMILIES = ("mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small")
-# The kernels MobileNets run, with their compile time in seconds on the project machine (for the split).
-ENGINE_KERNELS = {kernels.expand_dwconv2d_nhwc_f32: 7.4, kernels.dwconv2d_nhwc_f32: 4.2, kernels.conv2d_nhwc_f32: 4.2,
-                  kernels.squeeze_excite_nhwc_f32: 4.0, kernels.gemm_bias_act_f32: 2.6,
-                  kernels.global_avg_pool_nhwc_f32: 0.7, fake_quantize_f32: 0.5}
 POLL_SECONDS = 0.1
 NOTICE = ("tinynet: compiling the kernels for this machine (first run; they are cached on disk "
           "afterwards, and `tinynet warmup` does this ahead of time)...")
@@ -42,13 +33,13 @@ _first_run_done = False
 
 def compiling():
     """Whether Numba has had to compile (not load from its cache) any kernel in this process."""
-    return any(sum(kernel.stats.cache_misses.values()) for kernel in ENGINE_KERNELS)
+    return any(sum(kernel.stats.cache_misses.values()) for kernel in engine_kernels().values())
 
 
 def cache_is_cold():
     """Whether some engine kernel has no on-disk cache entry for this CPU (or none for its current source)."""
     try:
-        for kernel in ENGINE_KERNELS:
+        for kernel in engine_kernels().values():
             target = kernel.targetctx.codegen().magic_tuple()
             if not any(key[1] == target for key in kernel._cache._cache_file._load_index()):
                 return True
@@ -57,34 +48,24 @@ def cache_is_cold():
         return True
 
 
-def _tiny_plans():
-    """Plans of tiny models of every family: their steps are the engine's kernel calls, with its argument types
-    (every expand and depthwise pair fused, as large models fuse some: see tinynet.plan.fuse_expand_depthwise)."""
-    from tinynet.model import create
-    from tinynet.plan import Plan
-
-    x = np.zeros((1, 32, 32, 3), np.float32)
-    for arch in FAMILIES:
-        model = create(arch, width=0.25, num_classes=8)
-        grid = {"00.conv": (0.0, 0.1, 256)} if arch == FAMILIES[0] else None  # quantization-aware-trained files
-        yield Plan(model.layers, model.weights, model.padding, x.shape, 2, grid, fuse_min_floats=0), x
-
-
 def compile_kernels(names):
-    """Call every tiny-plan step whose kernel is named in ``names`` (the values do not matter: it compiles)."""
-    for plan, x in _tiny_plans():
-        for i, (kernel, args) in enumerate(plan.steps):
-            if kernel.__name__ in names:
-                kernel(*([x.reshape(plan.input_view[i]), *args[1:]] if i in plan.input_view else args))
+    """Call every tiny-plan step whose kernel (or a kernel it wraps) is named in ``names``: it compiles (the values
+    do not matter)."""
+    for plan, x in tiny_plans():
+        inputs = getattr(plan, "backbone", plan).input_view
+        for i, (kernel, args) in enumerate(plan_steps(plan)):
+            if any(d.__name__ in names for d in dispatchers(kernel)):
+                kernel(*([x.reshape(inputs[i]), *args[1:]] if i in inputs else args))
 
 
 def split(processes):
     """Kernel names in ``processes`` groups of about equal compile time (longest first, to the lightest group)."""
     groups = [[] for _ in range(processes)]
     load = [0.0] * processes
-    for kernel, seconds in sorted(ENGINE_KERNELS.items(), key=lambda item: -item[1]):
+    timed = {name: COMPILE_SECONDS.get(name, 1.0) for name in engine_kernels()}
+    for name, seconds in sorted(timed.items(), key=lambda item: -item[1]):
         lightest = load.index(min(load))
-        groups[lightest].append(kernel.__name__)
+        groups[lightest].append(name)
         load[lightest] += seconds
     return [g for g in groups if g]
 
@@ -103,9 +84,10 @@ def warmup(progress=None, processes=None):
         workers = [subprocess.Popen([sys.executable, "-c", code, *group]) for group in split(processes)]
         for worker in workers:
             worker.wait()
+    plans = list(tiny_plans())
     if progress is not None:
-        progress.start(len(FAMILIES))
-    for plan, x in _tiny_plans():
+        progress.start(len(plans))
+    for plan, x in plans:
         plan.run(x)  # loads what the workers compiled (or compiles, with processes=1)
         if progress is not None:
             progress.update(1)

@@ -42,6 +42,11 @@ class DetectionModel(Model):
         return next(n for n in self.head if n.name == "cls.0.anchors").option("columns")
 
     @property
+    def input_size(self):
+        """(height, width) the transform resizes every photo to."""
+        return ssdlite.INPUT_SIZE
+
+    @property
     def width(self):
         return None  # detection backbones have their own channel rules (reduced tail)
 

@@ -12,6 +12,9 @@ This file is run as a script, not imported: it needs only the standard library, 
 ({"names": [...], "model_config": str or null}) and OUTDIR/weights.npz (array "t<i>" for
 names[i]), or exits with status BAD_FILE and one line on stderr saying what is wrong.
 
+Keras 3 weights files (``model.weights.h5`` inside a ``.keras`` zip) have no layer_names: their
+variables are ``layers/<layer>/vars/<i>`` (see _read_keras3).
+
 Besides what libhdf5 itself checks, it refuses, before reading any data:
   - external links, external raw-data files and virtual datasets: a weight file must not make
     tinynet read other files on this machine;
@@ -50,6 +53,8 @@ def read(path):
     with h5py.File(path, "r") as f:
         _refuse_external_links(f)
         root = f["model_weights"] if "model_weights" in f else f
+        if "layer_names" not in root.attrs and isinstance(f.get("layers"), h5py.Group):
+            return _read_keras3(f["layers"]), None
         if "layer_names" not in root.attrs:
             raise BadFile("not a Keras weights file (no layer_names attribute)")
         weights, budget = {}, MAX_WEIGHT_BYTES
@@ -65,6 +70,28 @@ def read(path):
                 weights[f"{layer}/{variable}"] = array
         config = next(iter(_strings(f, "model_config")), None) if "model_config" in f.attrs else None
     return weights, config
+
+
+def _read_keras3(layers):
+    """Keras 3's model.weights.h5: ``layers/<layer>/vars/<i>`` per top-level layer, where <layer> is the class
+    name in snake case numbered by occurrence (conv2d, conv2d_1, ...); returned as {"layers/<layer>/vars/<i>": array}."""
+    weights, budget = {}, MAX_WEIGHT_BYTES
+    for layer in layers:
+        group = layers.get(layer, getlink=True)
+        if not isinstance(group, h5py.HardLink) or not isinstance(layers[layer], h5py.Group):
+            raise BadFile(f"layer {layer!r} is not a group stored in this file")
+        variables = layers[layer].get("vars")
+        if variables is None:
+            continue
+        if not isinstance(variables, h5py.Group):
+            raise BadFile(f"layer {layer!r}: vars is not a group")
+        for name in variables:
+            if not name.isdigit():
+                raise BadFile(f"layer {layer!r} has variable {name[:40]!r}; Keras numbers them 0, 1, ...")
+            array = _dataset(variables, name, budget)
+            budget -= array.size * 8
+            weights[f"layers/{layer}/vars/{name}"] = array
+    return weights
 
 
 def _refuse_external_links(f):

@@ -52,14 +52,19 @@ def load(path, arch=None):
     except ImportError:
         raise TinynetError('reading Keras .h5 files needs h5py: pip install "tinynet[keras]"') from None
     path = Path(path)
-    weights, raw_config = _read_isolated(path)
-    config = _model_config(raw_config)
+    weights, raw_config = read_isolated(path)
+    return from_weights(weights, model_config(raw_config), path, arch)
+
+
+def from_weights(weights, config, path, arch=None):
+    """A Model from Keras weights ``{"layer/variable": float64 array}`` and the model's ``config`` (the
+    ``config`` part of its model_config: layers with their settings); also used for Keras 3 files (keras3.py)."""
     detected = _detect(weights)
     if arch is not None and arch != detected:
         raise UnsupportedModelError(f"the file holds a Keras {detected}, not {arch}")
     layer_configs = {layer["config"].get("name"): layer for layer in config.get("layers", [])}
     tensors, origin = {}, {}
-    for src in SOURCES[detected]():
+    for src in SOURCES[detected](weights):
         w, b = _fold(src, weights, layer_configs)
         tensors[f"{src.name}.w"], tensors[f"{src.name}.b"] = w, b
         origin[f"{src.name}.w"], origin[f"{src.name}.b"] = f"{src.layer}/kernel", src.bn or f"{src.layer}/bias"
@@ -73,9 +78,10 @@ def load(path, arch=None):
     return Model(detected, layers, tensors, "tf_same", meta)
 
 
-def _read_isolated(path):
+def read_isolated(path):
     """``({"layer/variable": float64 array}, model_config text or None)``, read by hdf5_reader.py in a child
-    process: a file that crashes, hangs or exhausts libhdf5 costs that process, not the caller's."""
+    process: a file that crashes, hangs or exhausts libhdf5 costs that process, not the caller's. For a Keras 3
+    weights file the names are "layers/<path>/vars/<i>" (see hdf5_reader.py)."""
     if not sys.executable:  # an interpreter embedded in another program may not know its own path
         raise TinynetError("reading .h5 files needs a Python interpreter to run in a child process, "
                            "and sys.executable is not set")
@@ -98,7 +104,7 @@ def _read_isolated(path):
     return weights, index["model_config"]
 
 
-def _model_config(raw):
+def model_config(raw):
     """The ``config`` of the file's model_config JSON, checked as far as it is used ({} when absent)."""
     if raw is None:
         return {}
@@ -132,7 +138,7 @@ def _detect(weights):
     raise UnsupportedModelError(f"Keras layers ({sample}, ...) are not a Keras MobileNet or MobileNetV2")
 
 
-def _v1_sources():
+def _v1_sources(weights):
     sources, table = [], rows("mobilenet_v1")
     for i, row in enumerate(table):
         if row.kind == "conv":
@@ -145,7 +151,7 @@ def _v1_sources():
     return sources
 
 
-def _v2_sources():
+def _v2_sources(weights):
     sources, table = [], rows("mobilenet_v2")
     for i, row in enumerate(table):
         n = f"{i:02d}"
@@ -160,7 +166,8 @@ def _v2_sources():
             sources.append(KerasSource(f"{n}.dw", "dw", f"{prefix}_depthwise", f"{prefix}_depthwise_BN"))
             sources.append(KerasSource(f"{n}.project", "pw", f"{prefix}_project", f"{prefix}_project_BN"))
         elif row.kind == "fc":
-            sources.append(KerasSource(f"{n}.fc", "fc", "Logits"))
+            classifier = "predictions" if "predictions/kernel" in weights else "Logits"  # Keras 3 / Keras 2 name
+            sources.append(KerasSource(f"{n}.fc", "fc", classifier))
     return sources
 
 

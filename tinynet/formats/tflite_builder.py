@@ -1,8 +1,9 @@
-"""A minimal TFLite writer for tests: small graphs with exactly known tensors.
+"""A TFLite (FlatBuffers) writer: tinynet.formats.tflite_writer exports models with it, and the tests build
+small graphs with exactly known tensors with it.
 
 Written from the FlatBuffers format and tflite's schema.fbs (field order), independently of
-tinynet's reader. Like FlatBuffers' own builders it lays objects out back to front, so every
-reference (uint32, relative to where it is stored) points forward, to an object built earlier.
+tinynet's reader (tinynet.formats.flatbuffer, tflite). Like FlatBuffers' own builders it lays objects out back to
+front, so every reference (uint32, relative to where it is stored) points forward, to an object built earlier.
 
     g = Graph()
     x = g.input((1, 32, 32, 3))
@@ -23,44 +24,48 @@ PADDING = {"SAME": 0, "VALID": 1}
 
 
 class Builder:
-    """FlatBuffer bytes built from the back: ``self.tail`` is the end of the file, objects are prepended,
-    and an object is named by its distance from the end of the file (which never changes)."""
+    """FlatBuffer bytes built from the back: the chunks are the end of the file, newest first; an object is named
+    by its distance from the end of the file (which never changes). Chunks are joined once at the end, so a model
+    of many megabytes of weights is not copied again for every object put in front of it."""
 
     def __init__(self):
-        self.tail = bytearray()
+        self.chunks, self.size = [], 0
+
+    def _push(self, data):
+        self.chunks.append(bytes(data))
+        self.size += len(data)
 
     def _prepend(self, data, align=4):
-        pad = (-(len(self.tail) + len(data))) % align
-        self.tail[:0] = bytes(data) + b"\0" * pad
-        return len(self.tail)
+        pad = (-(self.size + len(data))) % align
+        self._push(bytes(data) + b"\0" * pad)
+        return self.size
 
     def vector(self, values, fmt):
         values = list(values)
         itemsize = struct.calcsize("<" + fmt)
         body = struct.pack(f"<{len(values)}{fmt}", *values)
         # The elements (after the 4-byte length) must sit on their own alignment.
-        pad = (-(len(self.tail) + len(body))) % max(itemsize, 4)
-        self.tail[:0] = body + b"\0" * pad
+        pad = (-(self.size + len(body))) % max(itemsize, 4)
+        self._push(body + b"\0" * pad)
         return self._prepend(struct.pack("<I", len(values)))
 
     def bytes_vector(self, data, align=16):
-        pad = (-(len(self.tail) + len(data))) % align
-        self.tail[:0] = bytes(data) + b"\0" * pad
+        pad = (-(self.size + len(data))) % align
+        self._push(bytes(data) + b"\0" * pad)
         return self._prepend(struct.pack("<I", len(data)))
 
     def string(self, text):
         data = text.encode()
-        pad = (-(len(self.tail) + len(data) + 1)) % 4
-        self.tail[:0] = data + b"\0" + b"\0" * pad
+        pad = (-(self.size + len(data) + 1)) % 4
+        self._push(data + b"\0" + b"\0" * pad)
         return self._prepend(struct.pack("<I", len(data)))
 
     def offsets(self, refs):
         """A vector of references to objects built earlier."""
         refs = list(refs)
-        self.tail[:0] = b"\0" * ((-len(self.tail)) % 4)
-        start = len(self.tail) + 4 * len(refs)  # distance from the end of the first element
-        body = b"".join(struct.pack("<I", (start - 4 * i) - ref) for i, ref in enumerate(refs))
-        self.tail[:0] = body
+        self._push(b"\0" * ((-self.size) % 4))
+        start = self.size + 4 * len(refs)  # distance from the end of the first element
+        self._push(b"".join(struct.pack("<I", (start - 4 * i) - ref) for i, ref in enumerate(refs)))
         return self._prepend(struct.pack("<I", len(refs)))
 
     def table(self, fields):
@@ -73,7 +78,7 @@ class Builder:
             layout.append((slot, fmt, value, size))
             size += width
         size += (-size) % 4
-        end = len(self.tail) + size + (-(len(self.tail) + size)) % 8  # the table's distance from the file end
+        end = self.size + size + (-(self.size + size)) % 8  # the table's distance from the file end
         body = bytearray(size)
         for slot, fmt, value, at in layout:
             if fmt == "ref":
@@ -86,15 +91,16 @@ class Builder:
             vtable[slot] = at
         vtable_bytes = struct.pack(f"<HH{n_slots}H", 4 + 2 * n_slots, size, *vtable)
         struct.pack_into("<i", body, 0, len(vtable_bytes))  # the vtable sits right before the table
-        assert self._prepend(body, 8) == end
-        self.tail[:0] = vtable_bytes
+        if self._prepend(body, 8) != end:
+            raise AssertionError("FlatBuffer table misplaced")  # a bug here, never a user's mistake
+        self._push(vtable_bytes)
         return end
 
     def finish(self, root, identifier=b"TFL3"):
-        pad = (-(len(self.tail) + 8)) % 16
-        self.tail[:0] = b"\0" * pad
-        total = len(self.tail) + 8
-        return struct.pack("<I", total - root) + identifier + bytes(self.tail)
+        pad = (-(self.size + 8)) % 16
+        self._push(b"\0" * pad)
+        total = self.size + 8
+        return struct.pack("<I", total - root) + identifier + b"".join(reversed(self.chunks))
 
 
 class Graph:
@@ -119,12 +125,13 @@ class Graph:
         self.inputs.append(index)
         return index
 
-    def op(self, name, inputs, out_shape, out_dtype=np.float32, out_quant=None, **options):
-        out = self.tensor(out_shape, out_dtype, quant=out_quant)
+    def op(self, name, inputs, out_shape, out_dtype=np.float32, out_quant=None, out_name=None, **options):
+        out = self.tensor(out_shape, out_dtype, quant=out_quant, name=out_name)
         self.operators.append((name, list(inputs), [out], options))
         return out
 
-    def finish(self, output):
+    def finish(self, output, description=None):
+        """The .tflite bytes, with ``output`` as the subgraph's one output and an optional model description."""
         b = Builder()
         names = sorted({op[0] for op in self.operators}, key=lambda n: OPCODES[n])
         codes = [b.table({0: ("b", min(OPCODES[n], 127)), 2: ("i", 1), 3: ("i", OPCODES[n])}) for n in names]
@@ -152,8 +159,11 @@ class Graph:
             op_tables.append(b.table(fields))
         subgraph = b.table({0: ("ref", b.offsets(tensor_tables)), 1: ("ref", b.vector(self.inputs, "i")),
                             2: ("ref", b.vector([output], "i")), 3: ("ref", b.offsets(op_tables))})
-        model = b.table({0: ("I", 3), 1: ("ref", b.offsets(codes)), 2: ("ref", b.offsets([subgraph])),
-                         4: ("ref", b.offsets(buffers))})
+        model = {0: ("I", 3), 1: ("ref", b.offsets(codes)), 2: ("ref", b.offsets([subgraph])),
+                 4: ("ref", b.offsets(buffers))}
+        if description is not None:
+            model[3] = ("ref", b.string(description))
+        model = b.table(model)
         return b.finish(model)
 
 

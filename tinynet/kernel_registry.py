@@ -1,0 +1,87 @@
+"""The one registry of the engine's Numba kernels, found rather than kept by hand.
+
+The kernels are whatever the plans bind: ``tiny_plans()`` makes one tiny plan per classifier family (every backbone
+kernel path, expand + depthwise fused) and one tiny graph with a node of every kind in tinynet.graph.NODE_KINDS.
+``engine_kernels()`` collects the Numba dispatchers their steps call, directly or through a plain Python wrapper
+(resize_bilinear_nhwc_f32 calls _blend_rows_f32). A new node kind or plan path is therefore registered by being
+used; tinynet.warmup compiles and checks exactly these, and tests/test_kernel_registry.py holds NODE_KINDS to it.
+"""
+import functools
+
+import numpy as np
+from numba.core.registry import CPUDispatcher
+
+# Classifier families, one per backbone kernel path: V1 (depthwise-separable), V2 (residuals, fused expand +
+# depthwise), V3-Large (5x5 depthwise, squeeze-excite, h-swish, hidden FC), V3-Small.
+FAMILIES = ("mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small")
+# Compile seconds on the project machine, to split a cold compile between processes; others count as 1 s.
+COMPILE_SECONDS = {"expand_dwconv2d_nhwc_f32": 7.4, "dwconv2d_nhwc_f32": 4.2, "conv2d_nhwc_f32": 4.2,
+                   "squeeze_excite_nhwc_f32": 4.0, "gemm_bias_act_f32": 2.6, "global_avg_pool_nhwc_f32": 0.7,
+                   "fake_quantize_f32": 0.5}
+TINY_INPUT = (1, 32, 32, 3)
+
+
+def dispatchers(function):
+    """The Numba dispatchers ``function`` is, or calls by global name (one level: the kernels' wrappers)."""
+    if isinstance(function, CPUDispatcher):
+        return [function]
+    code, names = getattr(function, "__code__", None), getattr(function, "__globals__", {})
+    if code is None:
+        return []  # a NumPy ufunc or builtin: nothing to compile
+    return [names[n] for n in code.co_names if isinstance(names.get(n), CPUDispatcher)]
+
+
+def tiny_head(backbone_layers):
+    """One node of every kind over a tiny backbone's middle 1x1 conv and its last layer (tinynet.graph)."""
+    from tinynet.graph import NODE_KINDS, Node
+
+    pointwise = [layer.name for layer in backbone_layers if layer.op == "pw"]
+    deep, last = pointwise[len(pointwise) // 2], backbone_layers[-1].name
+    nodes = (Node("t.dw", "dw", (deep,), k=3, stride=2, act="relu6"), Node("t.pw", "pw", ("t.dw",), 8),
+             Node("t.conv", "conv", (last,), 8, k=3), Node("t.anchors", "per_anchor", ("t.pw",), options=(("columns", 4),)),
+             Node("t.concat", "concat", ("t.anchors", "t.anchors"), options=(("axis", 1),)),
+             Node("t.sigmoid", "sigmoid", ("t.concat",)), Node("t.mul", "mul", ("t.concat", "t.sigmoid")),
+             Node("t.add", "add", ("t.mul", "t.concat")),
+             Node("t.resize", "resize", ("t.conv",), options=(("size", (4, 6)), ("half_pixel_centers", True))),
+             Node("t.argmax", "argmax", ("t.resize",)),
+             Node("t.dw2", "dw", (deep,), k=3, options=(("dilation", 2),)),
+             Node("t.conv2", "conv", (last,), 8, k=3, options=(("dilation", 3),)),
+             Node("t.pool", "image_pool", ("t.conv2",)))
+    missing = set(NODE_KINDS) - {node.kind for node in nodes}
+    assert not missing, f"tiny_head has no node of kind {missing}: add one, so that warm-up compiles it"
+    return nodes, ("t.add", "t.argmax", "t.dw2", "t.pool")
+
+
+def tiny_plans():
+    """(plan, input) pairs whose steps are every kernel call the engine makes, with its argument types."""
+    from tinynet.graph import GraphPlan, backbone_shapes, head_weight_shapes
+    from tinynet.model import create
+    from tinynet.plan import Plan
+
+    x = np.zeros(TINY_INPUT, np.float32)
+    for arch in FAMILIES:
+        model = create(arch, width=0.25, num_classes=8)
+        grid = {"00.conv": (0.0, 0.1, 256)} if arch == FAMILIES[0] else None  # quantization-aware-trained files
+        yield Plan(model.layers, model.weights, model.padding, x.shape, 2, grid, fuse_min_floats=0), x
+    layers = model.layers[:-3]  # V3-Small to its head conv
+    nodes, outputs = tiny_head(layers)
+    shapes = head_weight_shapes(nodes, backbone_shapes(layers, x.shape))
+    weights = {**model.weights, **{name: np.full(shape, 0.01, np.float32) for name, shape in shapes.items()}}
+    yield GraphPlan(layers, nodes, outputs, weights, model.padding, x.shape, 2), x
+
+
+def plan_steps(plan):
+    """(kernel, args) of a Plan or GraphPlan, backbone first; the input slot of a Plan's first steps is None."""
+    backbone = getattr(plan, "backbone", plan)
+    return list(backbone.steps) + (list(plan.steps) if backbone is not plan else [])
+
+
+@functools.cache
+def engine_kernels():
+    """{name: Numba dispatcher} of every kernel the tiny plans call."""
+    found = {}
+    for plan, _ in tiny_plans():
+        for kernel, _ in plan_steps(plan):
+            for dispatcher in dispatchers(kernel):
+                found[dispatcher.__name__] = dispatcher
+    return found
