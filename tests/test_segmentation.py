@@ -121,3 +121,36 @@ def test_cli_segment_refuses_a_classification_model_in_one_line(tmp_path, capsys
     assert cli.main(["segment", str(tmp_path / "photo.png"), "--out", str(tmp_path)]) == 1
     error = capsys.readouterr().err
     assert "classification model" in error and len(error.strip().splitlines()) == 1
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "segmentation_torchvision.npz"
+CASES = ("deeplabv3_aux_5", "lraspp_3_batch2")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_other_sizes_and_class_counts_match_torchvision_float64(case):
+    from synthetic_weights import input_batch, state_dict
+    from tinynet.segmentation.load import segmentation_from_torchvision
+    fixture = np.load(FIXTURES)
+    seed = int(fixture[f"{case}.seed"])
+    tensors = state_dict(json.loads(str(fixture[f"{case}.tensors"])), seed)
+    model = segmentation_from_torchvision(tensors, Path(f"{case}.pth"))
+    assert model.arch == str(fixture[f"{case}.constructor"])
+    x = np.ascontiguousarray(input_batch(tuple(fixture[f"{case}.input_shape"]), seed + 1).transpose(0, 2, 3, 1))
+    expected = fixture[f"{case}.out"].transpose(0, 2, 3, 1)
+    out = model.forward(x)
+    assert out.shape == expected.shape
+    assert np.abs(out - expected).max() <= 1e-4 * np.abs(expected).max()
+    assert (out.argmax(-1) == expected.argmax(-1)).mean() >= 0.9999
+    assert model.num_classes == expected.shape[-1]
+
+
+def test_deeplabv3_refuses_a_tensor_it_has_no_place_for():
+    from synthetic_weights import state_dict
+    from tinynet.errors import WeightsError
+    from tinynet.segmentation.load import segmentation_from_torchvision
+    fixture = np.load(FIXTURES)
+    tensors = state_dict(json.loads(str(fixture["deeplabv3_aux_5.tensors"])), 0)
+    tensors["classifier.5.weight"] = np.zeros((5, 5, 1, 1), np.float32)
+    with pytest.raises(WeightsError, match="classifier.5.weight"):
+        segmentation_from_torchvision(tensors, Path("x.pth"))

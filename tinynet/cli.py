@@ -320,7 +320,7 @@ COMMANDS = {
                  "tinynet classify photo.jpg\n  tinynet classify holiday/ --top 3 --json > labels.jsonl\n"
                  "  tinynet classify cat.png --model mobilenet_v2"),
     "segment": (lambda args: segment_cli.run(args, open_model), "Label every pixel of photos (segmentation).",
-                "Per-pixel classes with a segmentation model (torchvision's LR-ASPP .pth): writes NAME.mask.png\n"
+                "Per-pixel classes with a segmentation model (torchvision LR-ASPP or DeepLab v3 .pth): writes NAME.mask.png\n"
                 "(palette PNG, pixel value = class id; VOC colours) and, with --overlay, NAME.overlay.png;\n"
                 "prints the share of the photo each class covers.",
                 "tinynet segment photo.jpg --model lraspp_mobilenet_v3_large.pth --out masks/ --overlay"),
