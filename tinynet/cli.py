@@ -320,9 +320,9 @@ COMMANDS = {
                  "tinynet classify photo.jpg\n  tinynet classify holiday/ --top 3 --json > labels.jsonl\n"
                  "  tinynet classify cat.png --model mobilenet_v2"),
     "segment": (lambda args: segment_cli.run(args, open_model), "Label every pixel of photos (segmentation).",
-                "Per-pixel classes with a segmentation model (torchvision LR-ASPP or DeepLab v3 .pth): writes NAME.mask.png\n"
-                "(palette PNG, pixel value = class id; VOC colours) and, with --overlay, NAME.overlay.png;\n"
-                "prints the share of the photo each class covers.",
+                "Per-pixel classes with a segmentation model (torchvision LR-ASPP or DeepLab v3 .pth): writes\n"
+                "NAME.mask.png (palette PNG, pixel value = class id; VOC colours) and, with --overlay,\n"
+                "NAME.overlay.png; prints the share of the photo each class covers.",
                 "tinynet segment photo.jpg --model lraspp_mobilenet_v3_large.pth --out masks/ --overlay"),
     "models": (cmd_models, "List the pretrained models tinynet knows.",
                "The pretrained models `tinynet pull` can fetch, with size, cost, published accuracy, license,\n"
