@@ -154,3 +154,38 @@ def test_deeplabv3_refuses_a_tensor_it_has_no_place_for():
     tensors["classifier.5.weight"] = np.zeros((5, 5, 1, 1), np.float32)
     with pytest.raises(WeightsError, match="classifier.5.weight"):
         segmentation_from_torchvision(tensors, Path("x.pth"))
+
+
+def test_overlay_blends_only_the_foreground():
+    from PIL import Image
+    from tinynet.segmentation.render import overlay_image, voc_palette
+    photo = Image.fromarray(np.full((2, 3, 3), 100, np.uint8))
+    mask = np.array([[0, 1, 15], [0, 0, 2]], np.uint8)
+    out = np.asarray(overlay_image(photo, mask)).astype(int)
+    assert (out[mask == 0] == 100).all()
+    expected = (100 + voc_palette()[mask[mask > 0]].astype(int)) / 2
+    assert np.abs(out[mask > 0] - expected).max() <= 1
+
+
+MEMORY_PROBE = """
+import resource, sys
+import numpy as np
+from PIL import Image
+import tinynet
+from tinynet.segmentation.render import overlay_image
+model = tinynet.load(sys.argv[1])
+photo = Image.fromarray(np.random.default_rng(0).integers(0, 255, (3000, 4000, 3), dtype=np.uint8))
+result = model.segment(photo)
+overlay_image(photo, result.mask)
+print(result.mask.shape, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+@needs_golden
+def test_a_12_megapixel_photo_is_segmented_and_overlaid_under_600_mb():
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", MEMORY_PROBE, f"{LRASPP}.pth"], capture_output=True, text=True,
+                          check=True)
+    shape, peak_mb = done.stdout.rsplit(maxsplit=1)
+    assert shape == "(3000, 4000)" and int(peak_mb) < 600
