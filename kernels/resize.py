@@ -56,3 +56,15 @@ def resize_bilinear_nhwc_f32(x, out, align_corners=False, half_pixel_centers=Fal
     x_taps = bilinear_taps(x.shape[2], out.shape[2], align_corners, half_pixel_centers)
     _blend_rows_f32(np.ascontiguousarray(x, dtype=np.float32), *y_taps, *x_taps, out)
     return out
+
+
+def resize_bilinear_rows_nhwc_f32(x, out, out_height, row0, align_corners=False, half_pixel_centers=False):
+    """Rows ``row0 .. row0 + out.shape[1]`` of the resize of x to (out_height, out.shape[2]): a band of a large
+    output, so that a full-size map of many channels never exists at once (segmentation masks of big photos)."""
+    if x.shape[0] != out.shape[0] or x.shape[3] != out.shape[3] or row0 < 0 or row0 + out.shape[1] > out_height:
+        raise ValueError(f"resize band: input {x.shape}, band {out.shape} at row {row0} of {out_height}")
+    y_lo, y_hi, y_frac = bilinear_taps(x.shape[1], out_height, align_corners, half_pixel_centers)
+    band = slice(row0, row0 + out.shape[1])
+    x_taps = bilinear_taps(x.shape[2], out.shape[2], align_corners, half_pixel_centers)
+    _blend_rows_f32(np.ascontiguousarray(x, dtype=np.float32), y_lo[band], y_hi[band], y_frac[band], *x_taps, out)
+    return out

@@ -143,6 +143,9 @@ BACKBONES = {
     "mobilenet_v3_large_ssdlite": MOBILENET_V3_LARGE[:17],
     # TF Object Detection API's SSD MobileNet V1 feature extractor: V1 up to its last separable block (Conv2d_13).
     "mobilenet_v1_ssd": MOBILENET_V1[:14],
+    # torchvision's segmentation backbone: V3-Large up to the head conv; rows 13-15 are dilated (stride 1,
+    # dilation 2: tinynet.segmentation.lraspp.dilate_tail), so the output stride is 16.
+    "mobilenet_v3_large_dilated": MOBILENET_V3_LARGE[:17],
 }
 
 # V2 rows give the expansion as a ratio of the (width-scaled) input channels; the others give channels.

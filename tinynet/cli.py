@@ -25,7 +25,7 @@ from tinynet.output import FORMATS, ClassifyWriter, PerImageWriter
 from tinynet.prefetch import image_batches
 from tinynet.progress import Progress
 from tinynet.warmup import warmup
-from tinynet import detect_cli, eval_cli, export_cli, train_cli
+from tinynet import detect_cli, eval_cli, export_cli, segment_cli, train_cli
 from tinynet.spec import count, layers_for_width
 
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -327,6 +327,11 @@ COMMANDS = {
                  "stderr and skipped (exit code 1 at the end).",
                  "tinynet classify photo.jpg\n  tinynet classify holiday/ --top 3 --json > labels.jsonl\n"
                  "  tinynet classify cat.png --model mobilenet_v2"),
+    "segment": (lambda args: segment_cli.run(args, open_model), "Label every pixel of photos (segmentation).",
+                "Per-pixel classes with a segmentation model (torchvision LR-ASPP or DeepLab v3 .pth): writes\n"
+                "NAME.mask.png (palette PNG, pixel value = class id; VOC colours) and, with --overlay,\n"
+                "NAME.overlay.png; prints the share of the photo each class covers.",
+                "tinynet segment photo.jpg --model lraspp_mobilenet_v3_large.pth --out masks/ --overlay"),
     "models": (cmd_models, "List the pretrained models tinynet knows.",
                "The pretrained models `tinynet pull` can fetch, with size, cost, published accuracy, license,\n"
                "how downloads are verified, and whether each is already in the local store.",
@@ -442,6 +447,8 @@ def _add_arguments(name, sub):
         sub.add_argument("--workers", type=positive_int, metavar="N", help="with --distributed: a local cluster of N")
         sub.add_argument("--out", metavar="PREDICTIONS.parquet", help="with --distributed: the Parquet dataset folder")
         sub.add_argument("--resume", action="store_true", help="with --distributed: keep partitions already written")
+    elif name == "segment":
+        segment_cli.add_arguments(sub, thread_count)
     elif name == "info":
         sub.add_argument("model", metavar="MODEL", help="store name, weight file or architecture name")
         sub.add_argument("--resolution", type=positive_int, metavar="PX", help="input size for MACs (default: the model's)")

@@ -78,8 +78,9 @@ class BindContext:
 
 def _spatial(node, shape, padding):
     n, h, w, _ = shape
-    h, pad_top = conv_output_size(h, node.k, node.stride, padding)
-    w, pad_left = conv_output_size(w, node.k, node.stride, padding)
+    dilation = node.option("dilation", 1)  # "dw" and "conv": taps this many pixels apart (atrous)
+    h, pad_top = conv_output_size(h, node.k, node.stride, padding, dilation)
+    w, pad_left = conv_output_size(w, node.k, node.stride, padding, dilation)
     return (n, h, w), (pad_top, pad_left)
 
 
@@ -101,13 +102,16 @@ node_kind("pw", bind=_bind_pw, kernels=(kernels.gemm_bias_act_f32,),
 def _bind_dw(node, ins, out, ctx):
     w, b = (kernel_array(ctx.weights[f"{node.name}.{wb}"]) for wb in "wb")
     _, pads = _spatial(node, ins[0].shape, ctx.padding)
+    if node.option("dilation", 1) > 1:
+        return [(kernels.dwconv2d_dilated_nhwc_f32, [ins[0], w, b, out, node.stride, node.option("dilation"), *pads,
+                                                     activation_code(node.act)])]
     groups = depthwise_groups(out.shape[0] * out.shape[1], out.shape[3], ctx.threads)
     zeros = aligned_zeros(ins[0].shape[2] * ins[0].shape[3])
     return [(kernels.dwconv2d_nhwc_f32, [ins[0], w, b, out, node.stride, *pads, activation_code(node.act), groups,
                                          zeros])]
 
 
-node_kind("dw", bind=_bind_dw, kernels=(kernels.dwconv2d_nhwc_f32,),
+node_kind("dw", bind=_bind_dw, kernels=(kernels.dwconv2d_nhwc_f32, kernels.dwconv2d_dilated_nhwc_f32),
           weights=lambda node, shapes: {"w": (node.k, node.k, shapes[0][-1]), "b": (shapes[0][-1],)},
           macs=lambda node, shapes, out: int(np.prod(out[1:])) * node.k * node.k,
           )(lambda node, shapes, padding: (*_spatial(node, shapes[0], padding)[0], shapes[0][-1]))
@@ -116,10 +120,13 @@ node_kind("dw", bind=_bind_dw, kernels=(kernels.dwconv2d_nhwc_f32,),
 def _bind_conv(node, ins, out, ctx):
     wp, bp = packed(ctx.weights, node.name, ctx.packed)
     _, pads = _spatial(node, ins[0].shape, ctx.padding)
+    if node.option("dilation", 1) > 1:
+        return [(kernels.conv2d_dilated_nhwc_f32, [ins[0], wp, bp, out, node.k, node.stride, node.option("dilation"),
+                                                   *pads, activation_code(node.act)])]
     return [(kernels.conv2d_nhwc_f32, [ins[0], wp, bp, out, node.k, node.stride, *pads, activation_code(node.act)])]
 
 
-node_kind("conv", bind=_bind_conv, kernels=(kernels.conv2d_nhwc_f32,),
+node_kind("conv", bind=_bind_conv, kernels=(kernels.conv2d_nhwc_f32, kernels.conv2d_dilated_nhwc_f32),
           weights=lambda node, shapes: {"w": (node.k, node.k, shapes[0][-1], node.cout), "b": (node.cout,)},
           macs=lambda node, shapes, out: int(np.prod(out[1:])) * node.k * node.k * shapes[0][-1],
           )(lambda node, shapes, padding: (*_spatial(node, shapes[0], padding)[0], node.cout))
@@ -191,6 +198,17 @@ node_kind("sigmoid", bind=lambda node, ins, out, ctx: [(sigmoid_f32, [ins[0], ou
 node_kind("argmax", bind=lambda node, ins, out, ctx: [(kernels.argmax_channels_nhwc, [ins[0], out])],
           kernels=(kernels.argmax_channels_nhwc,))(lambda node, shapes, padding: shapes[0][:-1])
 
+
+
+@node_kind("image_pool", bind=lambda node, ins, out, ctx: [(kernels.image_pool_nhwc_f32, [ins[0], out])],
+           kernels=(kernels.image_pool_nhwc_f32,))
+def _image_pool_shape(node, shapes, padding):
+    """The mean over H and W of each channel, broadcast to option "size" (default (1, 1); LR-ASPP's gate and
+    DeepLab's image pooling)."""
+    n, _, _, c = shapes[0]
+    return (n, *node.option("size", (1, 1)), c)
+
+
 INTEGER_OUTPUT_KINDS = {"argmax"}
 
 
@@ -234,8 +252,8 @@ def backbone_shapes(layers, input_shape, padding="symmetric"):
     shapes = {}
     for layer in layers:
         if layer.op in ("conv", "dw"):
-            h, _ = conv_output_size(h, layer.k, layer.stride, padding)
-            w, _ = conv_output_size(w, layer.k, layer.stride, padding)
+            h, _ = conv_output_size(h, layer.k, layer.stride, padding, layer.dilation)
+            w, _ = conv_output_size(w, layer.k, layer.stride, padding, layer.dilation)
         shapes[layer.name] = (n, layer.cout) if layer.op in ("pool", "fc") else (n, h, w, layer.cout)
     return shapes
 

@@ -115,6 +115,10 @@ def _from_pytorch(tensors, arch, path):
         from tinynet.detection.load import ssdlite_from_torchvision
 
         return ssdlite_from_torchvision(tensors, path)
+    from tinynet.segmentation.load import segmentation_arch, segmentation_from_torchvision
+
+    if segmentation_arch(tensors):
+        return segmentation_from_torchvision(tensors, path)
     library, detected = pytorch.detect(tensors)
     if library == "transformers":
         from tinynet.formats import transformers_mobilenet

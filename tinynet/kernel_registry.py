@@ -51,10 +51,13 @@ def tiny_head(backbone_layers):
              Node("t.rescale", "rescale", ("t.requant",), options=(("zp_in", 128), ("scale", 0.5), ("bias", -64.0),
                                                                    ("zp_out", 0))),
              Node("t.lut", "lut", ("t.requant",), options=(("table", tuple(range(256))), ("zp_in", 128))),
-             Node("t.dequantize", "dequantize", ("t.lut",), options=(("scale", 0.1),)))
+             Node("t.dequantize", "dequantize", ("t.lut",), options=(("scale", 0.1),)),
+             Node("t.dw2", "dw", (deep,), k=3, options=(("dilation", 2),)),
+             Node("t.conv2", "conv", (last,), 8, k=3, options=(("dilation", 3),)),
+             Node("t.pool", "image_pool", ("t.conv2",)))
     missing = set(NODE_KINDS) - {node.kind for node in nodes}
     assert not missing, f"tiny_head has no node of kind {missing}: add one, so that warm-up compiles it"
-    return nodes, ("t.add", "t.argmax")
+    return nodes, ("t.add", "t.argmax", "t.dw2", "t.pool")
 
 
 def tiny_plans():

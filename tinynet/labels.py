@@ -4,6 +4,7 @@ A model's ``meta["labels"]`` says which names its outputs have:
   "imagenet1k"    the built-in list (tinynet/data/imagenet1k.txt, synset order); a model with 1001
                   outputs is taken to follow the TensorFlow convention, output 0 = "background"
   "coco91"        torchvision's 91 COCO detection slots (tinynet/data/coco91.txt: 0 = background, "N/A" gaps)
+  "voc21"         PASCAL VOC's 20 classes after "__background__" (tinynet/data/voc21.txt, torchvision's segmentation)
   [name, ...]     its own list, one name per output
   absent          numbered names, "class 0", "class 1", ...
 """
@@ -34,6 +35,12 @@ def coco91():
     return tuple(resources.files("tinynet").joinpath("data/coco91.txt").read_text(encoding="utf-8").splitlines())
 
 
+@cache
+def voc21():
+    """PASCAL VOC's segmentation classes, index = class id (0 = background), as a tuple."""
+    return tuple(resources.files("tinynet").joinpath("data/voc21.txt").read_text(encoding="utf-8").splitlines())
+
+
 def labels_for(model):
     """One name per output of ``model`` (a list of ``model.num_classes`` strings), from its meta["labels"]."""
     labels = model.meta.get("labels")
@@ -49,6 +56,11 @@ def labels_for(model):
         names = list(coco91())
         if len(names) != n:
             raise WeightsError(f"labels are 'coco91' ({len(names)} classes) but the model has {n} outputs")
+        return names
+    if labels == "voc21":
+        names = list(voc21())
+        if len(names) != n:
+            raise WeightsError(f"labels are 'voc21' ({len(names)} classes) but the model has {n} outputs")
         return names
     if isinstance(labels, list):
         if len(labels) != n:

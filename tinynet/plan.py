@@ -116,7 +116,7 @@ def fuse_expand_depthwise(steps, shapes, activation_grid, min_floats, kept=froze
     fused = []
     for step in steps:
         previous = fused[-1] if fused else None
-        if (step["layer"].op == "dw" and previous is not None and previous["layer"].op == "pw"
+        if (step["layer"].op == "dw" and step["layer"].dilation == 1 and previous is not None and previous["layer"].op == "pw"
                 and previous["dst"] == step["src"] and readers[step["src"]] == 1
                 and previous["layer"].name not in activation_grid and int(np.prod(shapes[step["src"]])) >= min_floats):
             fused[-1] = {**step, "src": previous["src"], "expand": previous["layer"]}
@@ -182,8 +182,8 @@ class Plan:
                 block, block_input = layer.block, cur
             step = {"layer": layer, "src": cur, "dst": len(shapes), "residual": None}
             if layer.op in ("conv", "dw"):
-                h, pad_top = conv_output_size(h, layer.k, layer.stride, padding)
-                w, pad_left = conv_output_size(w, layer.k, layer.stride, padding)
+                h, pad_top = conv_output_size(h, layer.k, layer.stride, padding, layer.dilation)
+                w, pad_left = conv_output_size(w, layer.k, layer.stride, padding, layer.dilation)
                 step["pads"] = (pad_top, pad_left)
                 shapes[step["dst"]] = (n, h, w, layer.cout)
             elif layer.op == "pw":
@@ -235,6 +235,9 @@ class Plan:
             w, b = (kernel_array(weights[f"{layer.name}.{wb}"]) for wb in "wb")
         if layer.op == "dw" and "expand" in step:
             return [self._expand_depthwise(step, src, dst, w, b, weights, threads)]
+        if layer.op == "dw" and layer.dilation > 1:
+            return [(kernels.dwconv2d_dilated_nhwc_f32, [src, w, b, dst, layer.stride, layer.dilation, *step["pads"],
+                                                         act])]
         if layer.op == "dw":
             groups = depthwise_groups(dst.shape[0] * dst.shape[1], dst.shape[3], threads)
             zeros = aligned_zeros(src.shape[2] * src.shape[3])

@@ -29,6 +29,7 @@ class Layer:
     act: str = None
     residual: bool = False  # add the block's input after the activation
     squeeze: int = 0  # se only: hidden width of the squeeze FC
+    dilation: int = 1  # dw only: taps this many pixels apart (atrous backbones for dense tasks)
 
 
 def _layers(arch, out_channels, expanded_channels, squeeze_channels):

@@ -1,0 +1,113 @@
+"""``SegmentationModel``: a dilated backbone plus a dense head (tinynet.graph), with torchvision's conventions."""
+import numba
+import numpy as np
+
+from tinynet.errors import TinynetError
+from tinynet.graph import GraphPlan, Node, backbone_shapes, count_head, head_shapes, head_weight_shapes
+from tinynet.labels import labels_for
+from tinynet.model import Model
+from tinynet.segmentation import lraspp
+from tinynet.segmentation.transform import torchvision_segmentation_input
+from tinynet.spec import count
+from tinynet.tasks.segmentation import segmentation
+from tinynet.threads import resolve as resolve_threads
+from tinynet.warmup import compile_notice
+
+SHAPE_PROBE = (1, 224, 224, 3)  # any valid input size gives the head's channel counts
+
+
+class SegmentationModel(Model):
+    """Per-pixel classes: ``forward`` gives the logits at the input size, ``segment`` masks at the photo's size.
+
+    ``head``: tinynet.graph Nodes over the backbone's named tensors, ending in ``output`` (the low-resolution
+    logits, (N, h, w, classes)); ``weights`` hold the backbone's and the head's tensors.
+    """
+
+    task = "segmentation"
+
+    def __init__(self, arch, layers, head, weights, padding="symmetric", meta=None, threads=None,
+                 output=lraspp.OUTPUT):
+        self.head = tuple(head)
+        self.output = output
+        super().__init__(arch, layers, weights, padding, meta, threads)
+
+    def _head_weight_shapes(self, layers):
+        return head_weight_shapes(self.head, backbone_shapes(layers, SHAPE_PROBE))
+
+    @property
+    def num_classes(self):
+        """Class channels of the head's output (background included)."""
+        return head_shapes(self.head, backbone_shapes(self.layers, SHAPE_PROBE))[self.output][-1]
+
+    @property
+    def width(self):
+        return None  # dense backbones have their own channel rules
+
+    def __repr__(self):
+        return f"<tinynet.SegmentationModel {self.arch} classes={self.num_classes} padding={self.padding}>"
+
+    def _outputs(self, x, head, output):
+        x = self._check_input(x)
+        threads = resolve_threads(self.threads)
+        key = ("graph", x.shape, threads, output)
+        with self._pooled_plan(key, lambda: GraphPlan(self.layers, head, (output,), self.weights, self.padding,
+                                                      x.shape, threads, packed_weights=self._packed_weights)) as plan:
+            numba.set_num_threads(threads)
+            with compile_notice():
+                return plan.run(x)[output].copy()
+
+    def low_res_logits(self, x):
+        """The head's output before the final resize: (N, h, w, classes) float32 (torchvision's ``low_res_out``
+        head output, NHWC)."""
+        return self._outputs(x, self.head, self.output)
+
+    def forward(self, x):
+        """Logits at the input size for a preprocessed batch ``x`` (N, H, W, 3): (N, H, W, classes) float32, as
+        torchvision's ``out`` (NHWC). Holds every class at full size: for big photos use ``segment``."""
+        resize = Node("out", "resize", (self.output,), options=(("size", tuple(x.shape[1:3])),
+                                                                ("half_pixel_centers", True)))
+        return self._outputs(x, self.head + (resize,), "out")
+
+    def preprocess_with_size(self, image):
+        """One image -> ((1, H, W, 3) float32 as the network sees it, (original height, original width))."""
+        return torchvision_segmentation_input(image, lraspp.RESIZE_SHORTER, lraspp.MEAN, lraspp.STD)
+
+    def preprocess(self, image):
+        if isinstance(image, (list, tuple)):
+            raise TinynetError("segmentation inputs differ in size: preprocess one image at a time")
+        return self.preprocess_with_size(image)[0]
+
+    def segment(self, images):
+        """One image (or a list): a tinynet.tasks.segmentation.Segmentation per image, with ``mask`` (H, W) uint8
+        class ids at the original image's size, ``labels`` and ``counts`` (pixels per class)."""
+        if not isinstance(images, (list, tuple)):
+            return self.segment([images])[0]
+        names = labels_for(self)
+        results = []
+        for image in images:  # one at a time: sizes differ, and a photo's logits are large
+            x, original_size = self.preprocess_with_size(image)
+            results.append(segmentation(self.low_res_logits(x)[0], original_size, names))
+        return results
+
+    def classify(self, images, top=5, batch_size=None):
+        raise TinynetError(f"this is a {self.task} model ({self.arch}): it has no class scores per image; use segment")
+
+    def detect(self, images, score_threshold=None, top=None):
+        raise TinynetError(f"this is a {self.task} model ({self.arch}): it has no boxes; use segment")
+
+    def embed(self, x):
+        raise TinynetError(f"this is a {self.task} model ({self.arch}): it has no pooled embedding")
+
+    def features(self, image, batch_size=None):
+        self.embed(None)
+
+    def classifier_input(self, x):
+        self.embed(None)
+
+    def count(self, resolution=lraspp.RESIZE_SHORTER):
+        """Parameters and MACs of backbone and head at a square input (tinynet.spec.count's format)."""
+        shape = (1, resolution, resolution, 3)
+        backbone = count(self.layers, resolution, self.padding)
+        head = count_head(self.head, backbone_shapes(self.layers, shape, self.padding), self.padding)
+        table = backbone["layers"] + head
+        return {"params": sum(r["params"] for r in table), "macs": sum(r["macs"] for r in table), "layers": table}

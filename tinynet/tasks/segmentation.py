@@ -1,0 +1,48 @@
+"""Segmentation results: low-resolution class logits -> a class-id mask at the original image's size.
+
+The logits are resized (bilinear, half-pixel centres, as torchvision's final F.interpolate) straight to the
+original size and reduced to class ids one band of rows at a time: a 12-megapixel photo never has its full-size
+logits for every class in memory, only BAND_ROWS rows of them.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinynet.kernels import argmax_channels_nhwc, resize_bilinear_rows_nhwc_f32
+
+BAND_ROWS = 64
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    mask: np.ndarray  # (H, W) uint8 class ids at the original image's size
+    labels: list  # class names, index = class id
+    counts: np.ndarray  # (classes,) int64 pixels per class
+
+    def fractions(self):
+        """{label: share of the image's pixels} for the classes present."""
+        total = self.mask.size
+        return {self.labels[i]: float(c) / total for i, c in enumerate(self.counts) if c}
+
+
+def mask_from_logits(logits, height, width, band_rows=BAND_ROWS):
+    """Class ids (height, width) uint8 of ``logits`` (h, w, classes) float32 resized to height x width."""
+    classes = logits.shape[-1]
+    if classes > 256:
+        raise ValueError(f"{classes} classes do not fit a uint8 mask")
+    src = np.ascontiguousarray(logits[None], dtype=np.float32)
+    mask = np.empty((height, width), np.uint8)
+    band = np.empty((1, min(band_rows, height), width, classes), np.float32)
+    for row0 in range(0, height, band_rows):
+        rows = min(band_rows, height - row0)
+        part = band[:, :rows]
+        resize_bilinear_rows_nhwc_f32(src, part, height, row0, half_pixel_centers=True)
+        argmax_channels_nhwc(part, mask[None, row0:row0 + rows])
+    return mask
+
+
+def segmentation(logits, original_size, labels):
+    """One image's Segmentation from its low-resolution ``logits`` (h, w, classes) and ``original_size`` (H, W)."""
+    mask = mask_from_logits(logits, *original_size)
+    counts = np.bincount(mask.ravel(), minlength=logits.shape[-1]).astype(np.int64)
+    return Segmentation(mask, list(labels), counts)
