@@ -16,6 +16,7 @@ from pathlib import Path
 from tinynet.errors import TinynetError, WeightsError
 
 IMAGENET_CLASSES = 1000
+BUILT_IN = ("imagenet1k", "coco91", "voc21")  # the lists named above, shipped in tinynet/data
 INDEXED = re.compile(r"(\d+)\t(.*)")  # a line of `tinynet labels`: index, tab, name
 
 

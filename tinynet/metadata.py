@@ -13,7 +13,7 @@ import numpy as np
 from tinynet import preprocess
 from tinynet.errors import TinynetError, WeightsError
 from tinynet.kernels.padding import PADDINGS
-from tinynet.labels import labels_for
+from tinynet.labels import BUILT_IN, labels_for
 from tinynet.model import MIN_INPUT_SIZE  # Model refuses smaller inputs: a model asking for them could never run
 
 MAX_LABEL_CHARS = 1000
@@ -46,8 +46,9 @@ def _check_preprocess(model):
 
 def _check_labels(model):
     labels = model.meta.get("labels")
-    if labels is not None and labels != "imagenet1k" and not isinstance(labels, list):
-        raise WeightsError(f"metadata labels must be 'imagenet1k' or a list of names, got {_short(labels)}")
+    if labels is not None and labels not in BUILT_IN and not isinstance(labels, list):
+        raise WeightsError(f"metadata labels must be one of {', '.join(map(repr, BUILT_IN))} or a list of names, "
+                           f"got {_short(labels)}")
     try:
         names = labels_for(model)
     except TinynetError as e:
