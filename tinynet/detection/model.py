@@ -5,11 +5,11 @@ import numpy as np
 from tinynet.detection import ssdlite
 from tinynet.detection.anchors import default_boxes_xyxy
 from tinynet.detection.transform import torchvision_detection_input
-from tinynet.errors import TinynetError
 from tinynet.graph import GraphPlan, backbone_shapes, count_head, head_shapes, head_weight_shapes
 from tinynet.labels import labels_for
 from tinynet.model import Model
 from tinynet.spec import count
+from tinynet.tasks.dense import DenseTask
 from tinynet.tasks.detection import torchvision_detections
 from tinynet.threads import resolve as resolve_threads
 from tinynet.warmup import compile_notice
@@ -17,7 +17,7 @@ from tinynet.warmup import compile_notice
 DEFAULT_SCORE_THRESHOLD = 0.001  # torchvision SSD's box_score_thresh
 
 
-class DetectionModel(Model):
+class DetectionModel(DenseTask, Model):
     """An SSD-style detector: ``forward`` gives the raw head outputs by name, ``detect`` the boxes.
 
     ``head``: tinynet.graph Nodes over the backbone's named tensors (tinynet.detection.ssdlite.head_nodes);
@@ -25,6 +25,7 @@ class DetectionModel(Model):
     """
 
     task = "detection"
+    answer = "detect"
 
     def __init__(self, arch, layers, head, weights, padding="symmetric", meta=None, threads=None,
                  outputs=ssdlite.OUTPUTS):
@@ -98,18 +99,6 @@ class DetectionModel(Model):
             results.append(torchvision_detections(out["cls_logits"][0], out["bbox_regression"][0], anchors, geometry,
                                                   names, threshold, top))
         return results
-
-    def classify(self, images, top=5, batch_size=None):
-        raise TinynetError(f"this is a {self.task} model ({self.arch}): it has no class scores per image; use detect")
-
-    def embed(self, x):
-        raise TinynetError(f"this is a {self.task} model ({self.arch}): it has no pooled embedding")
-
-    def features(self, image, batch_size=None):
-        self.embed(None)
-
-    def classifier_input(self, x):
-        self.embed(None)
 
     def count(self, resolution=ssdlite.INPUT_SIZE[0]):
         """Parameters and MACs of backbone and head at a square input (tinynet.spec.count's format)."""

@@ -9,6 +9,7 @@ from tinynet.model import Model
 from tinynet.segmentation import lraspp
 from tinynet.segmentation.transform import torchvision_segmentation_input
 from tinynet.spec import count
+from tinynet.tasks.dense import DenseTask
 from tinynet.tasks.segmentation import segmentation
 from tinynet.threads import resolve as resolve_threads
 from tinynet.warmup import compile_notice
@@ -16,7 +17,7 @@ from tinynet.warmup import compile_notice
 SHAPE_PROBE = (1, 224, 224, 3)  # any valid input size gives the head's channel counts
 
 
-class SegmentationModel(Model):
+class SegmentationModel(DenseTask, Model):
     """Per-pixel classes: ``forward`` gives the logits at the input size, ``segment`` masks at the photo's size.
 
     ``head``: tinynet.graph Nodes over the backbone's named tensors, ending in ``output`` (the low-resolution
@@ -24,6 +25,7 @@ class SegmentationModel(Model):
     """
 
     task = "segmentation"
+    answer = "segment"
 
     def __init__(self, arch, layers, head, weights, padding="symmetric", meta=None, threads=None,
                  output=lraspp.OUTPUT):
@@ -89,20 +91,8 @@ class SegmentationModel(Model):
             results.append(segmentation(self.low_res_logits(x)[0], original_size, names))
         return results
 
-    def classify(self, images, top=5, batch_size=None):
-        raise TinynetError(f"this is a {self.task} model ({self.arch}): it has no class scores per image; use segment")
-
     def detect(self, images, score_threshold=None, top=None):
         raise TinynetError(f"this is a {self.task} model ({self.arch}): it has no boxes; use segment")
-
-    def embed(self, x):
-        raise TinynetError(f"this is a {self.task} model ({self.arch}): it has no pooled embedding")
-
-    def features(self, image, batch_size=None):
-        self.embed(None)
-
-    def classifier_input(self, x):
-        self.embed(None)
 
     def count(self, resolution=lraspp.RESIZE_SHORTER):
         """Parameters and MACs of backbone and head at a square input (tinynet.spec.count's format)."""
