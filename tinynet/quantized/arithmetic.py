@@ -1,0 +1,124 @@
+"""The integer arithmetic of LiteRT's quantized kernels, written from their sources (learned from, not copied).
+
+Two requantization rules turn an int32 accumulator into an 8-bit output:
+
+  "fp32"   XNNPACK (LiteRT's default delegate on x86; src/xnnpack/requantization.h): the accumulator converted
+           to float32, times a float32 scale computed in float32, clamped to the output range minus the zero
+           point, rounded half to even (lrintf), plus the zero point.
+  "fixed"  TFLite's builtin kernels (kernels/internal/common.h, quantization_util.cc): the real multiplier as a
+           Q31 fixed-point number and a power-of-two exponent (QuantizeMultiplier, in double), applied with
+           SaturatingRoundingDoublingHighMul and RoundingDivideByPOT (two roundings, both half away from zero).
+
+Everything here is NumPy on int64 (exact for every intermediate these kernels form) or float32 where the
+source computes in float: the plain definition the fast kernels (tinynet.kernels.qgemm...) are checked against.
+"""
+import math
+
+import numpy as np
+
+f32 = np.float32
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
+
+
+def round_half_away(x):
+    """std::round / TfLiteRound of float values: halves go away from zero."""
+    return np.trunc(x + np.copysign(np.asarray(0.5, x.dtype if hasattr(x, "dtype") else float), x))
+
+
+# --- XNNPACK ("fp32") ------------------------------------------------------------------------------------
+
+def xnnpack_scale(input_scale, kernel_scale, output_scale):
+    """input_scale * kernel_scale / output_scale, each step in float32 as XNNPACK forms it (per channel)."""
+    return (f32(input_scale) * np.asarray(kernel_scale, f32)) / f32(output_scale)
+
+
+def requantize_fp32(acc, scale, zero_point, lo, hi):
+    """XNNPACK's fp32 requantization: lrintf(clamp(float32(acc) * scale, lo - zp, hi - zp)) + zp, as int32."""
+    v = np.asarray(acc).astype(f32) * scale
+    v = np.minimum(np.maximum(v, f32(lo - zero_point)), f32(hi - zero_point))
+    return np.rint(v).astype(np.int32) + np.int32(zero_point)
+
+
+def quantize_bound(value, scale, zero_point, qmin, qmax):
+    """An activation bound (a float, possibly infinite) in quantized units as XNNPACK sets it:
+    lrintf(clamp(value / scale + zp, qmin, qmax)) (xnn_qu8_quantize), computed in float32."""
+    v = f32(value) / f32(scale) + f32(zero_point) if np.isfinite(value) else f32(value)
+    return int(np.rint(min(max(v, f32(qmin)), f32(qmax))))
+
+
+def xnnpack_add_params(a_scale, b_scale, output_scale):
+    """(a_multiplier, b_multiplier, shift) of XNNPACK's integer ADD (xnn_init_qu8_add_minmax_scalar_params):
+    21-bit multipliers of the input/output scale ratios, made by adding ``shift`` to the float32 exponent."""
+    a = f32(a_scale) / f32(output_scale)
+    b = f32(b_scale) / f32(output_scale)
+    largest = max(abs(a), abs(b))
+    exponent = int((np.array(largest, f32).view(np.uint32) >> 23)) - 127
+    shift = 20 - exponent
+    if not 12 <= shift <= 30:
+        raise ValueError(f"ADD scale ratio {float(largest):.3g} is outside XNNPACK's range")
+    multiply = lambda r: int(np.rint((np.array(abs(r), f32).view(np.uint32) + np.uint32(shift << 23)).view(f32)))
+    return int(math.copysign(multiply(a), a)), int(math.copysign(multiply(b), b)), shift
+
+
+# --- TFLite builtin ("fixed") ----------------------------------------------------------------------------
+
+def quantize_multiplier(real):
+    """TFLite's QuantizeMultiplier: (multiplier, shift) with real = multiplier * 2**(shift - 31), multiplier a
+    Q31 value in [2**30, 2**31) (0 for 0), shift > 0 meaning a left shift."""
+    if real == 0:
+        return 0, 0
+    fraction, shift = math.frexp(float(real))
+    multiplier = int(round_half_away(np.float64(fraction * (1 << 31))))
+    if multiplier == 1 << 31:
+        multiplier //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return multiplier, shift
+
+
+def saturating_rounding_doubling_high_mul(a, b, bits=32):
+    """gemmlowp's SaturatingRoundingDoublingHighMul on ``bits``-bit integers: (a * b * 2) / 2**bits with the
+    product nudged by half (toward +inf for products >= 0, -inf below) and the division truncating."""
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    low = -(1 << (bits - 1))
+    ab = a * b
+    half = 1 << (bits - 2)
+    nudged = ab + np.where(ab >= 0, half, 1 - half)
+    quotient = np.where(nudged >= 0, nudged >> (bits - 1), -((-nudged) >> (bits - 1)))
+    return np.where((a == low) & (b == low), -low - 1, quotient)
+
+
+def rounding_divide_by_pot(x, exponent):
+    """gemmlowp's RoundingDivideByPOT: x / 2**exponent rounded half away from zero."""
+    x, exponent = np.asarray(x, np.int64), np.asarray(exponent, np.int64)
+    mask = (np.int64(1) << exponent) - 1
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> exponent) + ((x & mask) > threshold)
+
+
+def multiply_by_quantized_multiplier(x, multiplier, shift):
+    """TFLite's MultiplyByQuantizedMultiplier (double rounding): x * multiplier * 2**(shift - 31)."""
+    shift = np.asarray(shift, np.int64)
+    left = np.maximum(shift, 0)
+    shifted = np.asarray(x, np.int64) * (np.int64(1) << left)
+    wrapped = (shifted + (1 << 31)) % (1 << 32) - (1 << 31)  # int32 arithmetic, as in C
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(wrapped, multiplier), np.maximum(-shift, 0))
+
+
+def multiply_by_quantized_multiplier_half_up(x, multiplier, shift):
+    """What TFLite's optimized x86 integer convolutions compute instead: the same high multiply, then a right
+    shift that rounds halves up (toward +inf). Found by testing against LiteRT without its delegate (0 of
+    200,704 outputs differ; half away from zero differs on 18), on ``Mobilenet_v3_small_quant.tflite``."""
+    shift = np.asarray(shift, np.int64)
+    high = saturating_rounding_doubling_high_mul(np.asarray(x, np.int64) * (np.int64(1) << np.maximum(shift, 0)), multiplier)
+    right = np.maximum(-shift, 0)
+    return (high + np.where(right > 0, np.int64(1) << np.maximum(right - 1, 0), 0)) >> right
+
+
+def requantize_fixed(acc, multiplier, shift, zero_point, lo, hi, half_up=False):
+    """TFLite's requantization: clamp(MultiplyByQuantizedMultiplier(acc) + zp, lo, hi), as int32; ``half_up``:
+    the optimized kernels' final rounding (multiply_by_quantized_multiplier_half_up)."""
+    multiply = multiply_by_quantized_multiplier_half_up if half_up else multiply_by_quantized_multiplier
+    return np.clip(multiply(acc, multiplier, shift) + zero_point, lo, hi).astype(np.int32)

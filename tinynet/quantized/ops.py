@@ -1,0 +1,569 @@
+"""One class per TFLite operator of the integer path: prepared once at load, called once per forward.
+
+    op = OPERATORS[name](tflite_operator, tensors, kernels)   # constants folded, requantization precomputed
+    op(values)                                                  # values: tensor index -> array, output added
+
+Storage: every quantized activation is a uint8 array. An int8 tensor is stored plus 128 (what XNNPACK does with
+an xor of 0x80) with its zero point moved by 128 too, so q - zero_point, the only thing arithmetic reads, is the
+file's; one set of kernels serves uint8 and int8 graphs. ``Quant`` describes a stored tensor.
+
+Which arithmetic an operator uses is its kernel set, one of KERNEL_SETS, named after what LiteRT runs:
+"xnnpack"    LiteRT's default on x86 (../shared/notes, section 1): XNNPACK for CONV_2D, DEPTHWISE_CONV_2D,
+             FULLY_CONNECTED, ADD, SUB, MUL, MEAN, PAD, QUANTIZE, DEQUANTIZE; TFLite's builtin kernels for
+             HARD_SWISH, AVERAGE_POOL_2D, SOFTMAX, LOGISTIC, CONCATENATION with rescaling, RESIZE_BILINEAR, ARG_MAX.
+"optimized"  TFLite's optimized builtin kernels, what LiteRT runs without its delegate (and so for a file the
+             delegate refuses: ``refusal`` says why XNNPACK would).
+"reference"  TFLite's builtin reference kernels (OpResolverType.BUILTIN_REF).
+"""
+import ctypes
+import ctypes.util
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinynet.errors import UnsupportedModelError
+from tinynet.kernels import conv_output_size
+from tinynet.quantized import arithmetic as qa
+
+f32 = np.float32
+KERNEL_SETS = ("xnnpack", "optimized", "reference")
+XNNPACK_MAX_REQUANTIZATION_SCALE = 256.0  # convolution-nhwc.c refuses scales at or above it
+ACTIVATION_RANGES = {0: (-np.inf, np.inf), 1: (0.0, np.inf), 2: (-1.0, 1.0), 3: (0.0, 6.0)}  # fused activation
+STORED_RANGE = (0, 255)
+_LIBM = ctypes.CDLL(ctypes.util.find_library("m"))
+_LIBM.expf.restype, _LIBM.expf.argtypes = ctypes.c_float, [ctypes.c_float]
+
+
+@dataclass(frozen=True)
+class Quant:
+    """A quantized activation as stored: real = scale * (stored - zero_point); ``signed`` for the file's int8."""
+    scale: np.float32
+    zero_point: int  # stored zero point: the file's, plus 128 for int8 tensors
+    signed: bool
+
+    @classmethod
+    def of(cls, tensor):
+        if tensor.dtype not in (np.uint8, np.int8) or tensor.scale.size != 1:
+            return None
+        signed = tensor.dtype == np.int8
+        zero_point = int(tensor.zero_point[0]) if tensor.zero_point.size else 0
+        return cls(f32(tensor.scale[0]), zero_point + (128 if signed else 0), signed)
+
+    @property
+    def file_zero_point(self):
+        return self.zero_point - (128 if self.signed else 0)
+
+
+def to_stored(q, signed):
+    """The file's uint8/int8 values as stored (uint8)."""
+    return (q.astype(np.int16) + 128).astype(np.uint8) if signed else np.asarray(q, np.uint8)
+
+
+def from_stored(v, signed):
+    return (v.astype(np.int16) - 128).astype(np.int8) if signed else v
+
+
+class Operator:
+    """Base: reads tensors' quantization, names inputs/outputs; subclasses prepare in ``setup`` and run in ``run``."""
+
+    refusal = None  # why XNNPACK would refuse this operator (kernel set "xnnpack" only), or None
+
+    def __init__(self, op, tensors, kernels):
+        self.op, self.tensors, self.kernels = op, tensors, kernels
+        self.inputs, self.output = op.inputs, op.outputs[0]
+        self.setup()
+
+    def tensor(self, slot):
+        return self.tensors[self.inputs[slot]]
+
+    def quant(self, index):
+        q = Quant.of(self.tensors[index])
+        if q is None:
+            raise UnsupportedModelError(f"{self.op.describe()}: tensor {index} '{self.tensors[index].name}' is not "
+                                        "a per-tensor uint8/int8 activation")
+        return q
+
+    def fail(self, message):
+        raise UnsupportedModelError(f"{self.op.describe()}: {message}")
+
+    def activation_bounds(self, out):
+        """(lo, hi) stored bounds of the fused activation, as the kernel set computes them."""
+        lo, hi = ACTIVATION_RANGES.get(self.op.options.get("activation", 0), (None, None))
+        if lo is None:
+            self.fail(f"fused activation {self.op.options['activation']} is not one tinynet runs")
+        if self.kernels == "xnnpack":
+            return (qa.quantize_bound(lo, out.scale, out.zero_point, *STORED_RANGE),
+                    qa.quantize_bound(hi, out.scale, out.zero_point, *STORED_RANGE))
+        # TFLite's CalculateActivationRangeQuantized: zp + TfLiteRound(f / scale), within the type's range.
+        q = lambda f: out.zero_point + int(qa.round_half_away(f32(f) / out.scale))
+        return max(STORED_RANGE[0], q(lo) if np.isfinite(lo) else -1 << 30), \
+            min(STORED_RANGE[1], q(hi) if np.isfinite(hi) else 1 << 30)
+
+    def __call__(self, values):
+        values[self.output] = self.run(*(values[i] for i in self.inputs if i >= 0 and i in values))
+
+
+# --- convolutions: XNNPACK (litert) or TFLite reference, the same int32 accumulator ------------------------
+
+class _Convolution(Operator):
+    """acc = bias + sum (x - zp_x) * (w - zp_w); requantized per output channel."""
+
+    def setup(self):
+        x_q, out_q = self.quant(self.inputs[0]), self.quant(self.output)
+        w_t = self.tensor(1)
+        if w_t.data is None or w_t.dtype not in (np.uint8, np.int8):
+            self.fail("its weights are not a uint8/int8 constant")
+        w = w_t.data.astype(np.int32) - (w_t.zero_point.reshape(self._channel_shape(w_t)) if w_t.zero_point.size > 1
+                                         else (int(w_t.zero_point[0]) if w_t.zero_point.size else 0))
+        w_scale = w_t.scale.astype(f32)
+        self.weights = self.runtime_weights(w.astype(np.int16))  # layout the accumulation wants
+        cout = self.cout
+        bias = self.tensor(2).data.astype(np.int64) if len(self.inputs) > 2 and self.inputs[2] >= 0 else np.zeros(cout, np.int64)
+        self.bias = bias
+        self.x_zero_point = x_q.zero_point
+        self.lo, self.hi = self.activation_bounds(out_q)
+        self.out_zero_point = out_q.zero_point
+        scale = np.broadcast_to(w_scale, (cout,))
+        if self.kernels == "xnnpack":
+            self.scale = qa.xnnpack_scale(x_q.scale, scale, out_q.scale).astype(f32)
+            if self.scale.max() >= XNNPACK_MAX_REQUANTIZATION_SCALE:
+                self.refusal = f"requantization scale {self.scale.max():.4g} >= {XNNPACK_MAX_REQUANTIZATION_SCALE:g}"
+        else:
+            if w_scale.size == 1:  # GetQuantizedConvolutionMultipler: the product in float32, then double
+                real = np.float64(x_q.scale * w_scale[0]) / np.float64(out_q.scale) + np.zeros(cout)
+            else:  # per channel: double(input_scale) * double(filter_scale[c]) / double(output_scale)
+                real = np.float64(x_q.scale) * scale.astype(np.float64) / np.float64(out_q.scale)
+            self.multiplier, self.shift = (np.array(v, np.int64) for v in zip(*map(qa.quantize_multiplier, real)))
+
+    def _channel_shape(self, w_t):
+        shape = [1] * w_t.data.ndim
+        shape[w_t.quantized_dimension] = -1
+        return shape
+
+    def requantize(self, acc):
+        if self.kernels == "xnnpack":
+            y = qa.requantize_fp32(acc, self.scale, self.out_zero_point, self.lo, self.hi)
+        else:
+            y = qa.requantize_fixed(acc, self.multiplier, self.shift, self.out_zero_point, self.lo, self.hi,
+                                    half_up=self.kernels == "optimized")
+        return y.astype(np.uint8)
+
+    def spatial(self, shape, kh, kw):
+        """(out_h, out_w, (top, bottom, left, right)) for an (N, H, W, C) input."""
+        o = self.op.options
+        sizes, pads = [], []
+        for size, k, s, d in ((shape[1], kh, o["stride_h"], o.get("dilation_h", 1)),
+                              (shape[2], kw, o["stride_w"], o.get("dilation_w", 1))):
+            if o["padding"] == 0:  # SAME
+                out, before = conv_output_size(size, k, s, "tf_same", d)
+                after = max((out - 1) * s + (k - 1) * d + 1 - size - before, 0)
+            else:
+                out, before, after = (size - (k - 1) * d - 1) // s + 1, 0, 0
+            sizes.append(out)
+            pads += [before, after]
+        return sizes[0], sizes[1], tuple(pads)
+
+    def taps(self, x, kh, kw):
+        """Yield ((i, j), (N, OH, OW, C) int32 view of x - zp_x at tap i, j), borders padded with zp_x."""
+        o = self.op.options
+        sh, sw, dh, dw = o["stride_h"], o["stride_w"], o.get("dilation_h", 1), o.get("dilation_w", 1)
+        oh, ow, (top, bottom, left, right) = self.spatial(x.shape, kh, kw)
+        padded = np.pad(x.astype(np.int32) - self.x_zero_point, ((0, 0), (top, bottom), (left, right), (0, 0)))
+        for i in range(kh):
+            for j in range(kw):
+                yield (i, j), padded[:, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw]
+
+
+class Conv2d(_Convolution):
+    def runtime_weights(self, w):  # (O, KH, KW, I) -> (KH, KW, I, O)
+        self.cout = w.shape[0]
+        return np.ascontiguousarray(w.transpose(1, 2, 3, 0))
+
+    def run(self, x, *_):
+        kh, kw = self.weights.shape[:2]
+        acc = None
+        for (i, j), tap in self.taps(x, kh, kw):
+            part = tap.astype(np.float64) @ self.weights[i, j].astype(np.float64)  # exact: |sums| < 2**53
+            acc = part if acc is None else acc + part
+        return self.requantize(acc.astype(np.int64) + self.bias)
+
+
+class DepthwiseConv2d(_Convolution):
+    def runtime_weights(self, w):  # (1, KH, KW, C * multiplier)
+        self.cout = w.shape[3]
+        return w[0]
+
+    def run(self, x, *_):
+        multiplier = self.cout // x.shape[3]
+        if multiplier != 1:
+            x = np.repeat(x, multiplier, axis=3)
+        kh, kw = self.weights.shape[:2]
+        acc = self.bias.copy()
+        for (i, j), tap in self.taps(x, kh, kw):
+            acc = acc + tap * self.weights[i, j].astype(np.int64)
+        return self.requantize(acc)
+
+
+class FullyConnected(_Convolution):
+    def runtime_weights(self, w):  # (O, I) -> (I, O)
+        self.cout = w.shape[0]
+        return np.ascontiguousarray(w.T)
+
+    def run(self, x, *_):
+        rows = x.reshape(-1, self.weights.shape[0]).astype(np.float64) - self.x_zero_point
+        acc = (rows @ self.weights.astype(np.float64)).astype(np.int64) + self.bias
+        return self.requantize(acc).reshape(self.tensors[self.output].shape)
+
+
+# --- elementwise ------------------------------------------------------------------------------------------
+
+class _Binary(Operator):
+    """Two inputs, either may be a constant (broadcast)."""
+
+    def setup(self):
+        self.a_q, self.b_q, self.out_q = (self.quant(i) for i in (*self.inputs[:2], self.output))
+        self.constants = {slot: to_stored(self.tensor(slot).data, Quant.of(self.tensor(slot)).signed)
+                          for slot in (0, 1) if self.tensor(slot).data is not None}
+        self.lo, self.hi = self.activation_bounds(self.out_q)
+        self.prepare()
+
+    def __call__(self, values):
+        a, b = (self.constants[s] if s in self.constants else values[self.inputs[s]] for s in (0, 1))
+        values[self.output] = self.run(a.astype(np.int64), b.astype(np.int64)).astype(np.uint8)
+
+
+class Add(_Binary):
+    def prepare(self):
+        if self.kernels == "xnnpack":  # XNNPACK's integer add: acc = bias + a * am + b * bm, >> shift
+            self.am, self.bm, self.shift = qa.xnnpack_add_params(self.a_q.scale, self.b_q.scale, self.out_q.scale)
+            self.add_bias = (1 << (self.shift - 1)) - self.am * self.a_q.zero_point - self.bm * self.b_q.zero_point
+        else:  # TFLite's reference add: inputs moved to 2**20 * twice the larger scale, summed, rescaled
+            twice_max = 2 * max(float(self.a_q.scale), float(self.b_q.scale))
+            self.multipliers = [qa.quantize_multiplier(float(q.scale) / twice_max) for q in (self.a_q, self.b_q)]
+            self.out_multiplier = qa.quantize_multiplier(twice_max / ((1 << 20) * float(self.out_q.scale)))
+
+    def run(self, a, b):
+        if self.kernels == "xnnpack":
+            y = ((self.add_bias + a * self.am + b * self.bm) >> self.shift) + self.out_q.zero_point
+        else:
+            scaled = [qa.multiply_by_quantized_multiplier((v - q.zero_point) << 20, *m)
+                      for v, q, m in zip((a, b), (self.a_q, self.b_q), self.multipliers)]
+            y = qa.multiply_by_quantized_multiplier(scaled[0] + scaled[1], *self.out_multiplier) + self.out_q.zero_point
+        return np.clip(y, self.lo, self.hi)
+
+
+class Sub(Add):
+    """a - b: ADD with the second input's multiplier negated (XNNPACK's subtract, TFLite's SUB)."""
+
+    def prepare(self):
+        super().prepare()
+        if self.kernels == "xnnpack":
+            self.bm = -self.bm
+            self.add_bias = (1 << (self.shift - 1)) - self.am * self.a_q.zero_point - self.bm * self.b_q.zero_point
+        else:
+            m, shift = self.multipliers[1]
+            self.multipliers[1] = (-m, shift)
+
+
+class Mul(_Binary):
+    def prepare(self):
+        if self.kernels == "xnnpack":  # XNNPACK: float32 scale (a_scale * b_scale) / out_scale
+            self.scale = (self.a_q.scale * self.b_q.scale) / self.out_q.scale
+        else:
+            self.multiplier = qa.quantize_multiplier(float(self.a_q.scale) * float(self.b_q.scale) / float(self.out_q.scale))
+
+    def run(self, a, b):
+        product = (a - self.a_q.zero_point) * (b - self.b_q.zero_point)
+        if self.kernels == "xnnpack":
+            return qa.requantize_fp32(product, self.scale, self.out_q.zero_point, self.lo, self.hi)
+        return qa.requantize_fixed(product, *self.multiplier, self.out_q.zero_point, self.lo, self.hi)
+
+
+class HardSwish(Operator):
+    """TFLite's fixed-point HARD_SWISH (reference/hard_swish.h; LiteRT's x86 kernel is the same), on int16."""
+
+    def setup(self):
+        x_q, self.out_q = self.quant(self.inputs[0]), self.quant(self.output)
+        hires_scale = f32(1 / 128) * x_q.scale
+        out_m, self.out_exponent = qa.quantize_multiplier(float(hires_scale / self.out_q.scale))
+        relu_m, self.relu_exponent = qa.quantize_multiplier(float(hires_scale / f32(3 / 32768)))
+        self.out_m16, self.relu_m16 = (_int16_multiplier(m) for m in (out_m, relu_m))
+        self.x_zero_point = x_q.zero_point
+        self.table = self.run_elementwise(np.arange(256, dtype=np.int64)).astype(np.uint8)
+
+    def run_elementwise(self, x):
+        srdhm16 = lambda a, b: qa.saturating_rounding_doubling_high_mul(a, b, bits=16)
+        hires = (x - self.x_zero_point) * 128  # fits int16: |x - zp| <= 255
+        preshift = srdhm16(hires, self.out_m16)
+        relu = hires
+        if self.relu_exponent > 0:
+            relu = np.clip(relu * (1 << (self.relu_exponent - 1)), qa.INT16_MIN, qa.INT16_MAX)
+        relu = srdhm16(relu, self.relu_m16)
+        if self.relu_exponent > 0:
+            relu = np.clip(relu * 2, qa.INT16_MIN, qa.INT16_MAX)
+        if self.relu_exponent < 0:
+            relu = qa.rounding_divide_by_pot(relu, -self.relu_exponent)
+        relu = (relu + (1 << 15)) >> 1
+        product = relu * preshift  # SaturatingDoublingHighMul: truncating division by 2**15
+        doubled_high = np.where(product >= 0, product >> 15, -((-product) >> 15))
+        y = qa.rounding_divide_by_pot(doubled_high, -self.out_exponent) + self.out_q.zero_point
+        return np.clip(y, *STORED_RANGE)
+
+    def run(self, x):
+        return self.table[x]
+
+
+def _int16_multiplier(m):
+    """TFLite's DownScaleInt32ToInt16Multiplier: a Q31 multiplier rounded to Q15."""
+    return qa.INT16_MAX if m >= qa.INT32_MAX - (1 << 15) else (m + (1 << 15)) >> 16
+
+
+class Logistic(Operator):
+    """TFLite's 8-bit LOGISTIC: a 256-entry table built in float (optimized and reference kernels alike)."""
+
+    def setup(self):
+        x_q, out_q = self.quant(self.inputs[0]), self.quant(self.output)
+        real = x_q.scale * (np.arange(256) - x_q.zero_point).astype(f32)
+        with np.errstate(over="ignore"):
+            sigmoid = f32(1) / (f32(1) + np.exp(-real, dtype=f32))
+        self.table = np.clip(np.floor(sigmoid / out_q.scale + f32(0.5)) + out_q.zero_point, 0, 255).astype(np.uint8)
+
+    def run(self, x):
+        return self.table[x]
+
+
+# --- pooling, softmax -------------------------------------------------------------------------------------
+
+class AveragePool2d(Operator):
+    """TFLite's AVERAGE_POOL_2D over in-image taps: (sum + n/2) / n; int8 rounds negative sums away from zero."""
+
+    def setup(self):
+        x_q, out_q = self.quant(self.inputs[0]), self.quant(self.output)
+        if x_q != out_q:
+            self.fail("input and output quantization differ")
+        self.q = out_q
+        self.lo, self.hi = self.activation_bounds(out_q)
+
+    def run(self, x):
+        o = self.op.options
+        kh, kw = o["filter_h"], o["filter_w"]
+        rows = [conv_output_size(x.shape[1], kh, o["stride_h"], "tf_same") if o["padding"] == 0 else
+                ((x.shape[1] - kh) // o["stride_h"] + 1, 0)]
+        cols = [conv_output_size(x.shape[2], kw, o["stride_w"], "tf_same") if o["padding"] == 0 else
+                ((x.shape[2] - kw) // o["stride_w"] + 1, 0)]
+        (oh, top), (ow, left) = rows[0], cols[0]
+        offset = 128 if self.q.signed else 0  # sums of the file's values, not the stored ones
+        out = np.empty((x.shape[0], oh, ow, x.shape[3]), np.int64)
+        for r in range(oh):
+            r0, r1 = max(r * o["stride_h"] - top, 0), min(r * o["stride_h"] - top + kh, x.shape[1])
+            for c in range(ow):
+                c0, c1 = max(c * o["stride_w"] - left, 0), min(c * o["stride_w"] - left + kw, x.shape[2])
+                n = (r1 - r0) * (c1 - c0)
+                total = x[:, r0:r1, c0:c1].astype(np.int64).sum(axis=(1, 2)) - offset * n
+                rounded = np.where(total >= 0, (total + n // 2) // n, -((-total + n // 2) // n))
+                out[:, r, c] = rounded + offset
+        return np.clip(out, self.lo, self.hi).astype(np.uint8)
+
+
+class Mean(Operator):
+    """MEAN over H and W (a global average pool)."""
+
+    def setup(self):
+        self.x_q, self.out_q = self.quant(self.inputs[0]), self.quant(self.output)
+        axes = tuple(sorted(int(a) % 4 for a in np.atleast_1d(self.tensor(1).data)))
+        if axes != (1, 2):
+            self.fail(f"it averages over axes {axes}; tinynet runs the spatial mean (1, 2)")
+        self.keep_dims = bool(self.op.options.get("keep_dims"))
+
+    def run(self, x, *_):
+        n = x.shape[1] * x.shape[2]
+        total = x.astype(np.int64).sum(axis=(1, 2))
+        if self.kernels == "xnnpack":  # XNNPACK: the int32 sum converted with scale x_scale / (n * y_scale)
+            scale = f32(self.x_q.scale) * (f32(1) / f32(n)) / f32(self.out_q.scale)
+            y = np.rint(np.clip((total - n * self.x_q.zero_point).astype(f32) * scale,
+                                -self.out_q.zero_point, 255 - self.out_q.zero_point)) + self.out_q.zero_point
+        elif self.kernels == "optimized":  # optimized Mean: the file's raw sum rescaled, plus a rounded bias
+            raw = total - (128 * n if self.x_q.signed else 0)
+            temp = f32(self.x_q.file_zero_point) * self.x_q.scale / self.out_q.scale
+            bias = self.out_q.file_zero_point - int(temp + f32(0.5) if temp > 0 else temp - f32(0.5))
+            m, shift = qa.quantize_multiplier(float(self.x_q.scale / (f32(n) * self.out_q.scale)))
+            y = qa.multiply_by_quantized_multiplier_half_up(raw, m, shift) + bias + (128 if self.out_q.signed else 0)
+        else:  # reference QuantizedMeanOrSum: 1/n folded into the multiplier with integer division
+            m, shift = qa.quantize_multiplier(float(self.x_q.scale) / float(self.out_q.scale))
+            extra = min(n.bit_length() - 1, 32, 31 + shift)
+            m, shift = (m << extra) // n, shift - extra
+            y = qa.multiply_by_quantized_multiplier(total - n * self.x_q.zero_point, m, shift) + self.out_q.zero_point
+        y = np.clip(y, *STORED_RANGE).astype(np.uint8)
+        return y[:, None, None, :] if self.keep_dims else y
+
+
+class Softmax(Operator):
+    """TFLite's 8-bit SOFTMAX as its optimized x86 kernel runs it: a float exp table indexed by max - x."""
+
+    def setup(self):
+        self.x_q, self.out_q = self.quant(self.inputs[0]), self.quant(self.output)
+        beta = self.op.options.get("beta", 1.0)
+        scale = -self.x_q.scale * f32(beta)
+        exps = np.array([_LIBM.expf(float(scale * f32(v))) for v in range(256)], f32)
+        self.table = exps[::-1].copy()  # table[255 - v] = exp(-input_scale * beta * v)
+
+    def run(self, x):
+        rows = x.reshape(-1, x.shape[-1])
+        out = np.empty_like(rows)
+        for r, row in enumerate(rows):
+            offset = self.table[255 - int(row.max()):]
+            e = offset[row]
+            total = f32(0)
+            for v in e:  # sequential float32 sum, as the kernel adds
+                total = f32(total + v)
+            probability = e * (f32(1) / f32(total * self.out_q.scale))
+            if self.out_q.signed:  # QuantizeSoftmaxOutput<int8_t>: std::round, plus the zero point
+                q = qa.round_half_away(probability).astype(np.int64) + self.out_q.zero_point
+            else:  # QuantizeSoftmaxOutput<uint8_t> on x86: + 0.5, truncated (the zero point is 0)
+                q = (probability + f32(0.5)).astype(np.int64)
+            out[r] = np.clip(q, *STORED_RANGE)
+        return out.reshape(x.shape)
+
+
+# --- shape, type and copy operators -----------------------------------------------------------------------
+
+class Reshape(Operator):
+    def setup(self):
+        self.shape = self.tensors[self.output].shape
+        if Quant.of(self.tensors[self.inputs[0]]) != Quant.of(self.tensors[self.output]):
+            self.fail("it changes the quantization")
+
+    def run(self, x, *_):
+        return x.reshape(self.shape)
+
+
+class Pad(Operator):
+    def setup(self):
+        self.pads = [tuple(int(v) for v in row) for row in self.tensor(1).data]
+        self.value = self.quant(self.output).zero_point
+
+    def run(self, x, *_):
+        return np.pad(x, self.pads, constant_values=self.value)
+
+
+class Quantize(Operator):
+    """float32 -> 8 bits (x * (1 / scale), lrintf, as XNNPACK), or 8 bits -> 8 bits with another quantization."""
+
+    def setup(self):
+        self.out_q = self.quant(self.output)
+        self.x_q = Quant.of(self.tensor(0))
+        if self.x_q is None:
+            return
+        if self.kernels == "xnnpack":  # qu8-vcvt: an 8.8 fixed-point multiplier lrintf(256 * s_in / s_out)
+            self.multiplier = int(np.rint(f32(256) * (self.x_q.scale / self.out_q.scale)))
+            self.bias = (self.out_q.zero_point << 8) - self.multiplier * self.x_q.zero_point + 0x80
+        else:  # Requantize: MultiplyByQuantizedMultiplier(q - zp_in) + zp_out, multiplier from double(s_in / s_out)
+            self.multiplier = qa.quantize_multiplier(float(self.x_q.scale) / float(self.out_q.scale))
+
+    def run(self, x):
+        if self.x_q is not None and self.kernels == "xnnpack":
+            return np.clip((self.bias + x.astype(np.int64) * self.multiplier) >> 8, *STORED_RANGE).astype(np.uint8)
+        if self.x_q is not None:
+            y = qa.multiply_by_quantized_multiplier(x.astype(np.int64) - self.x_q.zero_point, *self.multiplier)
+            return np.clip(y + self.out_q.zero_point, *STORED_RANGE).astype(np.uint8)
+        if self.kernels == "reference":  # AffineQuantize: TfLiteRound(x / scale) + zero point
+            v = qa.round_half_away(x.astype(f32) / self.out_q.scale) + self.out_q.zero_point
+            return np.clip(v, *STORED_RANGE).astype(np.uint8)
+        v = x.astype(f32) * (f32(1) / self.out_q.scale)
+        v = np.clip(v, f32(-self.out_q.zero_point), f32(255 - self.out_q.zero_point))
+        return (np.rint(v) + self.out_q.zero_point).astype(np.uint8)
+
+
+class Dequantize(Operator):
+    def setup(self):
+        self.x_q = self.quant(self.inputs[0])
+
+    def run(self, x):
+        if self.kernels == "xnnpack":  # float32 (q - zp) * scale
+            return (x.astype(np.int32) - self.x_q.zero_point).astype(f32) * self.x_q.scale
+        if self.kernels == "optimized":  # q * scale - zp * scale, each in float32 (matched to LiteRT: 0 of 1001 differ)
+            q, zero_point = x.astype(np.int32) - (128 if self.x_q.signed else 0), self.x_q.file_zero_point
+            return q.astype(f32) * self.x_q.scale - f32(zero_point) * self.x_q.scale
+        # TFLite's Dequantize: the scale as a double, the product rounded to float32 once
+        return (np.float64(self.x_q.scale) * (x.astype(np.int32) - self.x_q.zero_point)).astype(f32)
+
+
+class Concatenation(Operator):
+    """Inputs with the output's quantization are copied; others are rescaled as TFLite's
+    ConcatenationWithScaling does: round-half-away(q * s + b) + zp_out, s = s_in * (1 / s_out) in float32."""
+
+    def setup(self):
+        out_q = self.quant(self.output)
+        self.axis = self.op.options.get("axis", 0) % len(self.tensors[self.output].shape)
+        self.rescales = []
+        for index in self.inputs:
+            in_q = self.quant(index)
+            if in_q == out_q:
+                self.rescales.append(None)
+                continue
+            scale = in_q.scale * (f32(1) / out_q.scale)
+            self.rescales.append((in_q.file_zero_point, in_q.signed, scale, -f32(in_q.file_zero_point) * scale,
+                                  out_q.zero_point))
+
+    def run(self, *parts):
+        return np.concatenate([x if r is None else self._rescale(x, *r) for x, r in zip(parts, self.rescales)],
+                              axis=self.axis)
+
+    @staticmethod
+    def _rescale(x, zero_point, signed, scale, bias, out_zero_point):
+        q = x.astype(f32) - (f32(128) if signed else f32(0))
+        return np.clip(qa.round_half_away(q * scale + bias) + out_zero_point, *STORED_RANGE).astype(np.uint8)
+
+
+class ResizeBilinear(Operator):
+    """8-bit bilinear resize. XNNPACK: 11-bit fixed-point weights lrintf(alpha * 2048), two lerps in int32,
+    (acc + 2**21) >> 22 (u8-ibilinear); TFLite's kernels: the same sampling positions, weights in float."""
+
+    def setup(self):
+        if self.quant(self.inputs[0]) != self.quant(self.output):
+            self.fail("input and output quantization differ")
+        self.align_corners = bool(self.op.options.get("align_corners"))
+        self.half_pixel = bool(self.op.options.get("half_pixel_centers"))
+        self.size = tuple(int(v) for v in self.tensor(1).data)
+
+    def _positions(self, n_in, n_out):
+        """(lower index, upper index, alpha float32) per output position, as XNNPACK's indirection sets them."""
+        adjust = int(self.align_corners and n_out != 1)
+        scale = f32(n_in - adjust) / f32(n_out - adjust)
+        out = np.arange(n_out).astype(f32)
+        if self.half_pixel:
+            position = np.clip(out * scale + (f32(0.5) * scale - f32(0.5)), f32(0), f32(n_in - 1))
+        else:
+            position = np.minimum(out * scale, f32(n_in - 1))
+        lower = position.astype(np.int64)
+        return lower, np.minimum(lower + 1, n_in - 1), position - lower.astype(f32)
+
+    def run(self, x, *_):
+        (y0, y1, ay), (x0, x1, ax) = self._positions(x.shape[1], self.size[0]), self._positions(x.shape[2], self.size[1])
+        wy = np.rint(ay * f32(2048)).astype(np.int64)[None, :, None, None]
+        wx = np.rint(ax * f32(2048)).astype(np.int64)[None, None, :, None]
+        v = x.astype(np.int64)
+        tl, tr, bl, br = (v[:, r][:, :, c] for r, c in ((y0, x0), (y0, x1), (y1, x0), (y1, x1)))
+        top = (tl << 11) + (tr - tl) * wx
+        bottom = (bl << 11) + (br - bl) * wx
+        return (((top << 11) + (bottom - top) * wy + (1 << 21)) >> 22).astype(np.uint8)
+
+
+class ArgMax(Operator):
+    """Index of the largest value along an axis; ties go to the first (TFLite's ArgMinMax)."""
+
+    def setup(self):
+        self.axis = int(np.atleast_1d(self.tensor(1).data)[0])
+        self.dtype = self.tensors[self.output].dtype
+
+    def run(self, x, *_):
+        return np.argmax(x, axis=self.axis).astype(self.dtype)
+
+
+OPERATORS = {
+    "CONV_2D": Conv2d, "DEPTHWISE_CONV_2D": DepthwiseConv2d, "FULLY_CONNECTED": FullyConnected,
+    "ADD": Add, "SUB": Sub, "MUL": Mul, "HARD_SWISH": HardSwish, "LOGISTIC": Logistic,
+    "AVERAGE_POOL_2D": AveragePool2d, "MEAN": Mean, "SOFTMAX": Softmax,
+    "CONCATENATION": Concatenation, "RESIZE_BILINEAR": ResizeBilinear, "ARG_MAX": ArgMax,
+    "RESHAPE": Reshape, "SQUEEZE": Reshape, "PAD": Pad, "QUANTIZE": Quantize, "DEQUANTIZE": Dequantize,
+}
