@@ -20,7 +20,7 @@ from tinynet.errors import TinynetError
 from tinynet.terminal import printable
 from tinynet.evaluate import evaluate, read_labels
 from tinynet.labels import IMAGENET_CLASSES, labels_for, read_names
-from tinynet.model import softmax, top_labels
+from tinynet.model import top_labels
 from tinynet.output import FORMATS, ClassifyWriter, PerImageWriter
 from tinynet.prefetch import image_batches
 from tinynet.progress import Progress
@@ -151,7 +151,7 @@ def cmd_classify(args):
     many = len(files) > args.batch
     progress = Progress("classifying", total=len(files), unit="images", enabled=None if many else False)
     for chunk, x, errors in image_batches(files, transform, args.batch):
-        results = iter(top_labels(softmax(model.forward(x)), names, args.top) if x is not None else [])
+        results = iter(top_labels(model.probabilities(x), names, args.top) if x is not None else [])
         progress.clear()
         for path, error in zip(chunk, errors):
             if error is None:

@@ -57,7 +57,6 @@ def classify_partition(index, paths, model_name, out, top):
     import pyarrow as pa
     import pyarrow.parquet as pq
     from tinynet import preprocess
-    from tinynet.model import softmax
 
     model, names, transform = _loaded(model_name, _worker_threads())
     arrays, good, errors = [], [], {}
@@ -70,7 +69,7 @@ def classify_partition(index, paths, model_name, out, top):
     ids = [[] for _ in paths]
     probabilities = [[] for _ in paths]
     if arrays:
-        p = softmax(model.forward(np.stack(arrays)))
+        p = model.probabilities(np.stack(arrays))
         k = max(1, min(top, p.shape[1]))
         order = np.argsort(-p, axis=1, kind="stable")[:, :k]  # the order tinynet.model.top_labels uses
         for row, i in enumerate(good):

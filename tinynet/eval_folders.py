@@ -7,7 +7,6 @@ import numpy as np
 
 from tinynet.errors import TinynetError
 from tinynet.labels import labels_for
-from tinynet.model import softmax
 from tinynet.preprocess import for_model, to_array
 from tinynet.progress import Progress
 from tinynet.train import class_folders, scores
@@ -40,7 +39,7 @@ def evaluate_folders(model, images_dir, batch_size=32, unknown_threshold=None, p
             except (OSError, TinynetError) as e:  # unreadable or not an image: list it, go on
                 skipped.append((str(path), " ".join(str(e).split())))
         if arrays:
-            p = softmax(model.forward(np.stack(arrays)))
+            p = model.probabilities(np.stack(arrays))
             pred = to_folder[p.argmax(axis=1)]
             if threshold is not None:
                 pred[p.max(axis=1) < threshold] = -1

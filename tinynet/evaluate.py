@@ -21,7 +21,6 @@ import numpy as np
 
 from tinynet.errors import TinynetError
 from tinynet.labels import IMAGENET_CLASSES
-from tinynet.model import softmax
 from tinynet.prefetch import image_batches
 from tinynet.preprocess import for_model
 
@@ -104,8 +103,8 @@ def evaluate(model, labels_file, images_dir=None, batch_size=32, progress=None, 
         read = [sample for sample, error in zip(chunk, errors) if error is None]
         skipped.extend((path, error) for (path, _), error in zip(chunk, errors) if error is not None)
         if x is not None:
-            logits = model.forward(x)
-            scores = logits[:, offset:]  # (n, classes)
+            probabilities = model.probabilities(x)
+            scores = probabilities[:, offset:]  # (n, classes)
             labels = np.array([label for _, label in read])  # (n,)
             top = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # (n, k), best first
             top1 += int(np.sum(top[:, 0] == labels))
@@ -114,7 +113,7 @@ def evaluate(model, labels_file, images_dir=None, batch_size=32, progress=None, 
                 shifted[shift] += int(np.sum(top[:, 0] == labels + shift))
         if on_image:  # in the labels file's order: x's rows are the read images, in chunk order
             # over every output, as `classify` computes them, then the labels' classes
-            probabilities, row = (softmax(logits)[:, offset:] if x is not None else None), 0
+            probabilities, row = (probabilities[:, offset:] if x is not None else None), 0
             for (path, label), error in zip(chunk, errors):
                 if error is not None:
                     on_image({"image": path, "label": label, "error": error})

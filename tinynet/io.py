@@ -46,7 +46,7 @@ def sniff(path):
     return None
 
 
-def load(source, arch=None):
+def load(source, arch=None, precision=None, profile="litert"):
     """Load a model from a weight file, or by name from the local store (tinynet.store: ``tinynet pull`` /
     ``tinynet import`` put models there); ``arch`` overrides the architecture inferred from the file.
 
@@ -56,6 +56,10 @@ def load(source, arch=None):
 
     Architecture, width and number of classes come from the tensor names and shapes. A file that
     does not fit raises tinynet.WeightsError naming the first tensor that does not match.
+
+    Quantized .tflite files run in integers, bit for bit what LiteRT gives (``model.precision == "int8"``):
+    ``profile="litert"`` (default) matches LiteRT's default kernels on x86, ``profile="reference"`` TFLite's
+    reference kernels; ``precision="float"`` runs such a file dequantized in float32 instead.
     """
     if arch is not None and arch not in ARCHITECTURES:
         raise TinynetError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
@@ -76,6 +80,8 @@ def load(source, arch=None):
     if not path.is_file():
         raise TinynetError(f"not a weight file: {source}")
     kind = sniff(path)
+    if precision not in (None, "float") and kind != "tflite":
+        raise TinynetError(f"precision {precision!r} applies to quantized .tflite files; {path.name} runs in float")
     try:
         if kind == "torch":
             model = _from_pytorch(torch_zip.read(path), arch, path)
@@ -87,7 +93,7 @@ def load(source, arch=None):
                 model = _from_pytorch(tensors, arch, path)
         elif kind == "tflite":
             from tinynet.formats import tflite
-            model = tflite.load(path, arch)
+            model = tflite.load(path, arch, precision, profile)
         elif kind == "hdf5":
             from tinynet.formats import keras_h5
             model = keras_h5.load(path, arch)

@@ -38,6 +38,7 @@ class Model:
     """
 
     task = "classification"  # what the outputs mean (tinynet.tasks); detection models: tinynet.detection.model
+    precision = "float"  # integer models of quantized files: tinynet.quantized.model
 
     def __init__(self, arch, layers, weights, padding="symmetric", meta=None, threads=None):
         check_weights(layers, weights, self._head_weight_shapes(layers))
@@ -67,6 +68,10 @@ class Model:
     def forward(self, x):
         """Logits for a preprocessed batch: ``x`` float32 (N, H, W, 3) -> (N, num_classes) float32."""
         return self._run(x, len(self.layers))
+
+    def probabilities(self, x):
+        """Class probabilities (N, num_classes) float64 for a preprocessed batch: the softmax of ``forward``."""
+        return softmax(self.forward(x))
 
     def embed(self, x):
         """The pooled feature vector before the classifier: (N, H, W, 3) -> (N, C) float32."""
@@ -132,11 +137,11 @@ class Model:
                 chunk = images[start:start + batch_size]
                 if errors == "raise":
                     x = preprocessing.batch(chunk, spec)  # (n, H, W, 3)
-                    results.extend(top_labels(softmax(self.forward(x)), names, top))
+                    results.extend(top_labels(self.probabilities(x), names, top))
                 else:
                     results.extend(self._classify_or_record(chunk, spec, names, top))
             return results
-        return top_labels(softmax(self.forward(self.preprocess(images))), labels_for(self), top)[0]
+        return top_labels(self.probabilities(self.preprocess(images)), labels_for(self), top)[0]
 
     def _classify_or_record(self, images, spec, names, top):
         """classify's ``errors="return"``: one result list, or the image's ImageError, per image."""
@@ -147,7 +152,7 @@ class Model:
                 failures.append(None)
             except ImageError as e:
                 failures.append(e)
-        predictions = iter(top_labels(softmax(self.forward(np.stack(arrays))), names, top) if arrays else ())
+        predictions = iter(top_labels(self.probabilities(np.stack(arrays)), names, top) if arrays else ())
         return [next(predictions) if failure is None else failure for failure in failures]
 
     def detect(self, images, score_threshold=None, top=None):

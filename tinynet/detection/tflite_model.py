@@ -58,6 +58,11 @@ class TfliteSsdModel(DetectionModel):
         return head_weight_shapes(self.network.nodes, shapes, "tf_same")
 
     @property
+    def precision(self):
+        """"int8" when the network runs LiteRT's integer arithmetic (tinynet.detection.tflite_integer)."""
+        return "int8" if self.network.integer_input is not None else "float"
+
+    @property
     def input_size(self):
         """(height, width) the network runs at (the file's input)."""
         return self.network.input_size

@@ -30,15 +30,23 @@ MAX_FILE_BYTES = 2 ** 31  # read into memory whole; MobileNets take a few MB
 IMAGENET_WITH_BACKGROUND = 1001
 
 
-def load(path, arch=None):
-    """A tinynet Model from the .tflite file at ``path``; ``arch`` restricts matching to one architecture."""
+PRECISIONS = ("int8", "float")
+
+
+def load(path, arch=None, precision=None, profile="litert"):
+    """A tinynet Model from the .tflite file at ``path``; ``arch`` restricts matching to one architecture.
+
+    A quantized classifier runs its integer graph (``precision`` "int8", the default for such files, with the
+    arithmetic of ``profile``: tinynet.quantized); ``precision="float"`` runs it dequantized in float32."""
+    if precision not in (None, *PRECISIONS):
+        raise UnsupportedModelError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     path = Path(path)
     if path.stat().st_size > MAX_FILE_BYTES:
         raise WeightsError(f"{path.name} is larger than 2 GiB; tinynet reads TFLite MobileNets, which take a few MB")
     data = path.read_bytes()
     graph = read_graph(data, f"TFLite file {path.name}")
     if is_detection_graph(graph):
-        return _detector(graph, data, path, arch)
+        return _detector(graph, data, path, arch, precision)
     steps = walk(graph)
     arch, matched = match(steps.steps, arch)
     weights, origin = _weights(matched)
@@ -51,17 +59,32 @@ def load(path, arch=None):
         meta["activation_grid"] = _activation_grid(matched, graph.tensors)
     if layers[-1].cout == 1000:
         meta["labels"] = "imagenet1k"
-    return Model(arch, layers, weights, "tf_same", meta)
+    model = Model(arch, layers, weights, "tf_same", meta)
+    quantized = steps.uint8_weights or _has_integer_weights(graph)
+    if precision == "int8" and not quantized:
+        raise UnsupportedModelError(f"{path.name} is a float file: it has no integer graph to run (precision='float')")
+    if quantized and precision != "float":
+        from tinynet.quantized.model import QuantizedModel
+        return QuantizedModel(model, graph, profile)
+    return model
 
 
-def _detector(graph, data, path, arch):
+def _has_integer_weights(graph):
+    return any(graph.tensors[op.inputs[1]].dtype in (np.uint8, np.int8) for op in graph.operators
+               if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"))
+
+
+def _detector(graph, data, path, arch, precision):
     """A TF Object Detection API SSD (it ends in TFLite_Detection_PostProcess) as a detection model."""
     from tinynet.detection.tflite_model import TfliteSsdModel, labels_from_file
     from tinynet.detection.tflite_ssd import BACKBONE, ssd_network
     if arch not in (None, BACKBONE):
         raise UnsupportedModelError(f"{path.name} is an SSD detector on {BACKBONE}; --arch {arch} does not apply")
     detection = read_detection_graph(graph)
-    network = ssd_network(detection, integer=True) or ssd_network(detection)  # exact uint8 arithmetic if it can
+    integer = ssd_network(detection, integer=True) if precision != "float" else None  # exact uint8 arithmetic
+    if precision == "int8" and integer is None:
+        raise UnsupportedModelError(f"{path.name} has no integer graph tinynet runs exactly (precision='float')")
+    network = integer or ssd_network(detection)
     return TfliteSsdModel(network, labels_from_file(data, network.options.num_classes), f"tflite:{path.name}")
 
 
