@@ -39,7 +39,7 @@ def resolver(model):
 
 def file_input(model, image):
     """The tensor both engines get: the photo preprocessed as the model's metadata says, as the file's input."""
-    return model._file_input(model.preprocess(image))
+    return model.file_input(model.preprocess(image))
 
 
 def raw_output(model, x):

@@ -70,20 +70,22 @@ def note(message):
 # Models by name or path
 
 
-def open_model(name=None, threads=None):
+def open_model(name=None, threads=None, **options):
     """The model a command names: a weight file, a stored name, or (no name) the default model.
-    A known pretrained name that is not in the store yet is pulled first."""
+    A known pretrained name that is not in the store yet is pulled first. ``options``: tinynet.load's
+    ``precision`` and ``profile`` (None: its defaults)."""
+    options = {k: v for k, v in options.items() if v is not None}
     if name is None:
         name = store.default_name()
         if name != registry.DEFAULT_MODEL and "TINYNET_MODEL" not in os.environ:
             note(f"no --model given: using {name}, the only model in the store")
     if store.is_path(name):
-        model = tinynet.load(name)
+        model = tinynet.load(name, **options)
     else:  # a bare name is a stored model, never a file of that name in the working directory
         if store.find(name) is None and name in registry.load():
             note(f"{name} is not in the store yet: fetching it once (later runs use {store.path_of(name)})")
             _pull(name)
-        model = tinynet.load(store.locate(name))
+        model = tinynet.load(store.locate(name), **options)
     model.threads = threads
     return model
 
@@ -137,7 +139,7 @@ def cmd_classify(args):
     missing = len(failed)
     if not files:
         raise TinynetError("no images to classify" + (" (no path given exists)" if failed else ""))
-    model = open_model(args.model, args.threads)
+    model = open_model(args.model, args.threads, precision=args.precision, profile=args.profile)
     if model.task != "classification":
         raise TinynetError(f"{args.model} is a {model.task} model ({model.arch}): use `tinynet detect`")
     names = read_names(args.labels, model.num_classes) if args.labels else labels_for(model)
@@ -202,7 +204,7 @@ def cmd_info(args):
         model = tinynet.create(args.model)
         model.meta["source"] = "architecture only (no weights loaded)"
     else:
-        model = open_model(args.model)
+        model = open_model(args.model, precision=args.precision, profile=args.profile)
     resolution = args.resolution or getattr(model, "input_size", (preprocess.for_model(model).size,))[0]
     counted = model.count(resolution)
     width = model.width
@@ -217,7 +219,24 @@ def cmd_info(args):
                      f"{layer['params']:,}", f"{layer['macs']:,}"))
     rows.append(("", "total", "", "", f"{counted['params']:,}", f"{counted['macs']:,}"))
     print(_table(rows, right={0, 4, 5}))
+    if getattr(model, "program", None) is not None:
+        _print_integer_graph(model)
     return 0
+
+
+def _print_integer_graph(model):
+    """The integer graph an int8 model runs: each operator's output tensor with its quantization."""
+    program = model.program
+    print(f"\nint8 graph, profile {model.profile} ({program.kernels} kernels): {len(program.operators)} operators")
+    rows = [("#", "OP", "TENSOR", "SHAPE", "TYPE", "SCALE", "ZERO POINT")]
+    tensors = [(None, t) for t in program.input_tensors] + [(op.op, program.graph.tensors[op.output])
+                                                            for op in program.operators]
+    for op, t in tensors:
+        scale = f"{float(t.scale[0]):.6g}" if t.scale.size == 1 else (f"{t.scale.size} scales" if t.scale.size else "")
+        zero_point = str(int(t.zero_point[0])) if t.zero_point.size == 1 else ""
+        rows.append((str(op.index) if op else "in", op.name if op else "input", printable(t.name)[:48],
+                     "x".join(map(str, t.shape)), str(t.dtype), scale, zero_point))
+    print(_table(rows, right={0, 5, 6}))
 
 
 def _table(rows, right=()):
@@ -266,7 +285,7 @@ def cmd_rm(args):
 
 
 def cmd_eval(args):
-    model = open_model(args.model, args.threads)
+    model = open_model(args.model, args.threads, precision=args.precision, profile=args.profile)
     if args.labels is None:  # folder-per-class layout
         return eval_cli.run_folders(model, args)
     if args.plot or args.unknown_threshold is not None:
@@ -427,8 +446,17 @@ def build_parser():
     return parser
 
 
+def _add_precision_arguments(sub):
+    sub.add_argument("--precision", choices=("int8", "float"), help="quantized .tflite files: int8 (default) runs "
+                     "their integer graph, bit for bit LiteRT's; float runs them dequantized")
+    sub.add_argument("--profile", choices=("litert", "reference"), help="int8 arithmetic: litert (default), what "
+                     "LiteRT computes on x86; reference, TFLite's reference kernels")
+
+
 def _add_arguments(name, sub):
     model_help = f"store name (see `tinynet models`) or weight file; {default_model_help()}"
+    if name in ("classify", "eval", "info"):
+        _add_precision_arguments(sub)
     if name in ("classify", "eval", "train"):
         sub.add_argument("--max-pixels", type=pixel_limit, metavar="N", help="refuse images of more than N pixels "
                          "(default: $TINYNET_MAX_PIXELS, else Pillow's decompression-bomb limit, 89,478,485)")

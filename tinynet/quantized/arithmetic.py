@@ -79,8 +79,8 @@ def quantize_multiplier(real):
 
 
 def saturating_rounding_doubling_high_mul(a, b, bits=32):
-    """gemmlowp's SaturatingRoundingDoublingHighMul on ``bits``-bit integers: (a * b * 2) / 2**bits with the
-    product nudged by half (toward +inf for products >= 0, -inf below) and the division truncating."""
+    """gemmlowp's SaturatingRoundingDoublingHighMul on ``bits``-bit integers: (a * b * 2) / 2**bits, the product
+    nudged by +half (>= 0) or by 1 - half (< 0) and the division truncating: nearest, ties toward +inf."""
     a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
     low = -(1 << (bits - 1))
     ab = a * b

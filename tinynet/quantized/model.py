@@ -44,7 +44,7 @@ class QuantizedModel(Model):
         """The file's output for a batch, dequantized: (N, classes) float32 (class 0, "background", dropped
         from 1001-class files). ``x``: the file's own input bytes (uint8 (N, H, W, 3)), or a preprocessed float32
         batch (``preprocess``), quantized here to the file's input as round(x / scale) + zero_point."""
-        x = self._file_input(x)
+        x = self.file_input(x)
         out = np.stack([self.program.run([image[None]])[0][0] for image in x])
         if self.output_quant is not None:
             out = (out.astype(np.int32) - self.output_quant.file_zero_point).astype(np.float32) * self.output_quant.scale
@@ -54,7 +54,9 @@ class QuantizedModel(Model):
         p = self.forward(x)
         return p.astype(np.float64) if self.outputs_probabilities else softmax(p)
 
-    def _file_input(self, x):
+    def file_input(self, x):
+        """``x`` as the file's input tensor: the file's own dtype and shape pass through; a preprocessed float32
+        batch is quantized with the input's scale and zero point (round half to even, clamped)."""
         expected = self.input_tensor.shape[1:]
         if isinstance(x, np.ndarray) and x.dtype == self.input_tensor.dtype and x.ndim == 4 and x.shape[1:] == expected:
             return x
