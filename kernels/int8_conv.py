@@ -2,13 +2,13 @@
 
 Each output row is a small GEMM: its patches are gathered into a (Wo, KH*KW*Cin) uint8 matrix (im2col, one row
 at a time, so it stays in L1/L2), taps outside the image reading ``pad_value`` (the input zero point, folded into
-the bias as in kernels.int8_gemm), and multiplied by the packed weights with kernels.int8_gemm's row kernel.
+the bias as in kernels.int8_gemm), and multiplied by the packed weights with kernels.int8_gemm's register tiles.
 The stem's patches are 27 bytes; the gather costs little beside the GEMM.
 """
 import numpy as np
 from numba import njit, prange
 
-from .int8_gemm import gemm_rows_portable
+from .int8_gemm import gemm_rows
 
 
 @njit(cache=True)
@@ -43,13 +43,12 @@ def conv2d_nhwc_u8(x, wp, bp, rq, out, kh, kw, stride, dilation, pad_top, pad_le
     """
     n_img, cin = x.shape[0], x.shape[3]
     out_h, out_w = out.shape[1], out.shape[2]
-    panels, nr = bp.shape
+    panels = bp.shape[0]
     for task in prange(n_img * out_h):
         t = np.int64(task)
         n = t // out_h
         oy = t - n * out_h
         patches = np.empty((out_w, kh * kw * cin), np.uint8)
-        acc = np.empty(nr, np.int32)
         patch_row_u8(x, n, oy, kh, kw, stride, dilation, pad_top, pad_left, pad_value, patches)
         for j in range(panels):
-            gemm_rows_portable(patches, 0, out_w, wp, bp, j, rq, out[n, oy], acc)
+            gemm_rows(patches, 0, out_w, wp, bp, j, rq, out[n, oy])

@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from .gemm_tile import panel_width
-from .int8_requant import requantize
+from .int8_gemm_tile import qgemm_tile, qtile_rows
 
 GROUP = {np.dtype(np.int8): 4, np.dtype(np.int16): 2}
 S16_RANGE = 255  # uint8 graphs' q_w - zp_w
@@ -62,28 +62,21 @@ def aligned_empty(shape, dtype, align=64):
 
 
 @njit(cache=True)
-def gemm_rows_portable(x, r0, rows, wp, bp, j, rq, out, acc):
-    """out[r, j*NR + n] for rows r0 .. r0+rows-1 and the columns of panel j, by plain loops (any CPU).
+def gemm_rows(x, r0, rows, wp, bp, j, rq, out):
+    """out[r, j*NR + n] for rows r0 .. r0+rows-1 and the columns of panel j, tile by tile (kernels.int8_gemm_tile).
 
-    x: (R, K) uint8   wp, bp: packed   out: (R, M) uint8   acc: (NR,) int32 scratch
+    x: (R, K) uint8   wp, bp: packed   rq: requantization   out: (R, M) uint8
     """
     k = x.shape[1]
-    groups, nr, group = wp.shape[1], wp.shape[2], wp.shape[3]
-    c0 = j * nr
-    cols = min(nr, out.shape[1] - c0)
-    for r in range(r0, r0 + rows):
-        xr = x[r]
-        for n in range(nr):
-            acc[n] = bp[j, n]
-        for g in range(groups):
-            wg = wp[j, g]
-            for i in range(min(group, k - g * group)):
-                xv = np.int32(xr[g * group + i])
-                for n in range(nr):
-                    acc[n] += xv * np.int32(wg[n, i])
-        orow = out[r]
-        for n in range(cols):
-            orow[c0 + n] = requantize(rq, acc[n], c0 + n)
+    n_out = out.shape[1]
+    nr = bp.shape[1]
+    mr = qtile_rows(nr)
+    panel = wp.shape[1] * wp.shape[2] * wp.shape[3]
+    cols = min(nr, n_out - j * nr)
+    for t in range((rows + mr - 1) // mr):
+        p = r0 + t * mr
+        qgemm_tile(nr, x, p * k, k, k, wp, j * panel, bp, j * nr, rq, j * nr, out, p * n_out + j * nr, n_out,
+                   min(mr, r0 + rows - p), cols)
 
 
 @njit(parallel=True, cache=True)
@@ -101,5 +94,4 @@ def gemm_bias_requant_u8(x, wp, bp, rq, out, row_tile):
     for task in prange(row_tasks * panels):
         t = np.int64(task)
         p0 = t // panels * row_tile
-        acc = np.empty(nr, np.int32)
-        gemm_rows_portable(x, p0, min(row_tile, n_pix - p0), wp, bp, t % panels, rq, out, acc)
+        gemm_rows(x, p0, min(row_tile, n_pix - p0), wp, bp, t % panels, rq, out)
