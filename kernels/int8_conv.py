@@ -19,16 +19,17 @@ def patch_row_u8(x, n, oy, kh, kw, stride, dilation, pad_top, pad_left, pad_valu
     """
     height, width, cin = x.shape[1], x.shape[2], x.shape[3]
     for ox in range(patches.shape[0]):
-        row = patches[ox]
         for ky in range(kh):
             iy = oy * stride - pad_top + ky * dilation
             for kx in range(kw):
                 ix = ox * stride - pad_left + kx * dilation
-                tap = row[(ky * kw + kx) * cin:(ky * kw + kx + 1) * cin]
+                first = (ky * kw + kx) * cin
                 if 0 <= iy < height and 0 <= ix < width:
-                    tap[:] = x[n, iy, ix]
+                    for ci in range(cin):  # element by element: a slice per tap cost more than the GEMM (stem)
+                        patches[ox, first + ci] = x[n, iy, ix, ci]
                 else:
-                    tap[:] = pad_value
+                    for ci in range(cin):
+                        patches[ox, first + ci] = pad_value
 
 
 @njit(parallel=True, cache=True)

@@ -1,17 +1,21 @@
 """The integer GEMM micro-kernel: rows x output channels of int32 accumulators in vector registers, requantized
 to uint8 as they are stored.
 
-kernels.gemm_tile's float tile with integer lanes: for each group of G input channels, NR/16 vectors of packed
-weights (16 int32 lanes of G weights each, kernels.int8_gemm's layout), one broadcast of each row's G
-activations, and one multiply-add instruction per row and vector that sums the G products into the lanes:
+kernels.gemm_tile's float tile with integer lanes: for each group of 4 input channels, NR/16 vectors of packed
+weights (16 int32 lanes of 4 weight bytes each, kernels.int8_gemm's layout), one broadcast of each row's 4
+activations, and one AVX-512 VNNI ``vpdpbusd`` per row and vector (u8 x s8 products, 4 summed into each int32
+lane: 64 multiply-adds per instruction, four times an f32 FMA). Two kinds of packed weights:
 
-- s8 weights: AVX-512 VNNI ``vpdpbusd`` (u8 x s8, G = 4: 64 multiply-adds per instruction, four times an f32 FMA);
-- s16 weights: ``vpdpwssd`` (s16 x s16, G = 2): the row's 4 activations are spread to [x0, 0, x1, 0] and
-  [x2, 0, x3, 0] in every lane (one byte shuffle each), i.e. zero-extended to 16 bits, for two instructions.
+- "s8" (int8 graphs): int8 weights against the uint8 activations, as they are.
+- "u8" (uint8 graphs, weights q_w - zp_w): each output channel's weights w shifted to u = w + c in 0..255, the
+  activations flipped to x - 128 (xor 0x80) so that they are the signed operand:
+  sum x*w = sum (x - 128)*u + 128*sum u - c*sum x. The packing folds 128*sum u into the bias; the tile subtracts
+  c times the row's activation sum (computed beside it) as it stores. int16 products (vpdpwssd) would take two
+  instructions per 4 channels and a byte shuffle per row: this is one, like s8.
 
 On a CPU without AVX-512 VNNI (``DOT_INSTRUCTIONS`` False, from llvmlite's host features; or
 TINYNET_INT8_DOT=widen) the same step is emitted as plain vector IR, widening to int32, multiplying and adding
-the G products, which LLVM lowers for any target: the same integers, slower. Either way the sums wrap in int32.
+the 4 products, which LLVM lowers for any target: the same integers, slower. Either way the sums wrap in int32.
 
 The output step is the requantization of kernels.int8_requant in vector form, its type chosen when the kernel
 is compiled: fp32 (convert, multiply, clamp, round half to even with ``llvm.rint``, convert) or TFLite's fixed
@@ -30,18 +34,17 @@ from .simd import F32, I32, I64, LANES, MASK, const, data, declare, lane_mask, s
 DOT_INSTRUCTIONS = (binding.get_host_cpu_features().get("avx512vnni", False)
                     and os.environ.get("TINYNET_INT8_DOT", "") != "widen")
 
-I8, I16 = ir.IntType(8), ir.IntType(16)
+I8 = ir.IntType(8)
 VI32 = ir.VectorType(I32, LANES)
 VI64 = ir.VectorType(I64, LANES)
 VF32 = ir.VectorType(F32, LANES)
 VBYTES = ir.VectorType(I8, 4 * LANES)
-VWORDS = ir.VectorType(I16, 2 * LANES)
 VOUT = ir.VectorType(I8, LANES)
 GROUP_BYTES = ir.VectorType(I8, 4)
 
 # qgemm_tile's arguments after ``nr``, in order.
-QGEMM_TILE_ARGS = ("x", "x_off", "ldx", "k", "w", "w_off", "b", "b_off", "rq", "c_off", "out", "o_off", "ldo", "rows",
-                   "cols")
+QGEMM_TILE_ARGS = ("x", "x_off", "ldx", "k", "w", "w_off", "b", "b_off", "sums", "s_off", "rq", "c_off", "out", "o_off",
+                   "ldo", "rows", "cols")
 
 
 def vi32(value):
@@ -53,32 +56,16 @@ def vi64(value):
 
 
 def _dot_step(builder, kind, acc, xg, wv):
-    """acc + the G-products sums of each lane: xg (16 lanes of the row's 4 activations, u8), wv weight vectors.
-
-    s8: one vector of 16 x 4 int8 weights.  s16: two vectors of 16 x 2 int16 weights (input channels 0-1, 2-3)."""
-    if kind == "s8":
-        if DOT_INSTRUCTIONS:
-            dot = declare(builder, "llvm.x86.avx512.vpdpbusd.512", VI32, [VI32, VI32, VI32])
-            return builder.call(dot, [acc, xg, builder.bitcast(wv[0], VI32)])
-        products = builder.mul(builder.zext(builder.bitcast(xg, VBYTES), ir.VectorType(I32, 4 * LANES)),
-                               builder.sext(wv[0], ir.VectorType(I32, 4 * LANES)))
-        return _add_groups(builder, acc, products, 4)
-    # s16: activations zero-extended to 16 bits, [x0, 0, x1, 0] and [x2, 0, x3, 0] in every lane
-    bytes_ = builder.bitcast(xg, VBYTES)
-    zero = ir.Constant(VBYTES, None)
-    halves = []
-    for first in (0, 2):
-        mask = [i for lane in range(LANES) for i in (4 * lane + first, 4 * LANES, 4 * lane + first + 1, 4 * LANES)]
-        halves.append(builder.shuffle_vector(bytes_, zero, ir.Constant(ir.VectorType(I32, 4 * LANES), mask)))
-    for half, w in zip(halves, wv):
-        if DOT_INSTRUCTIONS:
-            dot = declare(builder, "llvm.x86.avx512.vpdpwssd.512", VI32, [VI32, VI32, VI32])
-            acc = builder.call(dot, [acc, builder.bitcast(half, VI32), builder.bitcast(w, VI32)])
-        else:
-            wide = ir.VectorType(I32, 2 * LANES)
-            products = builder.mul(builder.sext(builder.bitcast(half, VWORDS), wide), builder.sext(w, wide))
-            acc = _add_groups(builder, acc, products, 2)
-    return acc
+    """acc + the sums of each lane's 4 products of xg (16 lanes of a row's 4 activations: u8 for kind "s8", s8 for
+    "u8") and wv (16 lanes of 4 weights: s8 for "s8", u8 for "u8")."""
+    unsigned, signed = (xg, wv) if kind == "s8" else (wv, xg)
+    if DOT_INSTRUCTIONS:
+        dot = declare(builder, "llvm.x86.avx512.vpdpbusd.512", VI32, [VI32, VI32, VI32])
+        return builder.call(dot, [acc, builder.bitcast(unsigned, VI32), builder.bitcast(signed, VI32)])
+    wide = ir.VectorType(I32, 4 * LANES)
+    products = builder.mul(builder.zext(builder.bitcast(unsigned, VBYTES), wide),
+                           builder.sext(builder.bitcast(signed, VBYTES), wide))
+    return _add_groups(builder, acc, products, 4)
 
 
 def _add_groups(builder, acc, products, group):
@@ -144,14 +131,14 @@ def _requantizer(context, builder, rq_type, rq):
 
 
 def _emit_tile(context, builder, mr, nv, kind, args, array_types):
-    """IR of one mr x (nv*16) tile for weights of ``kind`` ("s8" or "s16"); args, types as qgemm_tile's after nr."""
+    """IR of one mr x (nv*16) tile for weights of ``kind`` ("s8" or "u8"); args, types as qgemm_tile's after nr."""
     nr = nv * LANES
     value, typ = dict(zip(QGEMM_TILE_ARGS, args)), dict(zip(QGEMM_TILE_ARGS, array_types))
-    x_off, ldx, k, w_off, b_off, c_off, o_off, ldo, rows, cols = (value[n] for n in (
-        "x_off", "ldx", "k", "w_off", "b_off", "c_off", "o_off", "ldo", "rows", "cols"))
-    px, pw, pb, po = (data(context, builder, typ[n], value[n]) for n in ("x", "w", "b", "out"))
-    weight_vector = VBYTES if kind == "s8" else VWORDS
-    vectors_per_step = 1 if kind == "s8" else 2  # weight vectors per 4 input channels and 16 output channels
+    x_off, ldx, k, w_off, b_off, s_off, c_off, o_off, ldo, rows, cols = (value[n] for n in (
+        "x_off", "ldx", "k", "w_off", "b_off", "s_off", "c_off", "o_off", "ldo", "rows", "cols"))
+    px, pw, pb, psums, po = (data(context, builder, typ[n], value[n]) for n in ("x", "w", "b", "sums", "out"))
+    # "u8": the activations become the signed operand, x - 128 (the tail's missing bytes load as 0x80, i.e. 0)
+    flip, missing = (0, 0) if kind == "s8" else (0x80808080, 0x80)
 
     # Row pointers; rows past ``rows`` read the last valid row (results discarded).
     last = builder.sub(rows, const(1))
@@ -162,23 +149,16 @@ def _emit_tile(context, builder, mr, nv, kind, args, array_types):
     acc_init = [builder.load(builder.gep(pb, [builder.add(b_off, const(v * LANES))]), typ=VI32, align=4)
                 for v in range(nv)]
 
-    def step(acc, groups, x_group, w_group):
-        """The 4 input channels ``groups``: x_group(row) -> i32 of the row's 4 activations, w_group(i) -> weight
-        element offset of the step's i-th weight vector row (i < vectors_per_step)."""
-        vector_elements = LANES * 4 // vectors_per_step
-        weights = [[builder.load(builder.gep(pw, [builder.add(w_group(i), const(v * vector_elements))]),
-                                 typ=weight_vector, align=1) for i in range(vectors_per_step)] for v in range(nv)]
+    def step(acc, group, x_group):
+        """acc plus input channels 4*group .. 4*group+3; x_group(row): i32 of the row's 4 activations."""
+        w_group = builder.add(w_off, builder.mul(group, const(nr * 4)))  # (NR, 4) bytes per group
+        weights = [builder.load(builder.gep(pw, [builder.add(w_group, const(v * LANES * 4))]), typ=VBYTES, align=1)
+                   for v in range(nv)]
         new = []
         for r in range(mr):
-            xg = splat(builder, x_group(r), VI32)
+            xg = builder.bitcast(splat(builder, builder.xor(x_group(r), ir.Constant(I32, flip)), VI32), VBYTES)
             new.append([_dot_step(builder, kind, acc[r][v], xg, weights[v]) for v in range(nv)])
         return new
-
-    # Weight element offset of group g (4 input channels) and vector row i: s8 rows are (NR, 4) bytes per 4
-    # channels; s16 rows (NR, 2) words per 2 channels, two per step.
-    def w_at(g, i):
-        per_step = nr * 4
-        return builder.add(builder.add(w_off, builder.mul(g, const(per_step))), const(i * nr * 2))
 
     full = builder.sdiv(k, const(4))
     entry = builder.block
@@ -190,11 +170,13 @@ def _emit_tile(context, builder, mr, nv, kind, args, array_types):
     builder.position_at_end(loop)
     g = builder.phi(I64)
     acc_loop = [[builder.phi(VI32) for _ in range(nv)] for _ in range(mr)]
-    x_at = lambda r: builder.load(builder.gep(x_rows[r], [builder.mul(g, const(4))]), typ=I32, align=1)  # noqa: E731
-    acc_new = step(acc_loop, g, x_at, lambda i: w_at(g, i))
+    acc_new = step(acc_loop, g, lambda r: builder.load(builder.gep(x_rows[r], [builder.mul(g, const(4))]), typ=I32,
+                                                       align=1))
     g_next = builder.add(g, const(1))
     loop_end = builder.block
     builder.cbranch(builder.icmp_signed("<", g_next, full), loop, tail)
+    # SSA: the loop counter and sums are phi nodes taking their first value from ``entry``, the next from the back
+    # edge (see kernels.gemm_tile)
     g.add_incoming(const(0), entry)
     g.add_incoming(g_next, loop_end)
     for r in range(mr):
@@ -202,8 +184,7 @@ def _emit_tile(context, builder, mr, nv, kind, args, array_types):
             acc_loop[r][v].add_incoming(acc_init[v], entry)
             acc_loop[r][v].add_incoming(acc_new[r][v], loop_end)
 
-    # The last 1-3 input channels: masked byte loads (the rest read as 0, touching no memory); weight rows past the
-    # packed ones (s16 with 1-2 channels left) are read at the group's first row instead (their activations are 0).
+    # The last 1-3 input channels: masked byte loads (the missing bytes touch no memory and weigh 0).
     builder.position_at_end(tail)
     acc_after = [[builder.phi(VI32) for _ in range(nv)] for _ in range(mr)]
     for r in range(mr):
@@ -223,15 +204,10 @@ def _emit_tile(context, builder, mr, nv, kind, args, array_types):
 
     def x_tail(r):
         ptr = builder.gep(x_rows[r], [builder.mul(full, const(4))])
-        group = builder.call(masked_load, [ptr, ir.Constant(I32, 1), byte_mask, ir.Constant(GROUP_BYTES, None)])
+        group = builder.call(masked_load, [ptr, ir.Constant(I32, 1), byte_mask, ir.Constant(GROUP_BYTES, [missing] * 4)])
         return builder.bitcast(group, I32)
 
-    def w_tail(i):
-        if i == 0:
-            return w_at(full, 0)
-        return builder.select(builder.icmp_signed(">", left, const(2)), w_at(full, 1), w_at(full, 0))
-
-    acc_tail = step(acc_after, full, x_tail, w_tail)
+    acc_tail = step(acc_after, full, x_tail)
     tail_end = builder.block
     builder.branch(done)
 
@@ -241,6 +217,13 @@ def _emit_tile(context, builder, mr, nv, kind, args, array_types):
         for v in range(nv):
             acc[r][v].add_incoming(acc_after[r][v], with_tail)
             acc[r][v].add_incoming(acc_tail[r][v], tail_end)
+
+    if kind == "u8":  # acc -= c * (the row's activation sum); c follows the bias in the packed panel
+        offsets = [builder.load(builder.gep(pb, [builder.add(b_off, const(nr + v * LANES))]), typ=VI32, align=4)
+                   for v in range(nv)]
+        for r in range(mr):
+            row_sum = splat(builder, builder.load(builder.gep(psums, [builder.add(s_off, const(r))]), typ=I32), VI32)
+            acc[r] = [builder.sub(acc[r][v], builder.mul(offsets[v], row_sum)) for v in range(nv)]
 
     requantize = _requantizer(context, builder, typ["rq"], value["rq"])
     masks = [lane_mask(builder, builder.sub(cols, const(v * LANES))) for v in range(nv)]
@@ -255,32 +238,35 @@ def _emit_tile(context, builder, mr, nv, kind, args, array_types):
 
 
 @intrinsic
-def qgemm_tile(typingctx, nr, x, x_off, ldx, k, w, w_off, b, b_off, rq, c_off, out, o_off, ldo, rows, cols):
-    """One tile of ``tile_rows(nr)`` rows x ``nr`` output channels (nr in PANEL_WIDTHS); offsets in elements:
+def qgemm_tile(typingctx, nr, x, x_off, ldx, k, w, w_off, b, b_off, sums, s_off, rq, c_off, out, o_off, ldo, rows,
+               cols):
+    """One tile of ``qtile_rows(nr)`` rows x ``nr`` output channels (nr in PANEL_WIDTHS); offsets in elements:
 
     x, x_off, ldx, k    uint8 activations: row r, input channel i at x_off + r*ldx + i (any C-contiguous array)
-    w, w_off            the panel's packed weights (kernels.int8_gemm: int8 or int16) from element w_off
-    b, b_off            int32 bias', the panel's nr values from b_off
+    w, w_off            the panel's packed weights (kernels.int8_gemm: int8 "s8" or uint8 "u8") from element w_off
+    b, b_off            the panel's packed int32 bias (nr values), then its nr column offsets c ("u8"), from b_off
+    sums, s_off         int32 activation sum of row r at s_off + r (read for "u8" weights only)
     rq, c_off           requantization (kernels.int8_requant), the panel's first channel c_off
     out, o_off, ldo     uint8 output row r at o_off + r*ldo
-    rows, cols          valid rows (<= tile_rows(nr)) and columns (<= nr); the others are not stored
+    rows, cols          valid rows (<= qtile_rows(nr)) and columns (<= nr); the others are not stored
     """
-    kind = {types.int8: "s8", types.int16: "s16"}.get(w.dtype)
+    kind = {types.int8: "s8", types.uint8: "u8"}.get(w.dtype)
     if kind is None or not isinstance(rq, types.BaseNamedTuple) or rq.instance_class not in (Fp32Requant,
                                                                                             FixedRequant):
         return None
     i = types.intp
-    sig = types.void(i, x, i, i, i, w, i, b, i, rq, i, out, i, i, i, i)
+    sig = types.void(i, x, i, i, i, w, i, b, i, sums, i, rq, i, out, i, i, i, i)
 
     def codegen(context, builder, signature, args):
         after = builder.append_basic_block("qtile.end")
         named = dict(zip(("nr", *QGEMM_TILE_ARGS), args))
         single_row = builder.icmp_signed("==", named["rows"], const(1))
-        switch = builder.switch(named["nr"], after)
+        switch = builder.switch(named["nr"], after)  # one IR variant per panel width
         for nv, mr in TILE_ROWS.items():
             block = builder.append_basic_block(f"qtile.{nv * LANES}")
             switch.add_case(const(nv * LANES), block)
             builder.position_at_end(block)
+            # One row alone (the classifier at batch 1) gets a tile of its own: the full tile would repeat it mr times.
             with builder.if_else(single_row) as (one, full):
                 with one:
                     _emit_tile(context, builder, 1, nv, kind, args[1:], signature.args[1:])

@@ -23,16 +23,20 @@ MODES = st.sampled_from(["fp32", "fixed"])
 WEIGHTS = st.sampled_from(["s8", "s16"])
 FAST = settings(max_examples=40, deadline=None)
 PACK = {"s8": pack_gemm_s8, "s16": pack_gemm_s16}
-WEIGHT_RANGE = {"s8": (-128, 127), "s16": (-255, 255)}
 
 
 def weights(rng, kind, shape):
-    """Uniform weights of kind s8 (int8) or s16 (int16 in [-255, 255]), with the extremes sprinkled in."""
-    lo, hi = WEIGHT_RANGE[kind]
-    w = rng.integers(lo, hi + 1, shape)
+    """Uniform weights of kind s8 (int8) or s16 (q_w - zp_w of a uint8 graph, int16), the extremes sprinkled in."""
+    if kind == "s8":
+        w = rng.integers(-128, 128, shape)
+        edges = rng.random(shape) < 0.05
+        w[edges] = rng.choice([-128, 127], edges.sum())
+        return w.astype(np.int8)
+    q = rng.integers(0, 256, shape)
     edges = rng.random(shape) < 0.05
-    w[edges] = rng.choice([lo, hi], edges.sum())
-    return w.astype(np.int8 if kind == "s8" else np.int16)
+    q[edges] = rng.choice([0, 255], edges.sum())
+    zero_point = rng.choice([0, 255, int(rng.integers(0, 256))])  # 0 and 255: all weights of one sign, up to 255
+    return (q - zero_point).astype(np.int16)
 
 
 def activations(rng, shape):
@@ -192,6 +196,8 @@ def test_packing_and_parameters_refuse_what_the_kernels_cannot_take():
         pack_gemm_s8(np.zeros((3, 4), np.int16), np.zeros(4, np.int32))
     with pytest.raises(ValueError, match="255"):
         pack_gemm_s16(np.full((3, 4), 256), np.zeros(4, np.int32))
+    with pytest.raises(ValueError, match="span"):  # no uint8 graph has -200 and 200 in one output channel
+        pack_gemm_s16(np.array([[-200], [200]]), np.zeros(1, np.int32))
     with pytest.raises(ValueError, match="0..255"):
         fp32_requant(0.1, 0, 10, 300, 4)
     with pytest.raises(ValueError, match="0..255"):
