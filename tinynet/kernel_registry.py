@@ -5,6 +5,7 @@ kernel path, expand + depthwise fused) and one tiny graph with a node of every k
 ``engine_kernels()`` collects the Numba dispatchers their steps call, directly or through a plain Python wrapper
 (resize_bilinear_nhwc_f32 calls _blend_rows_f32). A new node kind or plan path is therefore registered by being
 used; tinynet.warmup compiles and checks exactly these, and tests/test_kernel_registry.py holds NODE_KINDS to it.
+The integer kernels (kernels.int8_*) are called by ``IntegerKernelCalls`` until a tiny integer plan binds them.
 """
 import functools
 
@@ -76,6 +77,36 @@ def tiny_plans():
     shapes = head_weight_shapes(nodes, backbone_shapes(layers, x.shape))
     weights = {**model.weights, **{name: np.full(shape, 0.01, np.float32) for name, shape in shapes.items()}}
     yield GraphPlan(layers, nodes, outputs, weights, model.padding, x.shape, 2), x
+    yield IntegerKernelCalls(), None
+
+
+class IntegerKernelCalls:
+    """A stand-in plan whose steps call every integer kernel once per weight kind (s8, s16) and requantization
+    arithmetic (fp32, fixed) on tiny arrays: the signatures the integer path compiles."""
+
+    input_view = {}
+
+    def __init__(self):
+        from tinynet.kernels.int8_conv import conv2d_nhwc_u8
+        from tinynet.kernels.int8_depthwise import dwconv2d_nhwc_u8
+        from tinynet.kernels.int8_gemm import gemm_bias_requant_u8, pack_gemm_s8, pack_gemm_s16
+        from tinynet.kernels.int8_requant import fixed_requant, fp32_requant
+
+        x = np.zeros((1, 4, 4, 8), np.uint8)
+        self.steps = []
+        for rq in (fp32_requant(0.01, 128, 0, 255, 8), fixed_requant(2**30, -7, 128, 0, 255, 8)):
+            for pack, dtype in ((pack_gemm_s8, np.int8), (pack_gemm_s16, np.int16)):
+                wp, bp = pack(np.ones((8, 8), dtype), np.zeros(8, np.int32))
+                self.steps.append((gemm_bias_requant_u8, [x.reshape(16, 8), wp, bp, rq, np.empty((16, 8), np.uint8), 8]))
+                wp, bp = pack(np.ones((72, 8), dtype), np.zeros(8, np.int32))
+                self.steps.append((conv2d_nhwc_u8, [x, wp, bp, rq, np.empty((1, 2, 2, 8), np.uint8), 3, 3, 2, 1, 0, 0,
+                                                    128]))
+            self.steps.append((dwconv2d_nhwc_u8, [x, np.ones((3, 3, 8), np.int16), np.zeros(8, np.int32), rq,
+                                                  np.empty((1, 4, 4, 8), np.uint8), 1, 1, 1, 1, 128]))
+
+    def run(self, x=None):
+        for kernel, args in self.steps:
+            kernel(*args)
 
 
 def plan_steps(plan):

@@ -1,0 +1,55 @@
+"""Integer standard convolution (groups=1), NHWC, with fused requantization: the stem and general KxK convs.
+
+Each output row is a small GEMM: its patches are gathered into a (Wo, KH*KW*Cin) uint8 matrix (im2col, one row
+at a time, so it stays in L1/L2), taps outside the image reading ``pad_value`` (the input zero point, folded into
+the bias as in kernels.int8_gemm), and multiplied by the packed weights with kernels.int8_gemm's register tiles.
+The stem's patches are 27 bytes; the gather costs little beside the GEMM.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .int8_gemm import gemm_rows
+
+
+@njit(cache=True)
+def patch_row_u8(x, n, oy, kh, kw, stride, dilation, pad_top, pad_left, pad_value, patches):
+    """patches[ox] = the KHxKWxCin taps of output (oy, ox) of image n, in (ky, kx, ci) order.
+
+    x: (N, H, W, Cin) uint8   patches: (Wo, KH*KW*Cin) uint8, written
+    """
+    height, width, cin = x.shape[1], x.shape[2], x.shape[3]
+    for ox in range(patches.shape[0]):
+        for ky in range(kh):
+            iy = oy * stride - pad_top + ky * dilation
+            for kx in range(kw):
+                ix = ox * stride - pad_left + kx * dilation
+                first = (ky * kw + kx) * cin
+                if 0 <= iy < height and 0 <= ix < width:
+                    for ci in range(cin):  # element by element: a slice per tap cost more than the GEMM (stem)
+                        patches[ox, first + ci] = x[n, iy, ix, ci]
+                else:
+                    for ci in range(cin):
+                        patches[ox, first + ci] = pad_value
+
+
+@njit(parallel=True, cache=True)
+def conv2d_nhwc_u8(x, wp, bp, rq, out, kh, kw, stride, dilation, pad_top, pad_left, pad_value):
+    """out = requant(conv(x, w) + bias'), any KHxKW kernel, stride and dilation; one task per output row.
+
+    x:      (N, H, W, Cin) uint8
+    wp, bp: kernels.int8_gemm.pack_gemm_s8 / pack_gemm_s16 of w.reshape(KH*KW*Cin, Cout) and bias' (Cout,)
+    rq:     kernels.int8_requant.Fp32Requant or FixedRequant for Cout channels
+    out:    (N, Ho, Wo, Cout) uint8, written; the bottom and right padding are what Ho and Wo imply
+    kh, kw: the kernel size (the packed weights' K is padded); pad_value as kernels.int8_depthwise's
+    """
+    n_img, cin = x.shape[0], x.shape[3]
+    out_h, out_w = out.shape[1], out.shape[2]
+    panels = bp.shape[0]
+    for task in prange(n_img * out_h):
+        t = np.int64(task)
+        n = t // out_h
+        oy = t - n * out_h
+        patches = np.empty((out_w, kh * kw * cin), np.uint8)
+        patch_row_u8(x, n, oy, kh, kw, stride, dilation, pad_top, pad_left, pad_value, patches)
+        for j in range(panels):
+            gemm_rows(patches, 0, out_w, wp, bp, j, rq, out[n, oy])

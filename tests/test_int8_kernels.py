@@ -1,0 +1,204 @@
+"""The integer kernels against their NumPy references (kernels.int8_reference), over hypothesis-drawn cases.
+
+Integer kernels must agree exactly: every comparison is equality of uint8 outputs. The drawn cases cover both
+requantization modes with rounding ties (accumulators landing on x.5 after scaling), saturation at both output
+bounds, negative accumulators, shifts on both sides of zero, K = 1 and sizes that are not multiples of the tiles
+(4 or 2 input channels per group, 16-64 output channels per panel), padding with stride 2, and dilation 2.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinynet.kernels import int8_reference as ref
+from tinynet.kernels.gemm_tile import PANEL_WIDTHS
+from tinynet.kernels.int8_conv import conv2d_nhwc_u8
+from tinynet.kernels.int8_depthwise import dwconv2d_nhwc_u8
+from tinynet.kernels.int8_gemm import gemm_bias_requant_u8, pack_gemm_s8, pack_gemm_s16
+from tinynet.kernels.int8_requant import fixed_requant, fp32_requant
+
+CHANNELS = st.one_of(st.sampled_from([1, 3, 7, 15, 16, 17, 31, 33, 63, 65]), st.integers(1, 48))
+SEEDS = st.integers(0, 2**32 - 1)
+MODES = st.sampled_from(["fp32", "fixed"])
+WEIGHTS = st.sampled_from(["s8", "s16"])
+FAST = settings(max_examples=40, deadline=None)
+PACK = {"s8": pack_gemm_s8, "s16": pack_gemm_s16}
+
+
+def weights(rng, kind, shape):
+    """Uniform weights of kind s8 (int8) or s16 (q_w - zp_w of a uint8 graph, int16), the extremes sprinkled in."""
+    if kind == "s8":
+        w = rng.integers(-128, 128, shape)
+        edges = rng.random(shape) < 0.05
+        w[edges] = rng.choice([-128, 127], edges.sum())
+        return w.astype(np.int8)
+    q = rng.integers(0, 256, shape)
+    edges = rng.random(shape) < 0.05
+    q[edges] = rng.choice([0, 255], edges.sum())
+    zero_point = rng.choice([0, 255, int(rng.integers(0, 256))])  # 0 and 255: all weights of one sign, up to 255
+    return (q - zero_point).astype(np.int16)
+
+
+def activations(rng, shape):
+    x = rng.integers(0, 256, shape)
+    edges = rng.random(shape) < 0.05
+    x[edges] = rng.choice([0, 255], edges.sum())
+    return x.astype(np.uint8)
+
+
+def requant_params(rng, mode, channels, typical_acc):
+    """(kernel parameters, reference parameters) mapping accumulators of size ~typical_acc over most of 0..255 (and
+    past both bounds), with random bounds, zero point and per-channel scales."""
+    out_min, out_max = sorted(int(v) for v in rng.integers(0, 256, 2))
+    out_zp = int(rng.integers(0, 256))
+    real = rng.uniform(0.2, 3.0, channels) * 128 / max(typical_acc, 1)
+    if mode == "fp32":
+        scale = real.astype(np.float32)
+        if rng.random() < 0.3:  # exact ties: odd accumulators times 0.5 land on x.5
+            scale[:] = np.float32(0.5)
+        return fp32_requant(scale, out_zp, out_min, out_max, channels), ("fp32", scale, out_zp, out_min, out_max)
+    mantissa, exponent = np.frexp(real)
+    multiplier = np.minimum(np.round(mantissa * 2**31), 2**31 - 1).astype(np.int32)
+    shift = exponent.astype(np.int32)
+    if rng.random() < 0.3:  # exactly 1/2 or 1/4: ties in both roundings of the double rounding
+        multiplier[:], shift[:] = 2**30, rng.choice([0, -1])
+    return (fixed_requant(multiplier, shift, out_zp, out_min, out_max, channels),
+            ("fixed", multiplier, shift, out_zp, out_min, out_max))
+
+
+def requantize_through_gemm(acc, rq):
+    """The kernels' requantization of the int32 values ``acc`` (rows, C): a GEMM with K = 1, x = 0, bias' = acc."""
+    rows, channels = acc.shape
+    out = np.zeros((rows, channels), np.uint8)
+    for r in range(rows):  # one row per bias
+        wp, bp = pack_gemm_s8(np.ones((1, channels), np.int8), acc[r])
+        gemm_bias_requant_u8(np.zeros((1, 1), np.uint8), wp, bp, rq, out[r:r + 1], 1)
+    return out
+
+
+INT32 = st.integers(-2**31, 2**31 - 1)
+ACCUMULATORS = st.lists(st.one_of(st.integers(-600, 600), INT32), min_size=1, max_size=40)
+
+
+@given(acc=ACCUMULATORS, scale=st.one_of(st.sampled_from([0.5, 0.25, 1.0, 1.5]), st.floats(1e-6, 4.0)),
+       bounds=st.tuples(st.integers(0, 255), st.integers(0, 255)), zp=st.integers(0, 255))
+@settings(max_examples=60, deadline=None)
+def test_fp32_requantization_matches_reference(acc, scale, bounds, zp):
+    lo, hi = sorted(bounds)
+    acc = np.array([acc], np.int32)
+    scale = np.full(acc.shape[1], scale, np.float32)
+    got = requantize_through_gemm(acc, fp32_requant(scale, zp, lo, hi, acc.shape[1]))
+    np.testing.assert_array_equal(got, ref.requant_fp32_ref(acc, scale, zp, lo, hi))
+
+
+@given(acc=ACCUMULATORS, multiplier=st.one_of(st.just(2**30), st.integers(2**30, 2**31 - 1), st.just(2**31 - 1)),
+       shift=st.integers(-31, 8), bounds=st.tuples(st.integers(0, 255), st.integers(0, 255)), zp=st.integers(0, 255))
+@settings(max_examples=80, deadline=None)
+def test_fixed_requantization_matches_reference(acc, multiplier, shift, bounds, zp):
+    lo, hi = sorted(bounds)
+    acc = np.array([acc], np.int32)
+    n = acc.shape[1]
+    got = requantize_through_gemm(acc, fixed_requant(multiplier, shift, zp, lo, hi, n))
+    np.testing.assert_array_equal(got, ref.requant_fixed_ref(acc, np.full(n, multiplier), np.full(n, shift), zp, lo, hi))
+
+
+def test_requantization_by_hand():
+    acc = np.array([[1, 3, -1, -3, 5, 6, 10, 400, -400]], np.int32)
+    half = fp32_requant(0.5, 128, 0, 255, 9)  # x.5 -> even: 0.5 -> 0, 1.5 -> 2, -0.5 -> 0, -1.5 -> -2, 2.5 -> 2 ...
+    np.testing.assert_array_equal(requantize_through_gemm(acc, half) - 128.0, [[0, 2, 0, -2, 2, 3, 5, 127, -128]])
+    # multiplier 2**30 (1/2), shift -1: /4 by double rounding. 5: high-mul round(5/2) = 3, then round(3/2) = 2 (a
+    # single rounding gives 1); 6: 3.5 -> 3 (truncated after the nudge), then 1.5 -> 2; -3: -1.5 + nudge -> -1,
+    # then -0.5 -> -1 (half away from zero)
+    quarter = fixed_requant(2**30, -1, 128, 0, 255, 9)
+    np.testing.assert_array_equal(requantize_through_gemm(acc, quarter) - 128.0, [[1, 1, 0, -1, 2, 2, 3, 100, -100]])
+    clamped = fixed_requant(2**30, 1, 100, 90, 110, 9)  # x * 2 / 2 = x, clamped to 90..110 after + 100
+    np.testing.assert_array_equal(requantize_through_gemm(acc, clamped), [[101, 103, 99, 97, 105, 106, 110, 110, 90]])
+
+
+@given(pixels=st.integers(1, 41), k=st.one_of(st.integers(1, 9), st.integers(1, 70)),
+       m=st.one_of(CHANNELS, st.integers(49, 140)), row_tile=st.integers(1, 20), nr=st.sampled_from(PANEL_WIDTHS),
+       kind=WEIGHTS, mode=MODES, seed=SEEDS)
+@FAST
+def test_gemm_matches_reference(pixels, k, m, row_tile, nr, kind, mode, seed):
+    rng = np.random.default_rng(seed)
+    x, w = activations(rng, (pixels, k)), weights(rng, kind, (k, m))
+    typical = 128 * 100 * np.sqrt(k)
+    bias = rng.integers(-4 * typical, 4 * typical + 1, m).astype(np.int32)
+    rq, params = requant_params(rng, mode, m, typical)
+    wp, bp = PACK[kind](w, bias, nr)
+    out = np.zeros((pixels, m), np.uint8)
+    gemm_bias_requant_u8(x, wp, bp, rq, out, row_tile)
+    np.testing.assert_array_equal(out, ref.gemm_bias_requant_u8_ref(x, w, bias, params))
+
+
+def pads_and_output(rng, h, w, kh, kw, stride, dilation):
+    """Random explicit pads (each up to the kernel span - 1) and the output size they give, or None if empty."""
+    span_h, span_w = (kh - 1) * dilation + 1, (kw - 1) * dilation + 1
+    pads = tuple(int(v) for v in (rng.integers(0, span_h), rng.integers(0, span_h), rng.integers(0, span_w),
+                                  rng.integers(0, span_w)))
+    out_hw = ref.conv_output_hw(h, w, kh, kw, stride, dilation, pads)
+    return (pads, out_hw) if min(out_hw) >= 1 else (None, None)
+
+
+@given(n=st.integers(1, 2), h=st.integers(1, 12), w=st.integers(1, 12), c=CHANNELS, k=st.sampled_from([1, 3, 5]),
+       stride=st.sampled_from([1, 2]), dilation=st.sampled_from([1, 2]), kind=WEIGHTS, mode=MODES, seed=SEEDS)
+@FAST
+def test_depthwise_matches_reference(n, h, w, c, k, stride, dilation, kind, mode, seed):
+    rng = np.random.default_rng(seed)
+    pads, out_hw = pads_and_output(rng, h, w, k, k, stride, dilation)
+    if pads is None:
+        return
+    x, wt = activations(rng, (n, h, w, c)), weights(rng, kind, (k, k, c)).astype(np.int16)
+    typical = 128 * 100 * k
+    bias = rng.integers(-4 * typical, 4 * typical + 1, c).astype(np.int32)
+    rq, params = requant_params(rng, mode, c, typical)
+    pad_value = int(rng.integers(0, 256))
+    out = np.zeros((n, *out_hw, c), np.uint8)
+    dwconv2d_nhwc_u8(x, wt, bias, rq, out, stride, dilation, pads[0], pads[2], pad_value)
+    np.testing.assert_array_equal(out, ref.dwconv2d_nhwc_u8_ref(x, wt, bias, params, stride, dilation, pads, pad_value))
+
+
+@given(n=st.integers(1, 2), h=st.integers(1, 10), w=st.integers(1, 10), cin=st.integers(1, 5), cout=CHANNELS,
+       k=st.sampled_from([1, 2, 3]), stride=st.sampled_from([1, 2]), dilation=st.sampled_from([1, 2]),
+       nr=st.sampled_from(PANEL_WIDTHS), kind=WEIGHTS, mode=MODES, seed=SEEDS)
+@FAST
+def test_conv_matches_reference(n, h, w, cin, cout, k, stride, dilation, nr, kind, mode, seed):
+    rng = np.random.default_rng(seed)
+    kw = max(1, k - int(rng.integers(0, 2)))  # some non-square kernels
+    pads, out_hw = pads_and_output(rng, h, w, k, kw, stride, dilation)
+    if pads is None:
+        return
+    x, wt = activations(rng, (n, h, w, cin)), weights(rng, kind, (k, kw, cin, cout))
+    typical = 128 * 100 * np.sqrt(k * kw * cin)
+    bias = rng.integers(-4 * typical, 4 * typical + 1, cout).astype(np.int32)
+    rq, params = requant_params(rng, mode, cout, typical)
+    pad_value = int(rng.integers(0, 256))
+    wp, bp = PACK[kind](wt.reshape(-1, cout), bias, nr)
+    out = np.zeros((n, *out_hw, cout), np.uint8)
+    conv2d_nhwc_u8(x, wp, bp, rq, out, k, kw, stride, dilation, pads[0], pads[2], pad_value)
+    np.testing.assert_array_equal(out, ref.conv2d_nhwc_u8_ref(x, wt, bias, params, stride, dilation, pads, pad_value))
+
+
+def test_mobilenet_stem_matches_reference():
+    """The stem: 3x3 stride 2 from 3 channels, TF SAME padding of an even image (0 before, 1 after)."""
+    rng = np.random.default_rng(0)
+    x, wt = activations(rng, (1, 32, 32, 3)), weights(rng, "s8", (3, 3, 3, 32))
+    bias = rng.integers(-20000, 20000, 32).astype(np.int32)
+    rq, params = requant_params(rng, "fp32", 32, 128 * 100 * 5)
+    wp, bp = pack_gemm_s8(wt.reshape(-1, 32), bias)
+    out = np.zeros((1, 16, 16, 32), np.uint8)
+    conv2d_nhwc_u8(x, wp, bp, rq, out, 3, 3, 2, 1, 0, 0, 128)
+    np.testing.assert_array_equal(out, ref.conv2d_nhwc_u8_ref(x, wt, bias, params, 2, 1, (0, 1, 0, 1), 128))
+
+
+def test_packing_and_parameters_refuse_what_the_kernels_cannot_take():
+    with pytest.raises(ValueError, match="int8"):
+        pack_gemm_s8(np.zeros((3, 4), np.int16), np.zeros(4, np.int32))
+    with pytest.raises(ValueError, match="255"):
+        pack_gemm_s16(np.full((3, 4), 256), np.zeros(4, np.int32))
+    with pytest.raises(ValueError, match="span"):  # no uint8 graph has -200 and 200 in one output channel
+        pack_gemm_s16(np.array([[-200], [200]]), np.zeros(1, np.int32))
+    with pytest.raises(ValueError, match="0..255"):
+        fp32_requant(0.1, 0, 10, 300, 4)
+    with pytest.raises(ValueError, match="0..255"):
+        fixed_requant(2**30, 0, -1, 0, 255, 4)
