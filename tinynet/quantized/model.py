@@ -8,6 +8,7 @@ Everything about the architecture (layers, counts, labels, preprocessing, ``embe
 float model read from the same file (tinynet.formats.tflite); only ``forward`` and ``probabilities`` run the
 file's own integer graph (tinynet.quantized.program), whose output is dequantized as LiteRT's users do.
 """
+import numba
 import numpy as np
 
 from tinynet.errors import TinynetError
@@ -15,6 +16,8 @@ from tinynet.model import Model
 from tinynet.quantized.ops import Quant
 from tinynet.quantized.program import Program
 from tinynet.tasks.classification import softmax
+from tinynet.threads import resolve as resolve_threads
+from tinynet.warmup import compile_notice
 
 IMAGENET_WITH_BACKGROUND = 1001
 
@@ -45,7 +48,9 @@ class QuantizedModel(Model):
         from 1001-class files). ``x``: the file's own input bytes (uint8 (N, H, W, 3)), or a preprocessed float32
         batch (``preprocess``), quantized here to the file's input as round(x / scale) + zero_point."""
         x = self.file_input(x)
-        out = np.stack([self.program.run([image[None]])[0][0] for image in x])
+        numba.set_num_threads(resolve_threads(self.threads))  # per calling thread in Numba (see Model._run)
+        with compile_notice():
+            out = np.stack([self.program.run([image[None]])[0][0] for image in x])
         if self.output_quant is not None:
             out = (out.astype(np.int32) - self.output_quant.file_zero_point).astype(np.float32) * self.output_quant.scale
         return out[:, 1:] if self.drops_background else out

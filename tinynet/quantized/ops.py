@@ -19,10 +19,17 @@ import ctypes
 import ctypes.util
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from tinynet.errors import UnsupportedModelError
 from tinynet.kernels import conv_output_size
+from tinynet.kernels.int8_conv import conv2d_nhwc_u8
+from tinynet.kernels.int8_depthwise import dwconv2d_nhwc_u8
+from tinynet.kernels.int8_elementwise import add_u8, mul_fp32_u8
+from tinynet.kernels.int8_gemm import aligned_empty, gemm_bias_requant_u8, pack_gemm_s8, pack_gemm_s16
+from tinynet.kernels.int8_requant import fixed_requant, fp32_requant
+from tinynet.plan import gemm_row_tile
 from tinynet.quantized import arithmetic as qa
 
 f32 = np.float32
@@ -111,7 +118,12 @@ class Operator:
 # --- convolutions: XNNPACK (litert) or TFLite reference, the same int32 accumulator ------------------------
 
 class _Convolution(Operator):
-    """acc = bias + sum (x - zp_x) * (w - zp_w); requantized per output channel."""
+    """acc = bias + sum (x - zp_x) * (w - zp_w); requantized per output channel.
+
+    The "xnnpack" and "reference" kernel sets run the integer kernels of tinynet.kernels.int8_* (VNNI where the
+    CPU has it), requantizing as they store; the "optimized" set, whose SIMD rounding those kernels do not
+    implement, accumulates in NumPy (float64 matrix products, exact below 2**53) and requantizes in
+    tinynet.quantized.arithmetic."""
 
     def setup(self):
         x_q, out_q = self.quant(self.inputs[0]), self.quant(self.output)
@@ -129,16 +141,23 @@ class _Convolution(Operator):
         self.lo, self.hi = self.activation_bounds(out_q)
         self.out_zero_point = out_q.zero_point
         scale = np.broadcast_to(w_scale, (cout,))
+        self.signed_weights = w_t.dtype == np.int8
         if self.kernels == "xnnpack":
             self.scale = qa.xnnpack_scale(x_q.scale, scale, out_q.scale).astype(f32)
             if self.scale.max() >= XNNPACK_MAX_REQUANTIZATION_SCALE:
                 self.refusal = f"requantization scale {self.scale.max():.4g} >= {XNNPACK_MAX_REQUANTIZATION_SCALE:g}"
+            self.rq = fp32_requant(self.scale, self.out_zero_point, self.lo, self.hi, cout)
         else:
             if w_scale.size == 1:  # GetQuantizedConvolutionMultipler: the product in float32, then double
                 real = np.float64(x_q.scale * w_scale[0]) / np.float64(out_q.scale) + np.zeros(cout)
             else:  # per channel: double(input_scale) * double(filter_scale[c]) / double(output_scale)
                 real = np.float64(x_q.scale) * scale.astype(np.float64) / np.float64(out_q.scale)
             self.multiplier, self.shift = (np.array(v, np.int64) for v in zip(*map(qa.quantize_multiplier, real)))
+            self.rq = fixed_requant(self.multiplier, self.shift, self.out_zero_point, self.lo, self.hi, cout)
+        # The kernels' bias folds in the input zero point: bias' = bias - zp_x * sum_k w (border taps read zp_x).
+        self.folded_bias = (self.bias - self.x_zero_point * self.weights.reshape(-1, cout).astype(np.int64)
+                            .sum(axis=0)).astype(np.int32)
+        self.fast = self.kernels != "optimized"
 
     def _channel_shape(self, w_t):
         shape = [1] * w_t.data.ndim
@@ -168,6 +187,18 @@ class _Convolution(Operator):
             pads += [before, after]
         return sizes[0], sizes[1], tuple(pads)
 
+    def strides(self):
+        """(stride, dilation) when they are the same along H and W, as the integer kernels take them, else None."""
+        o = self.op.options
+        stride, dilation = (o["stride_h"], o["stride_w"]), (o.get("dilation_h", 1), o.get("dilation_w", 1))
+        return (stride[0], dilation[0]) if stride[0] == stride[1] and dilation[0] == dilation[1] else None
+
+    def packed(self, w2d):
+        """(wp, bp) of (K, M) weights for kernels.int8_gemm."""
+        if self.signed_weights:
+            return pack_gemm_s8(w2d.astype(np.int8), self.folded_bias)
+        return pack_gemm_s16(w2d, self.folded_bias)
+
     def taps(self, x, kh, kw):
         """Yield ((i, j), (N, OH, OW, C) int32 view of x - zp_x at tap i, j), borders padded with zp_x."""
         o = self.op.options
@@ -184,7 +215,31 @@ class Conv2d(_Convolution):
         self.cout = w.shape[0]
         return np.ascontiguousarray(w.transpose(1, 2, 3, 0))
 
+    def setup(self):
+        super().setup()
+        kh, kw, cin, cout = self.weights.shape
+        self.fast = self.fast and self.strides() is not None
+        if self.fast:
+            self.wp, self.bp = self.packed(self.weights.reshape(kh * kw * cin, cout))
+            self.pointwise = kh == kw == 1 and self.strides() == (1, 1)
+
     def run(self, x, *_):
+        if self.fast:
+            kh, kw, cin, cout = self.weights.shape
+            oh, ow, (top, _, left, _) = self.spatial(x.shape, kh, kw)
+            out = aligned_empty((x.shape[0], oh, ow, cout), np.uint8)
+            if self.pointwise:
+                rows = x.reshape(-1, cin)
+                tile = gemm_row_tile(rows.shape[0], cin, cout, self.wp.shape[2], numba.get_num_threads())
+                gemm_bias_requant_u8(rows, self.wp, self.bp, self.rq, out.reshape(-1, cout), tile)
+            else:
+                stride, dilation = self.strides()
+                conv2d_nhwc_u8(x, self.wp, self.bp, self.rq, out, kh, kw, stride, dilation, top, left,
+                               self.x_zero_point)
+            return out
+        return self.run_numpy(x)
+
+    def run_numpy(self, x):
         kh, kw = self.weights.shape[:2]
         acc = None
         for (i, j), tap in self.taps(x, kh, kw):
@@ -196,12 +251,24 @@ class Conv2d(_Convolution):
 class DepthwiseConv2d(_Convolution):
     def runtime_weights(self, w):  # (1, KH, KW, C * multiplier)
         self.cout = w.shape[3]
-        return w[0]
+        return np.ascontiguousarray(w[0])
+
+    def setup(self):
+        super().setup()
+        self.fast = self.fast and self.strides() is not None
 
     def run(self, x, *_):
         multiplier = self.cout // x.shape[3]
-        if multiplier != 1:
+        if multiplier != 1:  # each input channel feeds `multiplier` outputs, in order
             x = np.repeat(x, multiplier, axis=3)
+        if self.fast:
+            kh, kw = self.weights.shape[:2]
+            oh, ow, (top, _, left, _) = self.spatial(x.shape, kh, kw)
+            out = aligned_empty((x.shape[0], oh, ow, self.cout), np.uint8)
+            stride, dilation = self.strides()
+            dwconv2d_nhwc_u8(np.ascontiguousarray(x), self.weights, self.folded_bias, self.rq, out, stride, dilation,
+                             top, left, self.x_zero_point)
+            return out
         kh, kw = self.weights.shape[:2]
         acc = self.bias.copy()
         for (i, j), tap in self.taps(x, kh, kw):
@@ -214,7 +281,18 @@ class FullyConnected(_Convolution):
         self.cout = w.shape[0]
         return np.ascontiguousarray(w.T)
 
+    def setup(self):
+        super().setup()
+        if self.fast:
+            self.wp, self.bp = self.packed(self.weights)
+
     def run(self, x, *_):
+        if self.fast:
+            rows = np.ascontiguousarray(x.reshape(-1, self.weights.shape[0]))
+            out = aligned_empty((rows.shape[0], self.cout), np.uint8)
+            tile = gemm_row_tile(rows.shape[0], rows.shape[1], self.cout, self.wp.shape[2], numba.get_num_threads())
+            gemm_bias_requant_u8(rows, self.wp, self.bp, self.rq, out, tile)
+            return out.reshape(self.tensors[self.output].shape)
         rows = x.reshape(-1, self.weights.shape[0]).astype(np.float64) - self.x_zero_point
         acc = (rows @ self.weights.astype(np.float64)).astype(np.int64) + self.bias
         return self.requantize(acc).reshape(self.tensors[self.output].shape)
@@ -234,7 +312,27 @@ class _Binary(Operator):
 
     def __call__(self, values):
         a, b = (self.constants[s] if s in self.constants else values[self.inputs[s]] for s in (0, 1))
-        values[self.output] = self.run(a.astype(np.int64), b.astype(np.int64)).astype(np.uint8)
+        rows = _as_rows(a, b) if self.kernels == "xnnpack" else None
+        if rows is not None:  # XNNPACK's arithmetic as a Numba kernel (tinynet.kernels.int8_elementwise)
+            out = np.empty(np.broadcast_shapes(a.shape, b.shape), np.uint8)
+            self.kernel(*rows, out.reshape(rows[0].shape))
+            values[self.output] = out
+        else:
+            values[self.output] = self.run(a.astype(np.int64), b.astype(np.int64)).astype(np.uint8)
+
+
+def _as_rows(a, b):
+    """(a, b) as the elementwise kernels take them: (rows, C) each, or b one row broadcast; None for other
+    broadcasts (then NumPy runs the operator). An operator whose broadcast input comes first is not swapped:
+    its arithmetic is not symmetric in general (SUB)."""
+    if a.shape == b.shape:
+        channels = a.shape[-1] if a.ndim else 1
+        return a.reshape(-1, channels), b.reshape(-1, channels)
+    channels = a.shape[-1] if a.ndim else 1
+    if b.size in (1, channels) and a.size >= b.size and b.ndim <= a.ndim and \
+            all(d == 1 for d in b.shape[:-1]) and np.broadcast_shapes(a.shape, b.shape) == a.shape:
+        return a.reshape(-1, channels), np.ascontiguousarray(np.broadcast_to(b.reshape(-1), (channels,)))[None]
+    return None
 
 
 class Add(_Binary):
@@ -246,6 +344,9 @@ class Add(_Binary):
             twice_max = 2 * max(float(self.a_q.scale), float(self.b_q.scale))
             self.multipliers = [qa.quantize_multiplier(float(q.scale) / twice_max) for q in (self.a_q, self.b_q)]
             self.out_multiplier = qa.quantize_multiplier(twice_max / ((1 << 20) * float(self.out_q.scale)))
+
+    def kernel(self, a, b, out):
+        add_u8(a, b, out, self.add_bias, self.am, self.bm, self.shift, self.out_q.zero_point, self.lo, self.hi)
 
     def run(self, a, b):
         if self.kernels == "xnnpack":
@@ -276,6 +377,10 @@ class Mul(_Binary):
             self.scale = (self.a_q.scale * self.b_q.scale) / self.out_q.scale
         else:
             self.multiplier = qa.quantize_multiplier(float(self.a_q.scale) * float(self.b_q.scale) / float(self.out_q.scale))
+
+    def kernel(self, a, b, out):
+        mul_fp32_u8(a, b, out, self.a_q.zero_point, self.b_q.zero_point, self.scale, self.out_q.zero_point,
+                    self.lo, self.hi)
 
     def run(self, a, b):
         product = (a - self.a_q.zero_point) * (b - self.b_q.zero_point)

@@ -1,0 +1,67 @@
+"""kernels.int8_elementwise against the rules they implement, written out here in Python integers/NumPy float32."""
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinynet.kernels.int8_elementwise import add_u8, mul_fp32_u8
+
+SHAPES = st.tuples(st.integers(1, 9), st.integers(1, 17))
+
+
+def inputs(draw, broadcast):
+    rows, channels = draw(SHAPES)
+    seed = draw(st.integers(0, 2 ** 31))
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 256, (rows, channels), dtype=np.uint8)
+    b = rng.integers(0, 256, (1 if broadcast else rows, channels), dtype=np.uint8)
+    a[0, 0], b[0, 0] = 0, 255  # the range ends
+    return a, b
+
+
+@st.composite
+def add_cases(draw):
+    a, b = inputs(draw, draw(st.booleans()))
+    shift = draw(st.integers(12, 30))
+    am, bm = (draw(st.integers(-(1 << 21), 1 << 21)) for _ in range(2))
+    zero_points = [draw(st.integers(0, 255)) for _ in range(3)]
+    lo = draw(st.integers(0, 255))
+    return a, b, am, bm, shift, zero_points, lo, draw(st.integers(lo, 255))
+
+
+@given(add_cases())
+@settings(max_examples=60, deadline=None)
+def test_add_is_xnnpacks_integer_add(case):
+    a, b, am, bm, shift, (a_zp, b_zp, out_zp), lo, hi = case
+    bias = (1 << (shift - 1)) - am * a_zp - bm * b_zp
+    out = np.empty_like(a)
+    add_u8(a, b, out, bias, am, bm, shift, out_zp, lo, hi)
+    for (r, c), got in np.ndenumerate(out):
+        acc = bias + int(a[r, c]) * am + int(b[r if b.shape[0] > 1 else 0, c]) * bm
+        assert got == min(max((acc >> shift) + out_zp, lo), hi)  # Python's >> floors, as an arithmetic shift
+
+
+@st.composite
+def mul_cases(draw):
+    a, b = inputs(draw, draw(st.booleans()))
+    zero_points = [draw(st.integers(0, 255)) for _ in range(3)]
+    scale = np.float32(draw(st.floats(2 ** -16, 2.0, width=32)))
+    lo = draw(st.integers(0, 255))
+    return a, b, zero_points, scale, lo, draw(st.integers(lo, 255))
+
+
+@given(mul_cases())
+@settings(max_examples=60, deadline=None)
+def test_mul_is_xnnpacks_fp32_multiply(case):
+    a, b, (a_zp, b_zp, out_zp), scale, lo, hi = case
+    out = np.empty_like(a)
+    mul_fp32_u8(a, b, out, a_zp, b_zp, scale, out_zp, lo, hi)
+    for (r, c), got in np.ndenumerate(out):
+        product = float(np.float32((int(a[r, c]) - a_zp) * (int(b[r if b.shape[0] > 1 else 0, c]) - b_zp)) * scale)
+        assert got == round(min(max(product, lo - out_zp), hi - out_zp)) + out_zp  # round(): half to even
+
+
+def test_mul_rounds_ties_to_even():
+    a = np.array([[1, 3, 5]], np.uint8)
+    out = np.empty_like(a)
+    mul_fp32_u8(a, np.ones((1, 3), np.uint8), out, 0, 0, np.float32(0.5), 10, 0, 255)
+    assert out.tolist() == [[10, 12, 12]]
