@@ -35,10 +35,14 @@ def load(path, arch=None):
     path = Path(path)
     if path.stat().st_size > MAX_FILE_BYTES:
         raise WeightsError(f"{path.name} is larger than 2 GiB; tinynet reads TFLite MobileNets, which take a few MB")
-    data = path.read_bytes()
-    graph = read_graph(data, f"TFLite file {path.name}")
+    return from_bytes(path.read_bytes(), path.name, arch)
+
+
+def from_bytes(data, name, arch=None):
+    """A tinynet Model from the content ``data`` of a .tflite file called ``name`` (for messages and the source)."""
+    graph = read_graph(data, f"TFLite file {name}")
     if is_detection_graph(graph):
-        return _detector(graph, data, path, arch)
+        return _detector(graph, data, name, arch)
     steps = walk(graph)
     arch, matched = match(steps.steps, arch)
     weights, origin = _weights(matched)
@@ -46,7 +50,7 @@ def load(path, arch=None):
     layers = layers_for_weights(arch, shapes)
     check_weights(layers, shapes, describe=lambda n: f"'{origin[n]}' ({n})")
     meta = {"preprocess": {"preset": "tf", "size": steps.input_size, "range": list(steps.input_range)},
-            "source": f"tflite:{path.name}"}
+            "source": f"tflite:{name}"}
     if steps.uint8_weights:
         meta["activation_grid"] = _activation_grid(matched, graph.tensors)
     if layers[-1].cout == 1000:
@@ -54,15 +58,16 @@ def load(path, arch=None):
     return Model(arch, layers, weights, "tf_same", meta)
 
 
-def _detector(graph, data, path, arch):
+def _detector(graph, data, name, arch):
     """A TF Object Detection API SSD (it ends in TFLite_Detection_PostProcess) as a detection model."""
     from tinynet.detection.tflite_model import TfliteSsdModel, labels_from_file
     from tinynet.detection.tflite_ssd import BACKBONE, ssd_network
     if arch not in (None, BACKBONE):
-        raise UnsupportedModelError(f"{path.name} is an SSD detector on {BACKBONE}; --arch {arch} does not apply")
+        raise UnsupportedModelError(f"{name} is an SSD detector on {BACKBONE}; --arch {arch} does not apply")
     detection = read_detection_graph(graph)
     network = ssd_network(detection, integer=True) or ssd_network(detection)  # exact uint8 arithmetic if it can
-    return TfliteSsdModel(network, labels_from_file(data, network.options.num_classes), f"tflite:{path.name}")
+    return TfliteSsdModel(network, labels_from_file(data, network.options.num_classes), f"tflite:{name}",
+                          file_bytes=data)
 
 
 def _activation_grid(matched, tensors):
