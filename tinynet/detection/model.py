@@ -18,7 +18,7 @@ from tinynet.threads import resolve as resolve_threads
 from tinynet.warmup import compile_notice
 
 DEFAULT_SCORE_THRESHOLD = 0.001  # torchvision SSD's box_score_thresh
-DETECT_BATCH = 8  # images per forward in detect: a batch of 8 at 320x320 holds about 100 MB of activations
+DETECT_BATCH = 8  # images per forward in detect: SSDLite320's plan for 8 holds about 90 MB of activations
 
 
 class DetectionModel(DenseTask, Model):
