@@ -47,16 +47,6 @@ def _greedy_nms(boxes, order, iou_threshold):
     return keep[:kept]
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _greedy_nms_groups(boxes, order, starts, iou_threshold):
-    """A mask of the boxes kept by greedy NMS within each group ``order[starts[g]:starts[g + 1]]``."""
-    kept = np.zeros(boxes.shape[0], dtype=np.bool_)
-    for g in range(starts.shape[0] - 1):
-        for i in _greedy_nms(boxes, order[starts[g]:starts[g + 1]], iou_threshold):
-            kept[i] = True
-    return kept
-
-
 def _check(boxes, scores):
     boxes = np.asarray(boxes)
     scores = np.asarray(scores)
@@ -94,11 +84,13 @@ def batched_nms(boxes, scores, class_ids, iou_threshold):
     if class_ids.shape != scores.shape:
         raise ValueError(f"batched_nms needs one class id per box, got {class_ids.shape} for {scores.shape}")
     order = descending_order(scores)
-    # Grouped by class, each group in descending score order: one pass of the kernel over all classes.
+    # Grouped by class, each group in descending score order (one sort, not a pass over all boxes per class).
     grouped = order[np.argsort(class_ids[order], kind="stable")]
-    starts = np.concatenate([[0], np.flatnonzero(class_ids[grouped][1:] != class_ids[grouped][:-1]) + 1,
-                             [len(grouped)]]).astype(np.int64)
-    kept = _greedy_nms_groups(boxes, grouped, starts, boxes.dtype.type(iou_threshold))
+    starts = np.flatnonzero(class_ids[grouped][1:] != class_ids[grouped][:-1]) + 1
+    threshold = boxes.dtype.type(iou_threshold)
+    kept = np.zeros(len(scores), dtype=bool)
+    for group in np.split(grouped, starts):
+        kept[_greedy_nms(boxes, group, threshold)] = True
     return order[kept[order]]
 
 
