@@ -11,6 +11,7 @@ from tinynet.errors import ImageError, TinynetError
 from tinynet.graph import GraphPlan, backbone_shapes, count_head, head_shapes, head_weight_shapes
 from tinynet.labels import labels_for
 from tinynet.model import Model
+from tinynet.prefetch import prefetched
 from tinynet.spec import count
 from tinynet.tasks.dense import DenseTask
 from tinynet.tasks.detection import torchvision_detections
@@ -102,16 +103,22 @@ class DetectionModel(DenseTask, Model):
             return self.detect([images], score_threshold, top, batch_size)[0]
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise TinynetError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
-        results = []
-        for start in range(0, len(images), batch_size):
-            prepared = []  # per image: (x, geometry), or the ImageError that stopped it
-            for image in images[start:start + batch_size]:
+        def prepare(chunk):
+            """Per image: (x, geometry), or the ImageError that stopped it."""
+            prepared = []
+            for image in chunk:
                 try:
                     prepared.append(self.preprocess_with_geometry(image))
                 except ImageError as e:
                     if errors == "raise":
                         raise
                     prepared.append(e)
+            return prepared
+
+        chunks = [images[start:start + batch_size] for start in range(0, len(images), batch_size)]
+        results = []
+        # A thread decodes and resizes the next batch while this one runs (Pillow and the kernels release the GIL).
+        for _, prepared in prefetched(chunks, prepare, workers=1 if len(chunks) > 1 else 0):
             read = [p for p in prepared if not isinstance(p, ImageError)]
             out = self.forward(np.concatenate([x for x, _ in read])) if read else {}
             found = iter(self.detections({name: a[i] for name, a in out.items()}, geometry, score_threshold, top)
