@@ -13,123 +13,30 @@ Fairness:
 - Engines alternate: each round visits the (model, batch) pairs in a shuffled order and, for each,
   the engines in a shuffled order; a worker runs ``--runs`` timed forwards per visit after a sleep
   that lets the previous engine's threads go idle. Reported: the median (and p10-p90) over all
-  rounds, and tinynet's median divided by each peer's.
+  rounds, and tinynet's median divided by each peer's and by the best peer's. (The workers, the
+  alternation and the table are bench/timing.py's, shared with detect.py and detect_tflite.py.)
 Peers that are not installed are skipped with a note (pip install -e .[bench]).
 """
 import argparse
-import json
-import random
-import subprocess
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
+
+import timing  # noqa: E402  (bench/, on the path just above)
 
 ARCHS = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"]
 ENGINES = ["tinynet", "onnxruntime", "litert", "torch"]
 TOLERANCE = 1e-4
 
 
-def worker(engine, threads):
-    """Serve requests on stdin, one JSON object per line: {"arch", "batch", "runs"} -> {"times"} or
-    {"arch", "batch", "logits": true} -> {"logits"}."""
+def make_runner(engine, threads):
+    """The worker's ``make`` (bench/timing.serve): case {"arch", "batch"} -> (run, logits)."""
     import engines
     import tinynet
 
-    runners = {}
-    for line in sys.stdin:
-        request = json.loads(line)
-        key = (request["arch"], request["batch"])
-        if key not in runners:
-            runners[key] = engines.make(engine, tinynet.create(key[0]), key[1], threads)
-            for _ in range(3):  # first runs: compilation, allocation, thread start
-                runners[key][0]()
-        run, logits = runners[key]
-        if request.get("logits"):
-            reply = {"logits": np.asarray(logits(), np.float64).tolist()}
-        else:
-            times = []
-            for _ in range(request["runs"]):
-                start = time.perf_counter()
-                run()
-                times.append(time.perf_counter() - start)
-            reply = {"times": times}
-        print(json.dumps(reply), flush=True)
-
-
-class Worker:
-    """A worker process for one engine and thread count."""
-
-    def __init__(self, engine, threads):
-        self.engine = engine
-        self.process = subprocess.Popen([sys.executable, __file__, "--worker", engine, "--threads", str(threads)],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-    def ask(self, **request):
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"{self.engine} worker died (see its error above)")
-        return json.loads(line)
-
-    def close(self):
-        self.process.stdin.close()
-        self.process.wait()
-
-
-def check_logits(workers, arch, batch):
-    """Every engine computes the same logits as tinynet (exporter and input-layout errors show here)."""
-    reference = np.array(workers["tinynet"].ask(arch=arch, batch=batch, logits=True)["logits"])
-    for name, w in workers.items():
-        logits = np.array(w.ask(arch=arch, batch=batch, logits=True)["logits"])
-        err = np.abs(logits - reference).max() / np.abs(reference).max()
-        if not err <= TOLERANCE:
-            raise SystemExit(f"{name} {arch} batch {batch}: logits differ from tinynet's by {err:.2g} (relative)")
-
-
-def measure(engine_names, archs, batches, threads, rounds, runs, gap):
-    """{(arch, batch, engine): [seconds, ...]} for one thread count."""
-    workers = {e: Worker(e, threads) for e in engine_names}
-    try:
-        pairs = [(a, b) for a in archs for b in batches]
-        for arch, batch in pairs:
-            check_logits(workers, arch, batch)
-        times = {}
-        for _ in range(rounds):
-            random.shuffle(pairs)
-            for arch, batch in pairs:
-                order = list(workers)
-                random.shuffle(order)
-                for name in order:
-                    time.sleep(gap)
-                    n = runs if batch == 1 else max(2, runs // 3)
-                    times.setdefault((arch, batch, name), []).extend(workers[name].ask(arch=arch, batch=batch, runs=n)["times"])
-        return times
-    finally:
-        for w in workers.values():
-            w.close()
-
-
-def report(times, engine_names, archs, batches, threads):
-    """A markdown table: median ms (p10-p90) per engine, and tinynet / peer."""
-    peers = [e for e in engine_names if e != "tinynet"]
-    head = ["model", "batch", "threads"] + [f"{e} ms" for e in engine_names] + [f"tinynet/{p}" for p in peers]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for arch in archs:
-        for batch in batches:
-            med = {e: np.median(times[(arch, batch, e)]) * 1e3 for e in engine_names}
-            cells = [arch.replace("mobilenet_", ""), str(batch), str(threads)]
-            for e in engine_names:
-                p10, p90 = np.percentile(times[(arch, batch, e)], [10, 90]) * 1e3
-                cells.append(f"{med[e]:.2f} ({p10:.2f}-{p90:.2f})")
-            cells += [f"**{med['tinynet'] / med[p]:.2f}**" for p in peers]
-            lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return lambda case: engines.make(engine, tinynet.create(case["arch"]), case["batch"], threads)
 
 
 def main():
@@ -144,7 +51,7 @@ def main():
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        return worker(args.worker, args.threads[0])
+        return timing.serve(make_runner(args.worker, args.threads[0]))
 
     import engines
 
@@ -155,9 +62,13 @@ def main():
     if "tinynet" not in names:
         raise SystemExit("tinynet itself must be one of the engines")
     print(f"# {' '.join(sys.argv)}")
-    for threads in args.threads:
-        times = measure(names, args.models, args.batches, threads, args.rounds, args.runs, args.gap)
-        print(report(times, names, args.models, args.batches, threads), flush=True)
+    cases = [{"arch": a, "batch": b} for a in args.models for b in args.batches]
+    commands = {e: (lambda threads, e=e: timing.worker_command(__file__, e, threads)) for e in names}
+    check = lambda workers, case: timing.check_outputs(workers, case, TOLERANCE, f"{case['arch']} batch {case['batch']}")
+    describe = lambda case, threads: {"model": case["arch"].replace("mobilenet_", ""), "batch": str(case["batch"]),
+                                      "threads": str(threads)}
+    timing.run_all(commands, cases, args.threads, args.rounds,
+                   lambda case: args.runs if case["batch"] == 1 else max(2, args.runs // 3), args.gap, describe, check)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,20 @@ import numpy as np
 
 @numba.njit(cache=True, error_model="numpy")
 def _greedy_nms(boxes, order, iou_threshold):
-    """Indices (into ``boxes``) kept by greedy NMS visiting boxes in ``order``."""
+    """Indices (into ``boxes``) kept by greedy NMS visiting boxes in ``order``.
+
+    The boxes are gathered in visiting order into one array per coordinate, and each kept box computes its IoU with
+    every later box into a scratch row, suppressed or not, before marking those above the threshold: that loop is
+    contiguous and free of branches and stores to the mask, so LLVM vectorises it (the IoUs are the same
+    float operations as before, one pair at a time). On SSDLite's 90 classes of 300 candidates it took
+    0.6-0.8x the time of the one-pair-at-a-time loop (A/B runs on a busy machine)."""
     n = order.shape[0]
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    x0, y0 = np.empty(n, boxes.dtype), np.empty(n, boxes.dtype)
+    x1, y1 = np.empty(n, boxes.dtype), np.empty(n, boxes.dtype)
+    for a in range(n):
+        x0[a], y0[a], x1[a], y1[a] = boxes[order[a], 0], boxes[order[a], 1], boxes[order[a], 2], boxes[order[a], 3]
+    area = (x1 - x0) * (y1 - y0)
+    iou = np.empty(n, boxes.dtype)
     zero = np.zeros(1, dtype=boxes.dtype)[0]  # a float literal would turn float32 IoUs into float64 ones
     suppressed = np.zeros(n, dtype=np.bool_)
     keep = np.empty(n, dtype=np.int64)
@@ -22,18 +33,16 @@ def _greedy_nms(boxes, order, iou_threshold):
     for a in range(n):
         if suppressed[a]:
             continue
-        i = order[a]
-        keep[kept] = i
+        keep[kept] = order[a]
         kept += 1
+        xa0, ya0, xa1, ya1, area_a = x0[a], y0[a], x1[a], y1[a], area[a]  # scalars: the loop below writes iou
         for b in range(a + 1, n):
-            if suppressed[b]:
-                continue
-            j = order[b]
-            w = min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0])
-            h = min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1])
+            w = min(xa1, x1[b]) - max(xa0, x0[b])
+            h = min(ya1, y1[b]) - max(ya0, y0[b])
             inter = max(w, zero) * max(h, zero)
-            iou = inter / (area[i] + area[j] - inter)
-            if iou > iou_threshold:
+            iou[b] = inter / (area_a + area[b] - inter)
+        for b in range(a + 1, n):
+            if iou[b] > iou_threshold:
                 suppressed[b] = True
     return keep[:kept]
 
@@ -74,10 +83,24 @@ def batched_nms(boxes, scores, class_ids, iou_threshold):
     class_ids = np.asarray(class_ids)
     if class_ids.shape != scores.shape:
         raise ValueError(f"batched_nms needs one class id per box, got {class_ids.shape} for {scores.shape}")
-    threshold = boxes.dtype.type(iou_threshold)
     order = descending_order(scores)
+    # Grouped by class, each group in descending score order (one sort, not a pass over all boxes per class).
+    grouped = order[np.argsort(class_ids[order], kind="stable")]
+    starts = np.flatnonzero(class_ids[grouped][1:] != class_ids[grouped][:-1]) + 1
+    threshold = boxes.dtype.type(iou_threshold)
     kept = np.zeros(len(scores), dtype=bool)
-    for class_id in np.unique(class_ids):
-        in_class = order[class_ids[order] == class_id]
-        kept[_greedy_nms(boxes, in_class, threshold)] = True
+    for group in np.split(grouped, starts):
+        kept[_greedy_nms(boxes, group, threshold)] = True
     return order[kept[order]]
+
+
+def top_descending(scores, k):
+    """``descending_order(scores)[:k]`` without sorting all of ``scores``: the k best, ties in input order."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if len(scores) <= k or np.isnan(scores).any():  # NaNs sort last, and compare with nothing
+        return descending_order(scores)[:k]
+    kth = np.partition(scores, len(scores) - k)[len(scores) - k]  # the k-th largest value
+    above = np.flatnonzero(scores > kth)
+    ties = np.flatnonzero(scores == kth)[:k - len(above)]  # a stable sort puts the first of equal scores first
+    chosen = np.sort(np.concatenate([above, ties]))
+    return chosen[descending_order(scores[chosen])]

@@ -94,3 +94,31 @@ def test_every_kind_binds_or_aliases():
     for name, kind in NODE_KINDS.items():
         assert (kind.bind is None) != (kind.alias is None), name
         assert kind.alias is not None or kind.kernels, name
+
+
+def test_concat_parts_written_in_place_give_the_concatenation(backbone):
+    """At batch 1 each per-anchor part is one block of the concat's output, so its conv writes there and no copy is
+    bound; a part something else reads, or a batch of 2, keeps the copy. Same values either way."""
+    from tinynet.graph import in_place_concats
+
+    model, layers = backbone
+    nodes = (Node("a", "pw", ("13.expand",), 8), Node("a.anchors", "per_anchor", ("a",), options=(("columns", 4),)),
+             Node("b", "pw", ("18.conv",), 12), Node("b.anchors", "per_anchor", ("b",), options=(("columns", 4),)),
+             Node("joined", "concat", ("a.anchors", "b.anchors"), options=(("axis", 1),)))
+    x = RNG.standard_normal((2, 97, 131, 3)).astype(np.float32)
+    weights = head_weights(model, nodes, x.shape)
+    one = GraphPlan(layers, nodes, ("joined",), weights, "symmetric", (1, 97, 131, 3), 2)
+    two = GraphPlan(layers, nodes, ("joined",), weights, "symmetric", x.shape, 2)
+    assert [kernel.__name__ for kernel, _ in one.steps] == ["gemm_bias_act_f32"] * 2
+    assert len(two.steps) == 3
+    tap_shapes = {name: (1, *one.backbone.tapped(name).shape[1:]) for name in ("13.expand", "18.conv")}
+    read_twice = nodes + (Node("b.gate", "sigmoid", ("b",)),)  # "b" is read by its view and by the sigmoid
+    assert in_place_concats(nodes, head_shapes(nodes, tap_shapes)) == {"joined": {"a": 0, "b": 7 * 9 * 8}}  # 97x131: 7x9 at /16
+    assert in_place_concats(read_twice, head_shapes(read_twice, tap_shapes)) == {}
+    both = two.run(x)["joined"].copy()
+    assert np.array_equal(one.run(x[:1])["joined"], both[:1])
+    taps = {k: v.astype(np.float64) for k, v in model.tap(x, ["13.expand", "18.conv"]).items()}
+    a = (taps["13.expand"] @ weights["a.w"] + weights["a.b"]).reshape(2, -1, 4)
+    b = (taps["18.conv"] @ weights["b.w"] + weights["b.b"]).reshape(2, -1, 4)
+    expected = np.concatenate([a, b], axis=1)
+    assert np.abs(both - expected).max() <= 1e-4 * np.abs(expected).max()

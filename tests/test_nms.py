@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinynet.kernels.nms import batched_nms, nms
+from tinynet.kernels.nms import batched_nms, nms, top_descending
 
 
 def iou_pair_ref(a, b):
@@ -66,6 +66,14 @@ def test_nms_matches_reference(items, thr, dtype):
 def test_batched_nms_matches_reference(items, thr):
     boxes, scores, classes = unpack(items, np.float32)
     assert batched_nms(boxes, scores, classes, thr).tolist() == batched_nms_ref(boxes, scores, classes, thr)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([0.0, -0.0, 0.1, 0.5, 0.5, 0.9, 1.0, float("nan")]), max_size=60), st.integers(1, 70))
+def test_top_descending_is_a_stable_sort_cut_at_k(scores, k):
+    """The k best scores, highest first, equal scores in input order (NaN last), as sorting them all would give."""
+    expected = sorted(range(len(scores)), key=lambda i: (np.isnan(scores[i]), -scores[i] if scores[i] == scores[i] else 0, i))
+    assert top_descending(np.array(scores, np.float32), k).tolist() == expected[:k]
 
 
 def test_ties_keep_input_order_and_iou_at_threshold_is_kept():

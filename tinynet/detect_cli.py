@@ -3,7 +3,8 @@ import json
 import sys
 from pathlib import Path
 
-from tinynet.errors import TinynetError
+from tinynet.detection.model import DETECT_BATCH
+from tinynet.errors import ImageError, TinynetError
 
 DEFAULT_THRESHOLD = 0.3
 
@@ -16,6 +17,8 @@ def add_arguments(sub, positive_int, thread_count, model_help):
     sub.add_argument("--top", type=positive_int, metavar="N", help="at most N boxes per image")
     sub.add_argument("--json", action="store_true", help="one JSON object per image and line instead of a table")
     sub.add_argument("--draw", metavar="DIR", help="write a copy of each photo with its boxes into DIR")
+    sub.add_argument("--batch", type=positive_int, default=DETECT_BATCH, metavar="N",
+                     help=f"images per forward pass (default {DETECT_BATCH})")
     sub.add_argument("--threads", type=thread_count, metavar="N", help="compute threads (default: all cores)")
 
 
@@ -40,22 +43,22 @@ def run(args, open_model, image_files, note, exit_failure):
     out_dir = Path(args.draw) if args.draw else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    for path in files:
-        try:
-            detections = model.detect(path, score_threshold=args.threshold, top=args.top)
-        except TinynetError as e:
-            if model.task != "detection":
-                raise
-            note(f"skipped {e}")
-            if args.json:
-                print(json.dumps({"image": str(path), "error": str(e)}))
-            failed.append(path)
-            continue
-        print(format_detections(path, detections, args.json))
-        if out_dir is not None:
-            from tinynet.draw import draw_detections  # Pillow drawing only when asked for
+    for start in range(0, len(files), args.batch):
+        chunk = files[start:start + args.batch]
+        # One forward per batch; an image that cannot be read comes back as its ImageError, in its place.
+        for path, detections in zip(chunk, model.detect(chunk, score_threshold=args.threshold, top=args.top,
+                                                        batch_size=args.batch, errors="return")):
+            if isinstance(detections, ImageError):
+                note(f"skipped {detections}")
+                if args.json:
+                    print(json.dumps({"image": str(path), "error": str(detections)}))
+                failed.append(path)
+                continue
+            print(format_detections(path, detections, args.json))
+            if out_dir is not None:
+                from tinynet.draw import draw_detections  # Pillow drawing only when asked for
 
-            draw_detections(path, detections).save(out_dir / f"{Path(path).stem}.png")
+                draw_detections(path, detections).save(out_dir / f"{Path(path).stem}.png")
         sys.stdout.flush()
     if failed:
         note(f"{len(failed)} of {len(files) + len(failed)} inputs could not be read")

@@ -150,10 +150,12 @@ def _from_pytorch(tensors, arch, path):
 
 
 def _from_native(tensors, metadata, arch, path):
+    from tinynet.detection.load import NATIVE_DETECTORS, detector_from_native  # here: it imports tinynet.model too
+
     if metadata["tinynet_format"] != FORMAT_VERSION:
         raise WeightsError(f"tinynet format version {metadata['tinynet_format']} is newer than this tinynet reads ({FORMAT_VERSION})")
     stored = metadata.get("arch")
-    if stored not in ARCHITECTURES:
+    if stored not in ARCHITECTURES and stored not in NATIVE_DETECTORS:
         raise WeightsError(f"unknown architecture {stored!r} in metadata")
     if arch is not None and arch != stored:
         raise WeightsError(f"file holds {stored}, not {arch}")
@@ -163,22 +165,30 @@ def _from_native(tensors, metadata, arch, path):
         raise WeightsError("metadata 'meta' is not valid JSON") from None
     if not isinstance(meta, dict):
         raise WeightsError(f"metadata 'meta' is a JSON {type(meta).__name__}, not an object")
+    padding = metadata.get("padding", "symmetric")
+    if stored in NATIVE_DETECTORS:
+        return detector_from_native(stored, tensors, padding, meta)
     shapes = {n: a.shape for n, a in tensors.items()}
+    check_float32(tensors)
+    layers = layers_for_weights(stored, shapes)
+    return Model(stored, layers, tensors, padding, meta)
+
+
+def check_float32(tensors):
     for name, array in tensors.items():
         if array.dtype != "float32":
             raise WeightsError(f"tensor {name} is {array.dtype}; tinynet files hold float32")
-    layers = layers_for_weights(stored, shapes)
-    return Model(stored, layers, tensors, metadata.get("padding", "symmetric"), meta)
 
 
 def save(model, path):
-    """Write ``model`` in tinynet's format (safetensors, BatchNorm folded, runtime layout)."""
-    if model.task != "classification":  # the format has no place for a head graph yet
-        raise TinynetError(f"{model.arch} is a {model.task} model: tinynet's format holds classifiers only so far; "
-                           "load its original file instead")
+    """Write ``model`` in tinynet's format (safetensors, BatchNorm folded, runtime layout; a detector as
+    tinynet.detection.load says)."""
+    if model.task not in ("classification", "detection"):  # a segmentation head has no place in the format yet
+        raise TinynetError(f"{model.arch} is a {model.task} model: tinynet's format holds classifiers and detectors "
+                           "only so far; load its original file instead")
     folder = Path(path).parent
     if not folder.is_dir():
         raise TinynetError(f"cannot save to {path}: folder {folder} does not exist")
     metadata = {"tinynet_format": FORMAT_VERSION, "arch": model.arch, "padding": model.padding,
                 "meta": json.dumps(model.meta, sort_keys=True)}
-    safetensors.write(path, model.weights, metadata)
+    safetensors.write(path, model.native_tensors(), metadata)

@@ -159,6 +159,10 @@ class Model:
         """Boxes: only detection models have them (tinynet.detection.model.DetectionModel)."""
         raise TinynetError(f"this is a {self.task} model ({self.arch}): it has no boxes to detect; use classify")
 
+    def native_tensors(self):
+        """The tensors tinynet's format (tinynet.io.save) stores for this model: its runtime weights."""
+        return self.weights
+
     def _head_weight_shapes(self, layers):
         """{name: shape} of weights beyond the backbone layers' (a head's); a classifier has none."""
         return {}

@@ -1,10 +1,29 @@
-"""Detection models from weight files: torchvision's SSDLite state dict (``.pth`` or safetensors)."""
+"""Detection models from weight files (torchvision's SSDLite state dict, ``.pth`` or safetensors), and from tinynet's
+own format.
+
+tinynet's format (tinynet.io) stores a detector as it stores a classifier where it can, and says which by ``arch``:
+
+    ssdlite320_mobilenet_v3_large   the folded runtime weights of backbone and head. The head is not written down:
+                                    as the backbone's layers come from its table, the head's nodes come from
+                                    tinynet.detection.ssdlite's table and the weights' shapes (any class count).
+    ssd_mobilenet_v1                the .tflite file itself, one uint8 tensor (TfliteSsdModel.native_tensors). Its
+                                    graph, grids and integer arithmetic are derived from the file by the TFLite
+                                    reader, with that reader's checks; a second description of them in the format
+                                    would be one more reader of untrusted data to harden, for no gain in load time
+                                    (reading the shared 4 MB file takes 0.15 s).
+"""
+import numpy as np
+
 from tinynet.detection import ssdlite
 from tinynet.detection.model import DetectionModel
 from tinynet.errors import WeightsError
 from tinynet.formats import pytorch
 from tinynet.formats.fold import fold, unused
 from tinynet.spec import layers_for_weights
+
+SSDLITE = "ssdlite320_mobilenet_v3_large"
+TFLITE_SSD = "ssd_mobilenet_v1"  # tinynet.detection.tflite_model.TfliteSsdModel's arch
+NATIVE_DETECTORS = (SSDLITE, TFLITE_SSD)
 
 
 def ssdlite_from_torchvision(tensors, path):
@@ -15,12 +34,35 @@ def ssdlite_from_torchvision(tensors, path):
     weights, origin = fold(renamed, sources, ssdlite.BN_EPS)
     extra = unused(renamed, sources)
     if extra:
-        raise WeightsError(f"tensor {extra[0]} has no place in ssdlite320_mobilenet_v3_large")
-    shapes = {n: a.shape for n, a in weights.items()}
-    layers = layers_for_weights(ssdlite.BACKBONE, shapes)
-    head = ssdlite.head_nodes(shapes)
+        raise WeightsError(f"tensor {extra[0]} has no place in {SSDLITE}")
     meta = {"preprocess": {"preset": "torchvision"}, "source": f"torchvision:{path.name}"}
-    model = DetectionModel("ssdlite320_mobilenet_v3_large", layers, head, weights, "symmetric", meta)
+    model = ssdlite_model(weights, "symmetric", meta)
     if model.num_classes == 91:  # torchvision's COCO heads: 91 slots, 0 = background
         model.meta["labels"] = "coco91"
+    return model
+
+
+def ssdlite_model(weights, padding, meta):
+    """A DetectionModel of SSDLite320's tables over runtime ``weights`` (folded; names as tinynet.detection.ssdlite
+    gives them)."""
+    shapes = {n: a.shape for n, a in weights.items()}
+    return DetectionModel(SSDLITE, layers_for_weights(ssdlite.BACKBONE, shapes), ssdlite.head_nodes(shapes), weights,
+                          padding, meta)
+
+
+def detector_from_native(arch, tensors, padding, meta):
+    """The detector of ``arch`` (one of NATIVE_DETECTORS) from a tinynet file's tensors and metadata."""
+    from tinynet.io import check_float32  # here: tinynet.io imports this module at load
+
+    if arch == SSDLITE:
+        check_float32(tensors)
+        return ssdlite_model(tensors, padding, meta)
+    from tinynet.detection.tflite_model import TFLITE_TENSOR
+    from tinynet.formats import tflite
+
+    data = tensors.get(TFLITE_TENSOR)
+    if len(tensors) != 1 or data is None or data.dtype != np.uint8 or data.ndim != 1:
+        raise WeightsError(f"a stored {arch} holds one 1-D uint8 tensor {TFLITE_TENSOR!r}: its .tflite file")
+    model = tflite.from_bytes(data.tobytes(), str(meta.get("source", "stored detector")))
+    model.meta.update(meta)  # the stored labels and source: --labels of `tinynet import`, where it came from
     return model

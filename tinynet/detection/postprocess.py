@@ -1,7 +1,7 @@
 """Head outputs -> detections, as pure NumPy functions (one image at a time)."""
 import numpy as np
 
-from ..kernels.nms import batched_nms, descending_order
+from ..kernels.nms import batched_nms, top_descending
 from .box_coder import decode_torchvision
 
 
@@ -24,11 +24,12 @@ def torchvision_ssd(cls_logits, bbox_regression, anchors_xyxy, image_size, origi
     boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, width)
     boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, height)
     picked_boxes, picked_scores, picked_labels = [], [], []
+    by_class = np.ascontiguousarray(scores.T)  # (classes, anchors): each class's scores contiguous
     for label in range(1, scores.shape[1]):
-        candidates = np.flatnonzero(scores[:, label] > score_threshold)
-        best = candidates[descending_order(scores[candidates, label])[:topk_candidates]]
+        candidates = np.flatnonzero(by_class[label] > score_threshold)
+        best = candidates[top_descending(by_class[label, candidates], topk_candidates)]
         picked_boxes.append(boxes[best])
-        picked_scores.append(scores[best, label])
+        picked_scores.append(by_class[label, best])
         picked_labels.append(np.full(len(best), label, dtype=np.int64))
     boxes, scores, labels = (np.concatenate(parts) for parts in (picked_boxes, picked_scores, picked_labels))
     keep = batched_nms(boxes, scores, labels, nms_threshold)[:detections_per_img]

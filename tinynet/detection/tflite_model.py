@@ -31,14 +31,17 @@ from tinynet.threads import resolve as resolve_threads
 from tinynet.warmup import compile_notice
 
 LABELMAP = "labelmap.txt"
+TFLITE_TENSOR = "tflite"  # the name of the file's bytes in tinynet's format
 MAX_LABELMAP_BYTES = 1 << 20
 
 
 class TfliteSsdModel(DetectionModel):
-    """A DetectionModel built from an SsdNetwork (tinynet.detection.tflite_ssd); ``labels``: one name per class."""
+    """A DetectionModel built from an SsdNetwork (tinynet.detection.tflite_ssd); ``labels``: one name per class;
+    ``file_bytes``: the .tflite file it was read from, which is what tinynet's format stores for it."""
 
-    def __init__(self, network, labels=None, source=None, threads=None):
+    def __init__(self, network, labels=None, source=None, threads=None, file_bytes=None):
         self.network = network
+        self.file_bytes = file_bytes
         height, width = network.input_size
         layers = layers_for_weights(network.backbone, {k: v.shape for k, v in network.weights.items()})
         self._width = infer_width(network.backbone, layers)
@@ -52,6 +55,13 @@ class TfliteSsdModel(DetectionModel):
                          outputs=network.outputs)
         # The backbone's grid goes to GraphPlan here, not through Model's classifier plans.
         self.quantized_activations = bool(network.activation_grid)
+
+    def native_tensors(self):
+        """The file itself, as one uint8 tensor: its graph, quantization and integer arithmetic are the file's, and
+        reading it again (tinynet.formats.tflite.from_bytes) rebuilds them with all of that reader's checks."""
+        if self.file_bytes is None:
+            raise TinynetError(f"{self.arch}: this detector was not read from a .tflite file, so there is none to store")
+        return {TFLITE_TENSOR: np.frombuffer(self.file_bytes, np.uint8)}
 
     def _head_weight_shapes(self, layers):
         shapes = backbone_shapes(layers, (1, *self.network.input_size, 3), "tf_same")
@@ -123,17 +133,11 @@ class TfliteSsdModel(DetectionModel):
         """The file's TFLite_Detection_PostProcess on one image's head outputs: its four output tensors."""
         return detection_postprocess(box_encodings, class_scores, self.network.anchors, self.network.options)
 
-    def detect(self, images, score_threshold=None, top=None):
-        """Detections per image, best first: [Detection(label, class_id, score, box), ...].
-
-        ``images``: one image (as for ``preprocess``) or a list (then a list of lists). ``score_threshold``: keep
-        scores >= it (None: all the file's postprocess returns, at most its max_detections); ``top``: at most this
-        many. Boxes (x0, y0, x1, y1) in the original image's pixels, clipped to it."""
-        if isinstance(images, (list, tuple)):
-            return [self.detect(image, score_threshold, top) for image in images]
-        x, geometry = self.preprocess_with_geometry(images)
-        out = self.forward(x)
-        boxes, classes, scores, n = self.postprocess(out["box_encodings"][0], out["class_scores"][0])
+    def detections(self, outputs, geometry, score_threshold=None, top=None):
+        """One image's detections from its head outputs (``forward``'s, without the batch axis), best first: the
+        file's postprocess, scores >= ``score_threshold`` (None: all it returns, at most its max_detections), at
+        most ``top``; boxes (x0, y0, x1, y1) in the original image's pixels, clipped to it (``geometry``)."""
+        boxes, classes, scores, n = self.postprocess(outputs["box_encodings"], outputs["class_scores"])
         n = int(n[0])
         height, width = geometry.input_size
         in_pixels = boxes[0, :n][:, [1, 0, 3, 2]].astype(np.float64) * [width, height, width, height]

@@ -43,10 +43,15 @@ def load(path, arch=None, precision=None, profile="litert"):
     path = Path(path)
     if path.stat().st_size > MAX_FILE_BYTES:
         raise WeightsError(f"{path.name} is larger than 2 GiB; tinynet reads TFLite MobileNets, which take a few MB")
-    data = path.read_bytes()
-    graph = read_graph(data, f"TFLite file {path.name}")
+    return from_bytes(path.read_bytes(), path.name, arch, precision, profile)
+
+
+def from_bytes(data, name, arch=None, precision=None, profile="litert"):
+    """A tinynet Model from the content ``data`` of a .tflite file called ``name`` (for messages and the source);
+    ``precision`` and ``profile`` as for ``load``."""
+    graph = read_graph(data, f"TFLite file {name}")
     if is_detection_graph(graph):
-        return _detector(graph, data, path, arch, precision)
+        return _detector(graph, data, name, arch, precision)
     steps = walk(graph)
     arch, matched = match(steps.steps, arch)
     weights, origin = _weights(matched)
@@ -54,7 +59,7 @@ def load(path, arch=None, precision=None, profile="litert"):
     layers = layers_for_weights(arch, shapes)
     check_weights(layers, shapes, describe=lambda n: f"'{origin[n]}' ({n})")
     meta = {"preprocess": {"preset": "tf", "size": steps.input_size, "range": list(steps.input_range)},
-            "source": f"tflite:{path.name}"}
+            "source": f"tflite:{name}"}
     if steps.uint8_weights:
         meta["activation_grid"] = _activation_grid(matched, graph.tensors)
     if layers[-1].cout == 1000:
@@ -62,7 +67,7 @@ def load(path, arch=None, precision=None, profile="litert"):
     model = Model(arch, layers, weights, "tf_same", meta)
     quantized = steps.uint8_weights or _has_integer_weights(graph)
     if precision == "int8" and not quantized:
-        raise UnsupportedModelError(f"{path.name} is a float file: it has no integer graph to run (precision='float')")
+        raise UnsupportedModelError(f"{name} is a float file: it has no integer graph to run (precision='float')")
     if quantized and precision != "float":
         from tinynet.quantized.model import QuantizedModel
         return QuantizedModel(model, graph, profile)
@@ -74,18 +79,19 @@ def _has_integer_weights(graph):
                if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"))
 
 
-def _detector(graph, data, path, arch, precision):
+def _detector(graph, data, name, arch, precision):
     """A TF Object Detection API SSD (it ends in TFLite_Detection_PostProcess) as a detection model."""
     from tinynet.detection.tflite_model import TfliteSsdModel, labels_from_file
     from tinynet.detection.tflite_ssd import BACKBONE, ssd_network
     if arch not in (None, BACKBONE):
-        raise UnsupportedModelError(f"{path.name} is an SSD detector on {BACKBONE}; --arch {arch} does not apply")
+        raise UnsupportedModelError(f"{name} is an SSD detector on {BACKBONE}; --arch {arch} does not apply")
     detection = read_detection_graph(graph)
     integer = ssd_network(detection, integer=True) if precision != "float" else None  # exact uint8 arithmetic
     if precision == "int8" and integer is None:
-        raise UnsupportedModelError(f"{path.name} has no integer graph tinynet runs exactly (precision='float')")
+        raise UnsupportedModelError(f"{name} has no integer graph tinynet runs exactly (precision='float')")
     network = integer or ssd_network(detection)
-    return TfliteSsdModel(network, labels_from_file(data, network.options.num_classes), f"tflite:{path.name}")
+    return TfliteSsdModel(network, labels_from_file(data, network.options.num_classes), f"tflite:{name}",
+                          file_bytes=data)
 
 
 def _activation_grid(matched, tensors):
