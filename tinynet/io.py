@@ -80,7 +80,7 @@ def load(source, arch=None, precision=None, profile="litert"):
     if not path.is_file():
         raise TinynetError(f"not a weight file: {source}")
     kind = sniff(path)
-    if precision not in (None, "float") and kind != "tflite":
+    if precision not in (None, "float") and kind not in ("tflite", "safetensors"):  # tinynet's own files may hold one
         raise TinynetError(f"precision {precision!r} applies to quantized .tflite files; {path.name} runs in float")
     try:
         if kind == "torch":
@@ -88,7 +88,7 @@ def load(source, arch=None, precision=None, profile="litert"):
         elif kind == "safetensors":
             tensors, metadata = safetensors.read(path)
             if "tinynet_format" in metadata:
-                model = _from_native(tensors, metadata, arch, path)
+                model = _from_native(tensors, metadata, arch, path, precision, profile)
             else:
                 model = _from_pytorch(tensors, arch, path)
         elif kind == "tflite":
@@ -149,7 +149,7 @@ def _from_pytorch(tensors, arch, path):
     return Model(arch, layers, weights, padding, meta)
 
 
-def _from_native(tensors, metadata, arch, path):
+def _from_native(tensors, metadata, arch, path, precision=None, profile="litert"):
     from tinynet.detection.load import NATIVE_DETECTORS, detector_from_native  # here: it imports tinynet.model too
 
     if metadata["tinynet_format"] != FORMAT_VERSION:
@@ -168,6 +168,12 @@ def _from_native(tensors, metadata, arch, path):
     padding = metadata.get("padding", "symmetric")
     if stored in NATIVE_DETECTORS:
         return detector_from_native(stored, tensors, padding, meta)
+    from tinynet.formats import tflite  # here, as in load: its reader is only needed for .tflite files
+
+    if tflite.STORED_TENSOR in tensors:  # an int8 classifier, kept as its .tflite file
+        return tflite.from_stored(tensors, meta, stored, precision, profile)
+    if precision == "int8":
+        raise TinynetError(f"{path.name} holds a float model: precision 'int8' applies to quantized .tflite files")
     shapes = {n: a.shape for n, a in tensors.items()}
     check_float32(tensors)
     layers = layers_for_weights(stored, shapes)

@@ -12,8 +12,6 @@ tinynet's format (tinynet.io) stores a detector as it stores a classifier where 
                                     would be one more reader of untrusted data to harden, for no gain in load time
                                     (reading the shared 4 MB file takes 0.15 s).
 """
-import numpy as np
-
 from tinynet.detection import ssdlite
 from tinynet.detection.model import DetectionModel
 from tinynet.errors import WeightsError
@@ -57,12 +55,6 @@ def detector_from_native(arch, tensors, padding, meta):
     if arch == SSDLITE:
         check_float32(tensors)
         return ssdlite_model(tensors, padding, meta)
-    from tinynet.detection.tflite_model import TFLITE_TENSOR
     from tinynet.formats import tflite
 
-    data = tensors.get(TFLITE_TENSOR)
-    if len(tensors) != 1 or data is None or data.dtype != np.uint8 or data.ndim != 1:
-        raise WeightsError(f"a stored {arch} holds one 1-D uint8 tensor {TFLITE_TENSOR!r}: its .tflite file")
-    model = tflite.from_bytes(data.tobytes(), str(meta.get("source", "stored detector")))
-    model.meta.update(meta)  # the stored labels and source: --labels of `tinynet import`, where it came from
-    return model
+    return tflite.from_stored(tensors, meta)

@@ -21,6 +21,7 @@ from PIL import Image
 from tinynet.detection.model import DetectionModel
 from tinynet.detection.tflite_postprocess import detection_postprocess
 from tinynet.errors import TinynetError
+from tinynet.formats.tflite import STORED_TENSOR
 from tinynet.geometry import Geometry
 from tinynet.graph import GraphPlan, backbone_shapes, count_head, head_weight_shapes
 from tinynet.labels import labels_for
@@ -31,7 +32,6 @@ from tinynet.threads import resolve as resolve_threads
 from tinynet.warmup import compile_notice
 
 LABELMAP = "labelmap.txt"
-TFLITE_TENSOR = "tflite"  # the name of the file's bytes in tinynet's format
 MAX_LABELMAP_BYTES = 1 << 20
 
 
@@ -61,7 +61,7 @@ class TfliteSsdModel(DetectionModel):
         reading it again (tinynet.formats.tflite.from_bytes) rebuilds them with all of that reader's checks."""
         if self.file_bytes is None:
             raise TinynetError(f"{self.arch}: this detector was not read from a .tflite file, so there is none to store")
-        return {TFLITE_TENSOR: np.frombuffer(self.file_bytes, np.uint8)}
+        return {STORED_TENSOR: np.frombuffer(self.file_bytes, np.uint8)}
 
     def _head_weight_shapes(self, layers):
         shapes = backbone_shapes(layers, (1, *self.network.input_size, 3), "tf_same")

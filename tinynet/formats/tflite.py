@@ -31,6 +31,7 @@ IMAGENET_WITH_BACKGROUND = 1001
 
 
 PRECISIONS = ("int8", "float")
+STORED_TENSOR = "tflite"  # a model kept in tinynet's format as its .tflite file: the file's bytes, one uint8 tensor
 
 
 def load(path, arch=None, precision=None, profile="litert"):
@@ -44,6 +45,17 @@ def load(path, arch=None, precision=None, profile="litert"):
     if path.stat().st_size > MAX_FILE_BYTES:
         raise WeightsError(f"{path.name} is larger than 2 GiB; tinynet reads TFLite MobileNets, which take a few MB")
     return from_bytes(path.read_bytes(), path.name, arch, precision, profile)
+
+
+def from_stored(tensors, meta, arch=None, precision=None, profile="litert"):
+    """A model that tinynet's format keeps as its .tflite file (a quantized classifier, the TF-OD SSD): the file is
+    read again, with all of this reader's checks, and the stored metadata (labels, source) put over its own."""
+    data = tensors.get(STORED_TENSOR)
+    if len(tensors) != 1 or data is None or data.dtype != np.uint8 or data.ndim != 1:
+        raise WeightsError(f"a stored .tflite model holds one 1-D uint8 tensor {STORED_TENSOR!r}: its file")
+    model = from_bytes(data.tobytes(), str(meta.get("source", "stored model")), arch, precision, profile)
+    model.meta.update(meta)
+    return model
 
 
 def from_bytes(data, name, arch=None, precision=None, profile="litert"):
@@ -70,7 +82,7 @@ def from_bytes(data, name, arch=None, precision=None, profile="litert"):
         raise UnsupportedModelError(f"{name} is a float file: it has no integer graph to run (precision='float')")
     if quantized and precision != "float":
         from tinynet.quantized.model import QuantizedModel
-        return QuantizedModel(model, graph, profile)
+        return QuantizedModel(model, graph, profile, file_bytes=data)
     return model
 
 

@@ -12,6 +12,7 @@ import numba
 import numpy as np
 
 from tinynet.errors import TinynetError
+from tinynet.formats.tflite import STORED_TENSOR
 from tinynet.model import Model
 from tinynet.quantized.ops import Quant
 from tinynet.quantized.program import Program
@@ -25,9 +26,10 @@ IMAGENET_WITH_BACKGROUND = 1001
 class QuantizedModel(Model):
     precision = "int8"
 
-    def __init__(self, float_model, graph, profile="litert"):
+    def __init__(self, float_model, graph, profile="litert", file_bytes=None):
         super().__init__(float_model.arch, float_model.layers, float_model.weights, float_model.padding,
                          float_model.meta, float_model.threads)
+        self.file_bytes = file_bytes
         self.program = Program(graph, profile)
         self.profile = profile
         self.input_tensor, self.output_tensor = self.program.input_tensors[0], self.program.output_tensors[0]
@@ -42,6 +44,13 @@ class QuantizedModel(Model):
 
     def __repr__(self):
         return f"<tinynet.QuantizedModel {self.arch} int8 profile={self.profile} kernels={self.program.kernels}>"
+
+    def native_tensors(self):
+        """The .tflite file itself, as one uint8 tensor: what tinynet's format (and so the store) keeps of an int8
+        model, read again by tinynet.formats.tflite.from_stored."""
+        if self.file_bytes is None:
+            raise TinynetError(f"{self.arch} int8: this model was not read from a .tflite file, so there is none to store")
+        return {STORED_TENSOR: np.frombuffer(self.file_bytes, np.uint8)}
 
     def forward(self, x):
         """The file's output for a batch, dequantized: (N, classes) float32 (class 0, "background", dropped
