@@ -99,3 +99,22 @@ def test_xnnpack_add_multipliers_keep_the_scale_ratios(a_ratio, b_ratio):
 @given(st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False))
 def test_round_half_away(x):
     assert float(qa.round_half_away(np.float64(x))) == round_half_away(Fraction(x))
+
+
+@given(st.integers(-(32 << 26), 0))
+@settings(max_examples=200, deadline=None)
+def test_fixed_point_exp_is_exp(a):
+    """gemmlowp's exp_on_negative_values in Q5.26 -> Q0.31 is exp within a few units of the last place."""
+    got = int(qa.exp_on_negative_values(a, 5)) / 2 ** 31
+    assert abs(got - math.exp(a / 2 ** 26)) <= 2e-8 + 1e-6 * math.exp(a / 2 ** 26)
+
+
+@given(st.integers(1 << 19, 1001 << 19))
+@settings(max_examples=200, deadline=None)
+def test_reciprocal_of_a_sum_of_exps(x):
+    """GetReciprocal of a Q12.19 sum: 1/x = raw / 2**31 / 2**bits_over_unit, within 16 units of the raw's last place
+    (three Newton-Raphson steps in Q2.29)."""
+    raw, bits_over_unit = qa.reciprocal(x, 12)
+    exact_raw = Fraction(2 ** 19, x) * 2 ** 31 * 2 ** bits_over_unit
+    assert Fraction(1, 2) * 2 ** 31 <= exact_raw <= 2 ** 31
+    assert abs(raw - exact_raw) <= 16

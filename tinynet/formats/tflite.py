@@ -82,7 +82,12 @@ def from_bytes(data, name, arch=None, precision=None, profile="litert"):
         raise UnsupportedModelError(f"{name} is a float file: it has no integer graph to run (precision='float')")
     if quantized and precision != "float":
         from tinynet.quantized.model import QuantizedModel
-        return QuantizedModel(model, graph, profile, file_bytes=data)
+        try:
+            return QuantizedModel(model, graph, profile, file_bytes=data)
+        except UnsupportedModelError:
+            if precision == "int8":
+                raise
+            # e.g. quantized weights over float activations: no integer graph, the float path runs it
     return model
 
 

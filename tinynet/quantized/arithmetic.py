@@ -123,3 +123,72 @@ def requantize_fixed(acc, multiplier, shift, zero_point, lo, hi, simd=False):
     as the optimized kernels' SIMD lanes round (multiply_by_quantized_multiplier_simd)."""
     multiply = multiply_by_quantized_multiplier_simd if simd else multiply_by_quantized_multiplier
     return np.clip(multiply(acc, multiplier, shift) + zero_point, lo, hi).astype(np.int32)
+
+
+# --- gemmlowp fixed point (TFLite's reference SOFTMAX) ---------------------------------------------------
+# A FixedPoint<int32, I> holds raw / 2**(31 - I). Products of such numbers are SaturatingRoundingDoublingHighMul
+# of their raws (integer bits adding up); Rescale moves a raw to other integer bits with a saturating left shift
+# or a rounding right shift. Constants are round(value * 2**(31 - I)), as gemmlowp's checked constants are.
+
+def _saturate32(x):
+    return np.clip(x, INT32_MIN, INT32_MAX)
+
+
+def rescale(raw, bits_from, bits_to):
+    """gemmlowp's Rescale<bits_to> of a FixedPoint<int32, bits_from>."""
+    exponent = bits_from - bits_to
+    if exponent > 0:
+        return _saturate32(np.asarray(raw, np.int64) << exponent)
+    return rounding_divide_by_pot(raw, -exponent) if exponent < 0 else np.asarray(raw, np.int64)
+
+
+def _constant(value, integer_bits=0):
+    return int(round(value * 2 ** (31 - integer_bits)))
+
+
+def exp_on_negative_values(a, integer_bits):
+    """gemmlowp's exp_on_negative_values: exp(a) as FixedPoint<int32, 0> raw for a FixedPoint<int32, integer_bits>
+    raw a <= 0: a Taylor polynomial around -1/8 on a's remainder in (-1/4, 0], times exp(-2**k) for each set bit k
+    of the rest (a barrel shifter), 0 below -32 when the format reaches that far, 1 at 0."""
+    a = np.asarray(a, np.int64)
+    fractional_bits = 31 - integer_bits
+    quarter = 1 << (fractional_bits - 2)
+    a_mod_quarter_minus_quarter = (a & (quarter - 1)) - quarter
+    x = rescale(a_mod_quarter_minus_quarter, integer_bits, 0) + (1 << 28)  # + 1/8 in Q0.31
+    mul = saturating_rounding_doubling_high_mul
+    x2 = mul(x, x)
+    x3 = mul(x2, x)
+    x4 = mul(x2, x2)
+    x4_over_4 = rounding_divide_by_pot(x4, 2)
+    polynomial = rounding_divide_by_pot(mul(x4_over_4 + x3, _constant(1 / 3)) + x2, 1)
+    exp_minus_eighth = _constant(np.exp(-1 / 8))
+    result = exp_minus_eighth + mul(exp_minus_eighth, x + polynomial)
+    remainder = a_mod_quarter_minus_quarter - a
+    for exponent in range(-2, 5):
+        if integer_bits > exponent:
+            bit = (remainder >> (fractional_bits + exponent)) & 1
+            result = np.where(bit == 1, mul(result, _constant(np.exp(-2.0 ** exponent))), result)
+    if integer_bits > 5:
+        result = np.where(a < -(1 << (36 - integer_bits)), 0, result)  # below -32
+    return np.where(a == 0, INT32_MAX, result)
+
+
+def one_over_one_plus_x_for_x_in_0_1(a):
+    """gemmlowp's 1 / (1 + a) for a FixedPoint<int32, 0> a in [0, 1): three Newton-Raphson steps in Q2.29."""
+    a = np.asarray(a, np.int64)
+    half_denominator = (a + INT32_MAX + 1) >> 1  # RoundingHalfSum(a, One): (a + b + 1) / 2, both >= 0 here
+    mul = saturating_rounding_doubling_high_mul
+    x = _constant(48 / 17, 2) + mul(half_denominator, _constant(-32 / 17, 2))
+    for _ in range(3):
+        one_minus = (1 << 29) - mul(half_denominator, x)
+        x = x + rescale(mul(x, one_minus), 4, 2)
+    return rescale(x >> 1, 2, 0)
+
+
+def reciprocal(x, integer_bits):
+    """TFLite's GetReciprocal of a positive FixedPoint<int32, integer_bits> raw: (1 / x scaled to [0.5, 1) as a
+    Q0.31 raw, the number of bits x has above 1.0)."""
+    x = int(x)
+    headroom_plus_one = 32 - x.bit_length()  # CountLeadingZeros of the uint32
+    shifted_minus_one = ((x << headroom_plus_one) & 0xFFFFFFFF) - (1 << 31)
+    return int(one_over_one_plus_x_for_x_in_0_1(shifted_minus_one)), integer_bits - headroom_plus_one

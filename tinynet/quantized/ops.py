@@ -511,17 +511,42 @@ class Mean(Operator):
 
 
 class Softmax(Operator):
-    """TFLite's 8-bit SOFTMAX as its optimized x86 kernel runs it: a float exp table indexed by max - x."""
+    """TFLite's 8-bit SOFTMAX. Its optimized x86 kernel (what LiteRT runs by default): a float exp table indexed by
+    max - x. The reference kernel: gemmlowp fixed point, exp of the scaled differences in Q5.26, their sum in
+    Q12.19, its reciprocal by Newton-Raphson (tinynet.quantized.arithmetic)."""
+
+    SCALED_DIFF_INTEGER_BITS, ACCUMULATION_INTEGER_BITS = 5, 12
 
     def setup(self):
         self.x_q, self.out_q = self.quant(self.inputs[0]), self.quant(self.output)
         beta = self.op.options.get("beta", 1.0)
+        if self.kernels == "reference":  # PreprocessSoftmaxScaling, CalculateInputRadius
+            bits = self.SCALED_DIFF_INTEGER_BITS
+            real = min(float(beta) * float(self.x_q.scale) * (1 << (31 - bits)), (1 << 31) - 1.0)
+            self.multiplier, self.left_shift = qa.quantize_multiplier(real)
+            self.diff_min = -int(np.floor(((1 << bits) - 1) * (1 << (31 - bits)) / (1 << self.left_shift)))
+            return
         scale = -self.x_q.scale * f32(beta)
         exps = np.array([_LIBM.expf(float(scale * f32(v))) for v in range(256)], f32)
         self.table = exps[::-1].copy()  # table[255 - v] = exp(-input_scale * beta * v)
 
+    def run_reference(self, rows):
+        out = np.empty_like(rows)
+        for r, row in enumerate(rows.astype(np.int64)):
+            diff = row - row.max()
+            used = diff >= self.diff_min
+            rescaled = qa.saturating_rounding_doubling_high_mul(diff << self.left_shift, self.multiplier)
+            exps = np.where(used, qa.exp_on_negative_values(rescaled, self.SCALED_DIFF_INTEGER_BITS), 0)
+            total = int(qa.rescale(exps, 0, self.ACCUMULATION_INTEGER_BITS)[used].sum())
+            scale, bits_over_unit = qa.reciprocal(total, self.ACCUMULATION_INTEGER_BITS)
+            y = qa.rounding_divide_by_pot(qa.saturating_rounding_doubling_high_mul(scale, exps), bits_over_unit + 31 - 8)
+            out[r] = np.where(used, np.clip(y, *STORED_RANGE), 0)  # the stored minimum: 0 (uint8) or -128 (int8)
+        return out
+
     def run(self, x):
         rows = x.reshape(-1, x.shape[-1])
+        if self.kernels == "reference":
+            return self.run_reference(rows).reshape(x.shape)
         out = np.empty_like(rows)
         for r, row in enumerate(rows):
             offset = self.table[255 - int(row.max()):]
