@@ -83,7 +83,7 @@ def from_bytes(data, name, arch=None, precision=None, profile="litert"):
     if quantized and precision != "float":
         from tinynet.quantized.model import QuantizedModel
         try:
-            return QuantizedModel(model, graph, profile, file_bytes=data)
+            return QuantizedModel(model, graph, profile, file_bytes=data, input_range=steps.graph_input_range)
         except UnsupportedModelError:
             if precision == "int8":
                 raise

@@ -111,6 +111,7 @@ class Steps:
     input_size: int  # native input height (= width)
     input_range: tuple  # (lo, hi): values of the input that the first conv expects
     uint8_weights: bool  # every conv's weights are uint8: TF1's export of a quantization-aware-trained model
+    graph_input_range: tuple = None  # (lo, hi): what the graph input itself takes for image bytes 0 and 255
 
 
 def walk(graph):
@@ -178,7 +179,7 @@ class _Walker:
         source = self.tensors[self.graph.inputs[0]]
         if len(source.shape) != 4 or source.shape[3] != 3 or source.shape[1] != source.shape[2]:
             raise UnsupportedModelError(f"input {source.describe()} has shape {source.shape}; expected (1, S, S, 3)")
-        input_range, chain = self._input_chain(source)
+        input_range, chain, graph_input_range = self._input_chain(source)
         cur, pos = chain.end, chain.next
         steps, pad, pooled = [], None, False
         while pos < len(self.ops):
@@ -221,10 +222,10 @@ class _Walker:
         if cur != self.graph.outputs[0]:
             raise UnsupportedModelError(f"the main path ends at tensor {cur}, not at the graph output {self.graph.outputs[0]}")
         uint8 = all(self.tensors[s.op.inputs[1]].dtype == np.uint8 for s in steps if s.kind in ("conv", "dw", "pw", "fc"))
-        return Steps(steps, source.shape[1], input_range, uint8)
+        return Steps(steps, source.shape[1], input_range, uint8, graph_input_range)
 
     def _input_chain(self, source):
-        """The input's quantize/rescale operators, and the value range they hand the first conv."""
+        """(the value range the input operators hand the first conv, those operators, the input's own range)."""
         chain = self._chain(source.index, 0)
         nominal = source.real_range()
         if nominal is None and chain.ops and chain.ops[0].name == "QUANTIZE":
@@ -239,7 +240,7 @@ class _Walker:
                 raise UnsupportedModelError(f"{where} do not rescale the input linearly")
             image = _snap((float(y[0]), float(y[-1])))
             if image in STANDARD_RANGES or nominal:
-                return image, chain
+                return image, chain, (lo, hi)
         raise UnsupportedModelError(f"{where} map neither [0, 1] nor [0, 255] onto [-1, 1] or [0, 1]")
 
     # ---- layers ------------------------------------------------------------------------------

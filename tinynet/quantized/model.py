@@ -26,7 +26,9 @@ IMAGENET_WITH_BACKGROUND = 1001
 class QuantizedModel(Model):
     precision = "int8"
 
-    def __init__(self, float_model, graph, profile="litert", file_bytes=None):
+    def __init__(self, float_model, graph, profile="litert", file_bytes=None, input_range=None):
+        """``input_range``: what the graph input takes for image bytes 0 and 255, when it differs from what the
+        float model's first conv takes (a float input rescaled inside the graph: preprocess for the graph's)."""
         super().__init__(float_model.arch, float_model.layers, float_model.weights, float_model.padding,
                          float_model.meta, float_model.threads)
         self.file_bytes = file_bytes
@@ -34,6 +36,8 @@ class QuantizedModel(Model):
         self.profile = profile
         self.input_tensor, self.output_tensor = self.program.input_tensors[0], self.program.output_tensors[0]
         self.input_quant = Quant.of(self.input_tensor)
+        if self.input_quant is None and input_range is not None:  # a float input: preprocess to its range
+            self.meta["preprocess"] = {**self.meta.get("preprocess", {}), "range": [float(v) for v in input_range]}
         self.output_quant = Quant.of(self.output_tensor)
         classes = self.output_tensor.shape[-1]
         self.drops_background = classes == IMAGENET_WITH_BACKGROUND and self.num_classes == classes - 1
