@@ -188,3 +188,15 @@ def test_forward_takes_the_files_bytes_or_a_preprocessed_batch():
 def test_int8_is_refused_for_float_files():
     with pytest.raises(TinynetError, match="float"):
         tinynet.load(shared_path("golden", "tv_mobilenet_v2.pth"), precision="int8")
+
+
+def test_a_float_input_is_fed_the_range_the_graph_takes():
+    """Mobilenet_v3_small_quant.tflite takes [0, 1] floats and rescales them inside the graph: the int8 model
+    preprocesses to [0, 1] (its float-path twin to the [-1, 1] its first conv sees), and classifies the photos."""
+    model = load("atu_model_zoo/Mobilenet_v3_small_quant.tflite")
+    lo, hi = model.meta["preprocess"]["range"]
+    assert lo == 0 and hi == pytest.approx(1, abs=1e-6)
+    photos = {"parrot.jpg": 88, "chelsea.png": {281, 282, 285}, "bird.bmp": 19, "grace_hopper.jpg": 652}
+    for photo, expected in photos.items():
+        top = model.classify(shared_path("images", photo), top=1)[0].class_index
+        assert top in (expected if isinstance(expected, set) else {expected}), photo

@@ -306,7 +306,7 @@ REAL = {  # file: (arch, width, native size, input range)
 @pytest.mark.parametrize("name", REAL)
 def test_real_file_loads(name):
     arch, width, size, value_range = REAL[name]
-    model = tinynet.load(shared_path("weights", *name.split("/")))
+    model = tinynet.load(shared_path("weights", *name.split("/")), precision="float")  # the float path's reading
     assert (model.arch, model.width, model.num_classes, model.padding) == (arch, width, 1000, "tf_same")
     grid = model.meta.pop("activation_grid", None)
     assert model.meta == {"preprocess": {"preset": "tf", "size": size, "range": value_range},
