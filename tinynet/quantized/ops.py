@@ -111,8 +111,19 @@ class Operator:
         return max(STORED_RANGE[0], q(lo) if np.isfinite(lo) else -1 << 30), \
             min(STORED_RANGE[1], q(hi) if np.isfinite(hi) else 1 << 30)
 
-    def __call__(self, values):
+    def __call__(self, values, workspace=None):
+        self.workspace = workspace
         values[self.output] = self.run(*(values[i] for i in self.inputs if i >= 0 and i in values))
+
+    def buffer(self, shape):
+        """The uint8 output array of ``shape``: from the caller's workspace (a dict one forward at a time uses,
+        reused by the next forward of the same input size), else a new one."""
+        if self.workspace is None:
+            return aligned_empty(shape, np.uint8)
+        key = (id(self), shape)
+        if key not in self.workspace:
+            self.workspace[key] = aligned_empty(shape, np.uint8)
+        return self.workspace[key]
 
 
 # --- convolutions: XNNPACK (litert) or TFLite reference, the same int32 accumulator ------------------------
@@ -126,6 +137,7 @@ class _Convolution(Operator):
     tinynet.quantized.arithmetic."""
 
     def setup(self):
+        self._spatial = {}  # (input shape, kh, kw) -> spatial()
         x_q, out_q = self.quant(self.inputs[0]), self.quant(self.output)
         w_t = self.tensor(1)
         if w_t.data is None or w_t.dtype not in (np.uint8, np.int8):
@@ -174,6 +186,12 @@ class _Convolution(Operator):
 
     def spatial(self, shape, kh, kw):
         """(out_h, out_w, (top, bottom, left, right)) for an (N, H, W, C) input."""
+        key = (shape, kh, kw)
+        if key not in self._spatial:
+            self._spatial[key] = self._output_geometry(shape, kh, kw)
+        return self._spatial[key]
+
+    def _output_geometry(self, shape, kh, kw):
         o = self.op.options
         sizes, pads = [], []
         for size, k, s, d in ((shape[1], kh, o["stride_h"], o.get("dilation_h", 1)),
@@ -227,7 +245,7 @@ class Conv2d(_Convolution):
         if self.fast:
             kh, kw, cin, cout = self.weights.shape
             oh, ow, (top, _, left, _) = self.spatial(x.shape, kh, kw)
-            out = aligned_empty((x.shape[0], oh, ow, cout), np.uint8)
+            out = self.buffer((x.shape[0], oh, ow, cout))
             if self.pointwise:
                 rows = x.reshape(-1, cin)
                 tile = gemm_row_tile(rows.shape[0], cin, cout, self.wp.shape[2], numba.get_num_threads())
@@ -264,7 +282,7 @@ class DepthwiseConv2d(_Convolution):
         if self.fast:
             kh, kw = self.weights.shape[:2]
             oh, ow, (top, _, left, _) = self.spatial(x.shape, kh, kw)
-            out = aligned_empty((x.shape[0], oh, ow, self.cout), np.uint8)
+            out = self.buffer((x.shape[0], oh, ow, self.cout))
             stride, dilation = self.strides()
             dwconv2d_nhwc_u8(np.ascontiguousarray(x), self.weights, self.folded_bias, self.rq, out, stride, dilation,
                              top, left, self.x_zero_point)
@@ -289,7 +307,7 @@ class FullyConnected(_Convolution):
     def run(self, x, *_):
         if self.fast:
             rows = np.ascontiguousarray(x.reshape(-1, self.weights.shape[0]))
-            out = aligned_empty((rows.shape[0], self.cout), np.uint8)
+            out = self.buffer((rows.shape[0], self.cout))
             tile = gemm_row_tile(rows.shape[0], rows.shape[1], self.cout, self.wp.shape[2], numba.get_num_threads())
             gemm_bias_requant_u8(rows, self.wp, self.bp, self.rq, out, tile)
             return out.reshape(self.tensors[self.output].shape)
@@ -310,11 +328,12 @@ class _Binary(Operator):
         self.lo, self.hi = self.activation_bounds(self.out_q)
         self.prepare()
 
-    def __call__(self, values):
+    def __call__(self, values, workspace=None):
+        self.workspace = workspace
         a, b = (self.constants[s] if s in self.constants else values[self.inputs[s]] for s in (0, 1))
         rows = _as_rows(a, b) if self.kernels == "xnnpack" else None
         if rows is not None:  # XNNPACK's arithmetic as a Numba kernel (tinynet.kernels.int8_elementwise)
-            out = np.empty(np.broadcast_shapes(a.shape, b.shape), np.uint8)
+            out = self.buffer(np.broadcast_shapes(a.shape, b.shape))
             self.kernel(*rows, out.reshape(rows[0].shape))
             values[self.output] = out
         else:
@@ -551,9 +570,7 @@ class Softmax(Operator):
         for r, row in enumerate(rows):
             offset = self.table[255 - int(row.max()):]
             e = offset[row]
-            total = f32(0)
-            for v in e:  # sequential float32 sum, as the kernel adds
-                total = f32(total + v)
+            total = np.cumsum(e, dtype=f32)[-1]  # a sequential float32 sum, as the kernel adds (not pairwise)
             probability = e * (f32(1) / f32(total * self.out_q.scale))
             if self.out_q.signed:  # QuantizeSoftmaxOutput<int8_t>: std::round, plus the zero point
                 q = qa.round_half_away(probability).astype(np.int64) + self.out_q.zero_point

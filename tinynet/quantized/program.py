@@ -39,8 +39,11 @@ class Program:
     def _prepare(self, graph):
         return [OPERATORS[graph.operators[i].name](graph.operators[i], graph.tensors, self.kernels) for i in self.needed]
 
-    def run(self, inputs, keep=False):
-        """The graph outputs (the file's dtypes) for ``inputs`` (one array per graph input, the file's dtype)."""
+    def run(self, inputs, keep=False, workspace=None):
+        """The graph outputs (the file's dtypes) for ``inputs`` (one array per graph input, the file's dtype).
+
+        ``workspace``: a dict this call may keep output arrays in for the next call (one caller at a time); the
+        outputs returned then live in it, valid until that next call."""
         values = {}
         for tensor, x in zip(self.input_tensors, inputs):
             if x.shape != tensor.shape or x.dtype != tensor.dtype:
@@ -49,7 +52,7 @@ class Program:
             quant = Quant.of(tensor)
             values[tensor.index] = to_stored(x, quant.signed) if quant else x
         for op in self.operators:
-            op(values)
+            op(values, workspace)
         if keep:
             return {i: self._as_file(i, v) for i, v in values.items()}
         return [self._as_file(t.index, values[t.index]) for t in self.output_tensors]
