@@ -60,6 +60,7 @@ OPTIONS = {
     "FULLY_CONNECTED": (8, {"activation": (0, "b"), "weights_format": (1, "b")}),
     "ADD": (11, ACTIVATION_ONLY), "MUL": (21, ACTIVATION_ONLY), "SUB": (28, ACTIVATION_ONLY), "DIV": (29, ACTIVATION_ONLY),
     "MEAN": (27, {"keep_dims": (0, "?")}),
+    "RESIZE_BILINEAR": (15, {"align_corners": (2, "?", False), "half_pixel_centers": (3, "?", False)}),
 }
 
 
