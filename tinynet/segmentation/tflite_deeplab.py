@@ -151,12 +151,19 @@ class _Builder:
                 if node.grid is not None and node.grid != self._grid(node.inputs[0]):
                     self._emit(Node(name, "quantize", reads, options=(("grid", tuple(node.grid)),)), node, False)
                 return
+            if self._shape(node.inputs[0])[1:3] == (1, 1) and node.grid == self._grid(node.inputs[0]):
+                # A 1x1 map broadcast (image pooling): its values stay on their grid.
+                self._emit(Node(name, "resize", reads, options=(("size", tuple(node.options["size"])),)), node, False)
+                return
             emitted = Node(name, "resize", reads, options=(("size", tuple(node.options["size"])),
                                                           ("align_corners", bool(node.options["align_corners"])),
                                                           ("half_pixel_centers",
                                                            bool(node.options["half_pixel_centers"]))))
         elif node.kind == "concat" and node.axis == 3:
             emitted = Node(name, "concat", reads, options=(("axis", 3),))
+            if all(self._grid(t) == node.grid for t in node.inputs):  # joins values already on its grid
+                self._emit(emitted, node, False)
+                return
         elif node.kind in ("add", "image_pool"):
             emitted = Node(name, node.kind, reads)
         elif node.kind == "quantize":
