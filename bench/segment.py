@@ -84,7 +84,8 @@ def make(engine, case, threads, pth):
             grid = model.output_grid if model.quantized_activations else None
 
             def call():
-                return mask_from_logits(model.low_res_logits(x)[0], *model.input_size, align_corners=True, grid=grid)
+                return mask_from_logits(model.low_res_logits(x)[0], *model.input_size, grid=grid,
+                                        **dict(model.resize))
             model.threads = threads
             return call, call
         model = tinynet.load(pth)

@@ -38,6 +38,7 @@ def test_readme_examples_print_what_the_readme_shows(tmp_path):
                 committed = [p for p in (tmp_path / "out").iterdir() if (REPO / folder / p.name).exists()]
                 assert committed, f"{command}: the README shows none of the files it writes"
                 for path in committed:
-                    assert np.array_equal(np.asarray(Image.open(path)), np.asarray(Image.open(REPO / folder / path.name)))
+                    committed_image = np.asarray(Image.open(REPO / folder / path.name))
+                    assert np.array_equal(np.asarray(Image.open(path)), committed_image), path.name
         # Exact, but for the blank line that ends each image's block (a README block cannot end with one).
         assert result.stdout.rstrip("\n") == expected.rstrip("\n"), commands

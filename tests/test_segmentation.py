@@ -57,7 +57,8 @@ def test_mask_from_logits_with_align_corners_and_a_grid_ties_to_the_lowest_class
     rng = np.random.default_rng(classes * 7 + h)
     logits = rng.integers(-40, 40, (h, w, classes)).astype(np.float32) / 8
     lo, step = -4.0, 0.25  # levels 0..31: values outside [-4, 3.75] clamp
-    mask = mask_from_logits(logits, out_h, out_w, band_rows=band, align_corners=True, grid=(lo, step, 32))
+    mask = mask_from_logits(logits, out_h, out_w, band_rows=band, align_corners=True,
+                            half_pixel_centers=False, grid=(lo, step, 32))
     ref = resize_bilinear_nhwc_ref(logits[None].astype(np.float64), (out_h, out_w), align_corners=True)[0]
     level = np.clip((ref - lo) / step, 0, 31)
     clear = np.abs(level - np.floor(level) - 0.5) > 1e-3  # not at a rounding boundary, where float32 may differ

@@ -19,7 +19,8 @@ def space_to_batch_graph(pads=((2, 3), (2, 3)), crops=((0, 1), (0, 1)), size=SIZ
     """float (1, S, S, C) -> SPACE_TO_BATCH_ND -> DEPTHWISE_CONV_2D 3x3 VALID -> BATCH_TO_SPACE_ND -> MUL -> ADD (relu6)
     -> RESIZE_BILINEAR to S x S -> ARG_MAX; returns (graph, constants)."""
     rng = np.random.default_rng(0)
-    c = {"w": rng.normal(size=(1, 3, 3, CHANNELS)).astype(np.float32), "b": rng.normal(size=CHANNELS).astype(np.float32),
+    c = {"w": rng.normal(size=(1, 3, 3, CHANNELS)).astype(np.float32),
+         "b": rng.normal(size=CHANNELS).astype(np.float32),
          "mul": rng.uniform(0.5, 2, CHANNELS).astype(np.float32), "add": rng.normal(size=CHANNELS).astype(np.float32)}
     g = Graph()
     x = g.input((1, size, size, CHANNELS))

@@ -66,7 +66,8 @@ class _SegmentationReader(DagReader):
 
     def run(self):
         if len(self.graph.inputs) != 1:
-            raise UnsupportedModelError(f"the graph has {len(self.graph.inputs)} inputs; a segmentation network has one")
+            raise UnsupportedModelError(f"the graph has {len(self.graph.inputs)} inputs; a segmentation network "
+                                        "has one")
         source = self.tensors[self.graph.inputs[0]]
         if len(source.shape) != 4 or source.shape[0] != 1 or source.shape[3] != 3:
             raise UnsupportedModelError(f"input {source.describe()} has shape {source.shape}; expected (1, H, W, 3)")

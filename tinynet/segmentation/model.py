@@ -105,8 +105,7 @@ class SegmentationModel(DenseTask, Model):
         for image in images:  # one at a time: sizes differ, and a photo's logits are large
             x, original_size = self.preprocess_with_size(image)
             grid = self.output_grid if self.quantized_activations else None
-            results.append(segmentation(self.low_res_logits(x)[0], original_size, names,
-                                        dict(self.resize).get("align_corners", False), grid))
+            results.append(segmentation(self.low_res_logits(x)[0], original_size, names, grid, **dict(self.resize)))
         return results
 
     def detect(self, images, score_threshold=None, top=None):

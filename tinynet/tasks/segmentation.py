@@ -28,9 +28,11 @@ class Segmentation:
         return {self.labels[i]: float(c) / total for i, c in enumerate(self.counts) if c}
 
 
-def mask_from_logits(logits, height, width, band_rows=BAND_ROWS, align_corners=False, grid=None):
-    """Class ids (height, width) uint8 of ``logits`` (h, w, classes) float32 resized to height x width (half-pixel
-    centres, or ``align_corners``), rounded to ``grid`` (lo, step, levels) if given."""
+def mask_from_logits(logits, height, width, band_rows=BAND_ROWS, align_corners=False, half_pixel_centers=True,
+                     grid=None):
+    """Class ids (height, width) uint8 of ``logits`` (h, w, classes) float32 resized to height x width (in the
+    convention ``align_corners`` / ``half_pixel_centers`` name, kernels.resize), rounded to ``grid`` (lo, step,
+    levels) if given."""
     classes = logits.shape[-1]
     if classes > 256:
         raise ValueError(f"{classes} classes do not fit a uint8 mask")
@@ -40,8 +42,7 @@ def mask_from_logits(logits, height, width, band_rows=BAND_ROWS, align_corners=F
     for row0 in range(0, height, band_rows):
         rows = min(band_rows, height - row0)
         part = band[:, :rows]
-        resize_bilinear_rows_nhwc_f32(src, part, height, row0, align_corners=align_corners,
-                                      half_pixel_centers=not align_corners)
+        resize_bilinear_rows_nhwc_f32(src, part, height, row0, align_corners, half_pixel_centers)
         if grid is not None:
             lo, step, levels = grid
             fake_quantize_f32(part.reshape(-1, classes), np.float32(lo), np.float32(step), int(levels))
@@ -49,9 +50,9 @@ def mask_from_logits(logits, height, width, band_rows=BAND_ROWS, align_corners=F
     return mask
 
 
-def segmentation(logits, original_size, labels, align_corners=False, grid=None):
+def segmentation(logits, original_size, labels, grid=None, **resize):
     """One image's Segmentation from its low-resolution ``logits`` (h, w, classes) and ``original_size`` (H, W)
-    (``align_corners``, ``grid``: as for mask_from_logits)."""
-    mask = mask_from_logits(logits, *original_size, align_corners=align_corners, grid=grid)
+    (``grid`` and the ``resize`` convention: as for mask_from_logits)."""
+    mask = mask_from_logits(logits, *original_size, grid=grid, **resize)
     counts = np.bincount(mask.ravel(), minlength=logits.shape[-1]).astype(np.int64)
     return Segmentation(mask, list(labels), counts)
