@@ -50,7 +50,8 @@ def is_segmentation_graph(graph):
     if len(graph.outputs) != 1 or not graph.operators or graph.operators[-1].name != "ARG_MAX":
         return False
     op = graph.operators[-1]
-    return op.outputs == tuple(graph.outputs) and len(graph.tensors[op.inputs[0]].shape) == 4
+    return op.outputs == tuple(graph.outputs) and bool(op.inputs) and op.inputs[0] >= 0 and \
+        len(graph.tensors[op.inputs[0]].shape) == 4
 
 
 def read_segmentation_graph(graph):
@@ -107,14 +108,14 @@ class _SegmentationReader(DagReader):
 
     def _node(self, op):
         variable = [t for t in op.inputs if t >= 0 and not self._is_constant(t)]
-        if op.name == "SPACE_TO_BATCH_ND":
-            node, last = self._space_to_batch_conv(op)
-            return self._folded_batch_norm(node, last)
         if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             node, pos = super()._node(op)
             return self._folded_batch_norm(node, self.ops[pos - 1])
         if len(op.outputs) != 1 or not variable:
             raise WeightsError(f"corrupt TFLite graph: {op.describe()} has inputs {op.inputs} and outputs {op.outputs}")
+        if op.name == "SPACE_TO_BATCH_ND":
+            node, last = self._space_to_batch_conv(op)
+            return self._folded_batch_norm(node, last)
         inputs = tuple(self._read(op, t) for t in variable)
         if op.name == "ADD" and len(variable) == 2 and len(op.inputs) == 2:
             if op.options["activation"] != 0:
@@ -153,9 +154,12 @@ class _SegmentationReader(DagReader):
         returns it and the BATCH_TO_SPACE_ND operator."""
         what = "the dilated depthwise conv SPACE_TO_BATCH_ND -> DEPTHWISE_CONV_2D -> BATCH_TO_SPACE_ND"
         conv = self._expect(space_to_batch.index + 1, ("DEPTHWISE_CONV_2D",), space_to_batch.outputs[0], what)
+        if len(conv.outputs) != 1 or len(conv.inputs) not in (2, 3) or conv.inputs[0] != space_to_batch.outputs[0]:
+            raise WeightsError(f"corrupt TFLite graph: {conv.describe()} has inputs {conv.inputs} and outputs "
+                               f"{conv.outputs}")
         back = self._expect(conv.index + 1, ("BATCH_TO_SPACE_ND",), conv.outputs[0], what)
         for op in (space_to_batch, back):
-            if len(op.inputs) != 3 or len(op.outputs) != 1:
+            if len(op.inputs) != 3 or len(op.outputs) != 1 or op.inputs[0] < 0:
                 raise WeightsError(f"corrupt TFLite graph: {op.describe()} has inputs {op.inputs}")
         block, pads = (self._constant_raw(space_to_batch, i).astype(np.int64) for i in (1, 2))
         back_block, crops = (self._constant_raw(back, i).astype(np.int64) for i in (1, 2))
@@ -204,10 +208,10 @@ class _SegmentationReader(DagReader):
         ``reads`` (read by nothing else) and a per-channel constant, else None."""
         pos = self._next_unskipped(pos)
         op = self.ops[pos] if pos < len(self.ops) else None
-        if op is None or op.name != name or len(op.inputs) != 2 or reads not in op.inputs or \
-                self.consumers[reads] != [op.index]:
+        if op is None or op.name != name or len(op.inputs) != 2 or len(op.outputs) != 1 or reads not in op.inputs \
+                or self.consumers[reads] != [op.index]:
             return None
-        other = next(t for t in op.inputs if t != reads)
-        if not self._is_constant(other) or self._values(other).size not in (1, channels):
+        other = next((t for t in op.inputs if t != reads), -1)
+        if other < 0 or not self._is_constant(other) or self._values(other).size not in (1, channels):
             return None
         return op, np.broadcast_to(self._values(other).ravel(), (channels,)).astype(np.float64)
