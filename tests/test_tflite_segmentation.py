@@ -18,6 +18,12 @@ SIZE, CHANNELS, RATE = 9, 3, 2  # an image: three channels
 def space_to_batch_graph(pads=((2, 3), (2, 3)), crops=((0, 1), (0, 1)), size=SIZE):
     """float (1, S, S, C) -> SPACE_TO_BATCH_ND -> DEPTHWISE_CONV_2D 3x3 VALID -> BATCH_TO_SPACE_ND -> MUL -> ADD (relu6)
     -> RESIZE_BILINEAR to S x S -> ARG_MAX; returns (graph, constants)."""
+    data, c = space_to_batch_tflite(pads, crops, size)
+    return read_graph(data), c
+
+
+def space_to_batch_tflite(pads=((2, 3), (2, 3)), crops=((0, 1), (0, 1)), size=SIZE):
+    """space_to_batch_graph's .tflite bytes and constants (also a seed of tests/test_fuzz_readers.py)."""
     rng = np.random.default_rng(0)
     c = {"w": rng.normal(size=(1, 3, 3, CHANNELS)).astype(np.float32),
          "b": rng.normal(size=CHANNELS).astype(np.float32),
@@ -36,7 +42,7 @@ def space_to_batch_graph(pads=((2, 3), (2, 3)), crops=((0, 1), (0, 1)), size=SIZ
     y = g.op("ADD", [y, g.const(c["add"])], (1, *full, CHANNELS), act="RELU6")
     y = g.op("RESIZE_BILINEAR", [y, g.const(np.int32([size, size]))], (1, size, size, CHANNELS), align_corners=True)
     out = g.op("ARG_MAX", [y, g.const(np.int32(3))], (1, size, size), np.int64)
-    return read_graph(g.finish(out)), c
+    return g.finish(out), c
 
 
 def tflite_ops_ref(x, c, pads, crops):
