@@ -18,7 +18,7 @@ import numpy as np
 
 from tinynet.detection.tflite_postprocess import PostprocessOptions, dequantize
 from tinynet.errors import UnsupportedModelError, WeightsError
-from tinynet.formats.tflite_dag import DagReader, Node, uint8_quant  # noqa: F401  (Node: this graph's nodes)
+from tinynet.formats.tflite_dag import DagReader, uint8_quant
 from tinynet.formats.tflite_graph import short_name
 
 POSTPROCESS = "CUSTOM 'TFLite_Detection_PostProcess'"

@@ -2,7 +2,6 @@
 from dataclasses import replace
 
 import numba
-import numpy as np
 
 from tinynet.errors import TinynetError
 from tinynet.graph import GraphPlan, Node, backbone_shapes, count_head, head_shapes, head_weight_shapes
