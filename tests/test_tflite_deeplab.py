@@ -158,3 +158,5 @@ def test_cli_segment_and_info(tmp_path):
     info = run_cli("info", str(path))
     assert info.returncode == 0, info.stderr
     assert "input 513x513" in info.stdout
+    wrong = run_cli("classify", str(shared_path("images", "pets.jpg")), "--model", str(path))
+    assert wrong.returncode == 1 and "is a segmentation model" in wrong.stderr and "`tinynet segment`" in wrong.stderr

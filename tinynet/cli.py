@@ -139,7 +139,7 @@ def cmd_classify(args):
         raise TinynetError("no images to classify" + (" (no path given exists)" if failed else ""))
     model = open_model(args.model, args.threads)
     if model.task != "classification":
-        raise TinynetError(f"{args.model} is a {model.task} model ({model.arch}): use `tinynet detect`")
+        raise TinynetError(f"{args.model} is a {model.task} model ({model.arch}): use `tinynet {model.answer}`")
     names = read_names(args.labels, model.num_classes) if args.labels else labels_for(model)
     transform = preprocess.for_model(model)
     if writer.header():
