@@ -3,7 +3,8 @@
 The logits are resized (bilinear, in the model's convention: half-pixel centres as torchvision's final
 F.interpolate, or TF1's align_corners as the DeepLab TFLite files) straight to the original size and reduced to
 class ids one band of rows at a time: a 12-megapixel photo never has its full-size logits for every class in
-memory, only BAND_ROWS rows of them. A quantized file's resized logits are rounded to its grid first (``grid``),
+memory, only a band of rows of them, BAND_BYTES at most (from MIN_BAND_ROWS on): the resize, the rounding and
+the arg-max then pass over a band while it is in cache. A quantized file's resized logits are rounded to its grid first (``grid``),
 so that classes tie where the file's ARG_MAX sees ties (the lowest class id wins).
 """
 from dataclasses import dataclass
@@ -13,7 +14,8 @@ import numpy as np
 from tinynet.kernels import argmax_channels_nhwc, resize_bilinear_rows_nhwc_f32
 from tinynet.kernels.fake_quant import fake_quantize_f32
 
-BAND_ROWS = 64
+BAND_BYTES = 1 << 20  # a band's float32 logits: within a core's L2
+MIN_BAND_ROWS = 4
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class Segmentation:
         return {self.labels[i]: float(c) / total for i, c in enumerate(self.counts) if c}
 
 
-def mask_from_logits(logits, height, width, band_rows=BAND_ROWS, align_corners=False, half_pixel_centers=True,
+def mask_from_logits(logits, height, width, band_rows=None, align_corners=False, half_pixel_centers=True,
                      grid=None):
     """Class ids (height, width) uint8 of ``logits`` (h, w, classes) float32 resized to height x width (in the
     convention ``align_corners`` / ``half_pixel_centers`` name, kernels.resize), rounded to ``grid`` (lo, step,
@@ -36,6 +38,7 @@ def mask_from_logits(logits, height, width, band_rows=BAND_ROWS, align_corners=F
     classes = logits.shape[-1]
     if classes > 256:
         raise ValueError(f"{classes} classes do not fit a uint8 mask")
+    band_rows = band_rows or max(MIN_BAND_ROWS, BAND_BYTES // (4 * width * classes))
     src = np.ascontiguousarray(logits[None], dtype=np.float32)
     mask = np.empty((height, width), np.uint8)
     band = np.empty((1, min(band_rows, height), width, classes), np.float32)
