@@ -30,15 +30,16 @@ class Segmentation:
         return {self.labels[i]: float(c) / total for i, c in enumerate(self.counts) if c}
 
 
-def mask_from_logits(logits, height, width, band_rows=None, align_corners=False, half_pixel_centers=True,
+def mask_from_logits(logits, height, width, band_rows=None, align_corners=False, half_pixel_centers=None,
                      grid=None):
     """Class ids (height, width) uint8 of ``logits`` (h, w, classes) float32 resized to height x width (in the
-    convention ``align_corners`` / ``half_pixel_centers`` name, kernels.resize), rounded to ``grid`` (lo, step,
-    levels) if given."""
+    convention ``align_corners`` / ``half_pixel_centers`` name, kernels.resize; half-pixel centres unless
+    ``align_corners`` by default), rounded to ``grid`` (lo, step, levels) if given."""
     classes = logits.shape[-1]
     if classes > 256:
         raise ValueError(f"{classes} classes do not fit a uint8 mask")
     band_rows = band_rows or max(MIN_BAND_ROWS, BAND_BYTES // (4 * width * classes))
+    half_pixel_centers = not align_corners if half_pixel_centers is None else half_pixel_centers
     src = np.ascontiguousarray(logits[None], dtype=np.float32)
     mask = np.empty((height, width), np.uint8)
     band = np.empty((1, min(band_rows, height), width, classes), np.float32)
