@@ -10,7 +10,7 @@ image on the left or right take a plain loop.
 import numpy as np
 from numba import njit, prange
 
-from .activation import activate_row
+from .activation import NONE, activate_row
 from .gemm import NO_RESIDUAL, panel_rows_f32
 from .padding import interior_columns
 
@@ -72,42 +72,77 @@ def conv2d_nhwc_f32(x, wp, bp, out, kh, stride, pad_top, pad_left, act):
                 conv_border_pixel_f32(x, wp, bp, j, pixel, n, iy0, ox * stride - pad_left, kh, kw, act)
 
 
-@njit(parallel=True, cache=True, fastmath={"contract"})
-def conv2d_dilated_nhwc_f32(x, wp, bp, out, kh, stride, dilation, pad_top, pad_left, act):
-    """conv2d_nhwc_f32 with taps ``dilation`` pixels apart (atrous, DeepLab's ASPP), the general path.
+@njit(cache=True, inline="always")
+def _valid_taps(ix0, dilation, kw, width):
+    """[kx0, kx1): the kernel columns of a pixel whose first tap is at input column ``ix0`` that fall in the image."""
+    kx0 = 0 if ix0 >= 0 else (-ix0 + dilation - 1) // dilation
+    kx1 = 0 if ix0 > width - 1 else min(kw, (width - 1 - ix0) // dilation + 1)
+    return kx0, max(kx0, kx1)
 
-    Same packed weights as conv2d_nhwc_f32; one task per output row and weight panel, a plain loop over the taps
-    inside the image (dilated taps are not contiguous, so the GEMM micro-kernel's row segments do not apply).
-    Dilation 1 keeps conv2d_nhwc_f32.
+
+DILATED_ROW_BLOCK = 8  # output rows per task: each tap's weights are read once for them all
+
+
+@njit(parallel=True, cache=True)
+def conv2d_dilated_nhwc_f32(x, wp, bp, out, kh, stride, dilation, pad_top, pad_left, act):
+    """conv2d_nhwc_f32 with taps ``dilation`` pixels apart (atrous, DeepLab's ASPP); same packed weights.
+
+    One task per block of DILATED_ROW_BLOCK output rows and weight panel. The pixels of a row are cut into runs
+    whose taps inside the image are the same kernel columns [kx0, kx1); for each run, each kernel row and each row
+    of the block where that kernel row is inside the image, one sweep of kernels.gemm_tile's micro-kernel: the
+    run's pixels start ``stride * Cin`` floats apart and a pixel's taps are kx1 - kx0 segments of Cin floats
+    ``dilation * Cin`` apart. The first sweep of a row writes bias + taps, the others add their taps to what is
+    stored (the output as the residual, zero bias); the activation comes last. Only taps inside the image are
+    computed (at 33x33 with dilation 24 or 36, most taps of most pixels leave it), and a kernel row's weights
+    serve the whole block of rows while they are in cache. Dilation 1 keeps conv2d_nhwc_f32.
     """
     n_img, height, width, cin = x.shape
     out_h, out_w, n_out = out.shape[1], out.shape[2], out.shape[3]
     panels, k_total, nr = wp.shape
     kw = k_total // (kh * cin)
-    for task in prange(n_img * out_h * panels):
+    zero_bias = np.zeros_like(bp)
+    flat = out.reshape(-1, n_out)  # the output as a residual: row r of a sweep at o_off + r * n_out
+    rows = n_img * out_h
+    blocks = (rows + DILATED_ROW_BLOCK - 1) // DILATED_ROW_BLOCK
+    for task in prange(blocks * panels):
         t = np.int64(task)
-        row = t // panels
+        r0 = t // panels * DILATED_ROW_BLOCK
+        r1 = min(r0 + DILATED_ROW_BLOCK, rows)
         j = t % panels
-        n = row // out_h
-        oy = row - n * out_h
         cols = min(nr, n_out - j * nr)
-        iy0 = oy * stride - pad_top
-        for ox in range(out_w):
-            pixel = out[n, oy, ox, j * nr:j * nr + cols]
-            for c in range(cols):
-                pixel[c] = bp[j, c]
+        written = np.zeros(DILATED_ROW_BLOCK, np.bool_)
+        ox = 0
+        while ox < out_w:
             ix0 = ox * stride - pad_left
-            for ky in range(kh):
-                iy = iy0 + ky * dilation
-                if iy < 0 or iy >= height:
-                    continue
-                for kx in range(kw):
-                    ix = ix0 + kx * dilation
-                    if ix < 0 or ix >= width:
+            kx0, kx1 = _valid_taps(ix0, dilation, kw, width)
+            end = ox + 1
+            while end < out_w and _valid_taps(end * stride - pad_left, dilation, kw, width) == (kx0, kx1):
+                end += 1
+            written[:] = False
+            for ky in range(kh if kx1 > kx0 else 0):
+                k0 = (ky * kw + kx0) * cin
+                for r in range(r0, r1):
+                    n = r // out_h
+                    oy = r - n * out_h
+                    iy = oy * stride - pad_top + ky * dilation
+                    if iy < 0 or iy >= height:
                         continue
-                    for ci in range(cin):
-                        v = x[n, iy, ix, ci]
-                        w_row = wp[j, (ky * kw + kx) * cin + ci]
+                    a_off = ((n * height + iy) * width + ix0 + kx0 * dilation) * cin
+                    o_off = (r * out_w + ox) * n_out + j * nr
+                    if written[r - r0]:
+                        panel_rows_f32(x, a_off, stride * cin, dilation * cin, kx1 - kx0, cin, wp, zero_bias, j, k0,
+                                       out, o_off, n_out, end - ox, cols, NONE, flat, o_off, n_out)
+                    else:
+                        panel_rows_f32(x, a_off, stride * cin, dilation * cin, kx1 - kx0, cin, wp, bp, j, k0, out,
+                                       o_off, n_out, end - ox, cols, NONE, NO_RESIDUAL, 0, 0)
+                        written[r - r0] = True
+            for r in range(r0, r1):
+                n = r // out_h
+                oy = r - n * out_h
+                for px in range(ox, end):
+                    pixel = out[n, oy, px, j * nr:j * nr + cols]
+                    if not written[r - r0]:  # no tap inside the image
                         for c in range(cols):
-                            pixel[c] += v * w_row[c]
-            activate_row(pixel, act)
+                            pixel[c] = bp[j, c]
+                    activate_row(pixel, act)
+            ox = end

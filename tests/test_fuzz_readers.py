@@ -45,8 +45,9 @@ def seeds(target, tmp_path):
         path = tmp_path / "seed.safetensors"
         safetensors.write(path, {"w": np.ones((2, 3), np.float32), "b": np.zeros(3, np.float32)}, {"k": "v"})
         return [path.read_bytes()]
-    if target == "tflite":
-        return [tflite]
+    if target == "tflite":  # a classifier, and the atrous depthwise conv of a segmentation graph
+        from test_tflite_segmentation import space_to_batch_tflite
+        return [tflite, space_to_batch_tflite()[0]]
     if target == "tar":
         long_name = "d/" * 80 + "model.tflite"  # a GNU long name, and a pax header in the second seed
         return [tgz([("info.txt", b"hello"), ("model.tflite", tflite[:2048])]),

@@ -48,6 +48,25 @@ def test_mask_from_logits_is_argmax_of_the_resized_logits(h, w, out_h, out_w, cl
     np.testing.assert_array_equal(mask[clear], argmax_channels_ref(ref[None])[0][clear])
 
 
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 8), st.integers(1, 8), st.integers(1, 50), st.integers(1, 50), st.integers(2, 12),
+       st.integers(1, 9))
+def test_mask_from_logits_with_align_corners_and_a_grid_ties_to_the_lowest_class(h, w, out_h, out_w, classes, band):
+    """The DeepLab TFLite convention: align_corners resize, then the uint8 grid the file's ARG_MAX reads, where
+    classes that round to one level tie and the lowest id wins."""
+    rng = np.random.default_rng(classes * 7 + h)
+    logits = rng.integers(-40, 40, (h, w, classes)).astype(np.float32) / 8
+    lo, step = -4.0, 0.25  # levels 0..31: values outside [-4, 3.75] clamp
+    mask = mask_from_logits(logits, out_h, out_w, band_rows=band, align_corners=True,
+                            half_pixel_centers=False, grid=(lo, step, 32))
+    ref = resize_bilinear_nhwc_ref(logits[None].astype(np.float64), (out_h, out_w), align_corners=True)[0]
+    level = np.clip((ref - lo) / step, 0, 31)
+    clear = np.abs(level - np.floor(level) - 0.5) > 1e-3  # not at a rounding boundary, where float32 may differ
+    snapped = np.rint(level)
+    expected = np.argmax(snapped, axis=-1)
+    np.testing.assert_array_equal(mask[clear.all(axis=-1)], expected[clear.all(axis=-1)])
+
+
 @pytest.fixture(scope="module")
 def lraspp():
     import tinynet
@@ -191,3 +210,13 @@ def test_a_12_megapixel_photo_is_segmented_and_overlaid_under_600_mb():
                           check=True)
     shape, peak_mb = done.stdout.rsplit(maxsplit=1)
     assert shape == "(3000, 4000)" and int(peak_mb) < 600
+
+
+@needs_golden
+def test_info_counts_at_the_size_count_defaults_to(lraspp):
+    """`tinynet info` and tinynet.count agree: both at the model's own input size (520, torchvision's preset)."""
+    import tinynet
+    from conftest import run_cli
+    result = run_cli("info", f"{LRASPP}.pth")
+    assert result.returncode == 0, result.stderr
+    assert "input 520x520" in result.stdout and f"{tinynet.count(lraspp)['macs']:,}" in result.stdout

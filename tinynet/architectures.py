@@ -146,10 +146,13 @@ BACKBONES = {
     # torchvision's segmentation backbone: V3-Large up to the head conv; rows 13-15 are dilated (stride 1,
     # dilation 2: tinynet.segmentation.lraspp.dilate_tail), so the output stride is 16.
     "mobilenet_v3_large_dilated": MOBILENET_V3_LARGE[:17],
+    # TF DeepLab's MobileNet V2 feature extractor: V2 up to its last inverted residual block (expanded_conv_16); its
+    # files set the strides and dilations of the atrous tail (tinynet.segmentation.tflite_deeplab).
+    "mobilenet_v2_deeplab": MOBILENET_V2[:18],
 }
 
 # V2 rows give the expansion as a ratio of the (width-scaled) input channels; the others give channels.
-EXPANSION_IS_RATIO = {"mobilenet_v2"}
+EXPANSION_IS_RATIO = {"mobilenet_v2", "mobilenet_v2_deeplab"}
 
 
 def rows(arch):

@@ -141,7 +141,7 @@ def cmd_classify(args):
         raise TinynetError("no images to classify" + (" (no path given exists)" if failed else ""))
     model = open_model(args.model, args.threads, precision=args.precision, profile=args.profile)
     if model.task != "classification":
-        raise TinynetError(f"{args.model} is a {model.task} model ({model.arch}): use `tinynet detect`")
+        raise TinynetError(f"{args.model} is a {model.task} model ({model.arch}): use `tinynet {model.answer}`")
     names = read_names(args.labels, model.num_classes) if args.labels else labels_for(model)
     transform = preprocess.for_model(model)
     if writer.header():
@@ -347,10 +347,12 @@ COMMANDS = {
                  "tinynet classify photo.jpg\n  tinynet classify holiday/ --top 3 --json > labels.jsonl\n"
                  "  tinynet classify cat.png --model mobilenet_v2"),
     "segment": (lambda args: segment_cli.run(args, open_model), "Label every pixel of photos (segmentation).",
-                "Per-pixel classes with a segmentation model (torchvision LR-ASPP or DeepLab v3 .pth): writes\n"
-                "NAME.mask.png (palette PNG, pixel value = class id; VOC colours) and, with --overlay,\n"
-                "NAME.overlay.png; prints the share of the photo each class covers.",
-                "tinynet segment photo.jpg --model lraspp_mobilenet_v3_large.pth --out masks/ --overlay"),
+                "Per-pixel classes with a segmentation model (torchvision LR-ASPP or DeepLab v3 .pth, or a TF\n"
+                "DeepLab MobileNet V2 .tflite, float or uint8): writes NAME.mask.png (palette PNG, pixel value =\n"
+                "class id; VOC colours) and, with --overlay, NAME.overlay.png; prints the share of the photo each\n"
+                "class covers.",
+                "tinynet segment photo.jpg --model lraspp_mobilenet_v3_large.pth --out masks/ --overlay\n"
+                "  tinynet segment holiday/ --model deeplabv3_mnv2_pascal_quant.tflite --json"),
     "models": (cmd_models, "List the pretrained models tinynet knows.",
                "The pretrained models `tinynet pull` can fetch, with size, cost, published accuracy, license,\n"
                "how downloads are verified, and whether each is already in the local store.",

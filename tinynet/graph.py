@@ -26,6 +26,7 @@ import numpy as np
 from tinynet import kernels
 from tinynet.errors import WeightsError
 from tinynet.kernels import activation_code, conv_output_size
+from tinynet.kernels.fake_quant import fake_quantize_f32
 from tinynet.kernels.gemm import NO_RESIDUAL
 from tinynet.plan import Plan, aligned_empty, aligned_zeros, depthwise_groups, kernel_array, packed, pointwise_call
 
@@ -208,6 +209,17 @@ def _image_pool_shape(node, shapes, padding):
     n, _, _, c = shapes[0]
     return (n, *node.option("size", (1, 1)), c)
 
+
+def _quantize_bind(node, ins, out, ctx):
+    lo, step, levels = node.option("grid")
+    return [(np.copyto, [out, ins[0]]),
+            (fake_quantize_f32, [out.reshape(-1, out.shape[-1]), np.float32(lo), np.float32(step), int(levels)])]
+
+
+# A uint8 graph's requantization, run in float: its input rounded to option "grid" (lo, step, levels), clamped to
+# its range (uint8 TFLite detectors and segmentation networks, tinynet.detection.tflite_ssd and
+# tinynet.segmentation.tflite_deeplab).
+node_kind("quantize", bind=_quantize_bind, kernels=(np.copyto, fake_quantize_f32))(lambda node, shapes, padding: shapes[0])
 
 INTEGER_OUTPUT_KINDS = {"argmax"}
 

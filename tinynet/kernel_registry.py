@@ -34,7 +34,7 @@ def dispatchers(function):
 
 def tiny_head(backbone_layers):
     """One node of every kind over a tiny backbone's middle 1x1 conv and its last layer (tinynet.graph)."""
-    from tinynet.detection import tflite_integer, tflite_ssd  # noqa: F401  (they register node kinds)
+    from tinynet.detection import tflite_integer  # noqa: F401  (it registers node kinds)
     from tinynet.graph import NODE_KINDS, Node
 
     pointwise = [layer.name for layer in backbone_layers if layer.op == "pw"]

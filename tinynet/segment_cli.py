@@ -29,7 +29,7 @@ def run(args, open_model):
     model = open_model(args.model, args.threads)
     if getattr(model, "task", "classification") != "segmentation":
         raise TinynetError(f"{args.model or model.arch} is a {getattr(model, 'task', 'classification')} model; "
-                           "give a segmentation model with --model (e.g. a torchvision lraspp .pth)")
+                           "give a segmentation model with --model (e.g. a torchvision lraspp .pth or a DeepLab .tflite)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     failures = len(failed)

@@ -21,21 +21,10 @@ import numpy as np
 
 from tinynet.architectures import rows
 from tinynet.errors import UnsupportedModelError
-from tinynet.graph import Node, node_kind
-from tinynet.kernels.fake_quant import fake_quantize_f32
+from tinynet.graph import Node
 
 BACKBONE = "mobilenet_v1_ssd"
 OUTPUTS = ("box_encodings", "class_scores")
-
-
-def _quantize_bind(node, ins, out, ctx):
-    lo, step, levels = node.option("grid")
-    return [(np.copyto, [out, ins[0]]),
-            (fake_quantize_f32, [out.reshape(-1, out.shape[-1]), np.float32(lo), np.float32(step), int(levels)])]
-
-
-# A uint8 graph's requantization: its input rounded to option "grid" (lo, step, levels), clamped to its range.
-node_kind("quantize", bind=_quantize_bind, kernels=(np.copyto, fake_quantize_f32))(lambda node, shapes, padding: shapes[0])
 
 
 @dataclass

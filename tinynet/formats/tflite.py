@@ -12,7 +12,9 @@ input range the first conv expects. Classifiers with 1001 outputs (0 = "backgrou
 0, so every imported model speaks the 1000 ImageNet classes in synset order.
 
 A file that ends in TFLite_Detection_PostProcess (a TF Object Detection API SSD) loads as a detection model
-instead (tinynet.formats.tflite_detection, tinynet.detection.tflite_ssd and tflite_model).
+instead (tinynet.formats.tflite_detection, tinynet.detection.tflite_ssd and tflite_model), and one that ends in
+an ARG_MAX over a map's channels (TF DeepLab) as a segmentation model (tinynet.formats.tflite_segmentation,
+tinynet.segmentation.tflite_deeplab and tflite_model).
 """
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from tinynet.architectures import ARCHITECTURES, EXPANSION_IS_RATIO, rows
 from tinynet.errors import UnsupportedModelError, WeightsError
 from tinynet.formats.tflite_detection import is_detection_graph, read_detection_graph
 from tinynet.formats.tflite_graph import walk
+from tinynet.formats.tflite_segmentation import is_segmentation_graph, read_segmentation_graph
 from tinynet.formats.tflite_schema import read_graph
 from tinynet.model import Model
 from tinynet.spec import check_weights, layers_for_weights
@@ -64,6 +67,8 @@ def from_bytes(data, name, arch=None, precision=None, profile="litert"):
     graph = read_graph(data, f"TFLite file {name}")
     if is_detection_graph(graph):
         return _detector(graph, data, name, arch, precision)
+    if is_segmentation_graph(graph):
+        return _segmenter(graph, name, arch, precision, profile)
     steps = walk(graph)
     arch, matched = match(steps.steps, arch)
     weights, origin = _weights(matched)
@@ -109,6 +114,16 @@ def _detector(graph, data, name, arch, precision):
     network = integer or ssd_network(detection)
     return TfliteSsdModel(network, labels_from_file(data, network.options.num_classes), f"tflite:{name}",
                           file_bytes=data)
+
+
+def _segmenter(graph, name, arch, precision, profile):
+    """A TF DeepLab network (it ends in an ARG_MAX over the class channels) as a segmentation model."""
+    from tinynet.segmentation.tflite_deeplab import BACKBONE, deeplab_network
+    from tinynet.segmentation.tflite_model import ARCH, TfliteDeeplabModel
+    if arch not in (None, ARCH, BACKBONE):
+        raise UnsupportedModelError(f"{name} is a DeepLab segmentation network on {BACKBONE}; --arch {arch} "
+                                    "does not apply")
+    return TfliteDeeplabModel(deeplab_network(read_segmentation_graph(graph)), f"tflite:{name}")
 
 
 def _activation_grid(matched, tensors):

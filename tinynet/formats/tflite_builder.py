@@ -16,9 +16,10 @@ import numpy as np
 
 OPCODES = {"ADD": 0, "AVERAGE_POOL_2D": 1, "CONCATENATION": 2, "CONV_2D": 3, "DEPTHWISE_CONV_2D": 4, "DEQUANTIZE": 6,
            "FULLY_CONNECTED": 9, "LOGISTIC": 14, "MUL": 18, "RELU": 19, "RELU6": 21, "RESHAPE": 22, "RESIZE_BILINEAR": 23,
-           "SOFTMAX": 25, "CUSTOM": 32, "PAD": 34, "MEAN": 40, "SUB": 41, "QUANTIZE": 114, "HARD_SWISH": 117}
+           "SOFTMAX": 25, "CUSTOM": 32, "PAD": 34, "BATCH_TO_SPACE_ND": 37, "SPACE_TO_BATCH_ND": 38, "MEAN": 40,
+           "SUB": 41, "ARG_MAX": 56, "QUANTIZE": 114, "HARD_SWISH": 117}
 TYPES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1, np.dtype(np.int32): 2, np.dtype(np.uint8): 3,
-         np.dtype(np.int8): 9}
+         np.dtype(np.int64): 4, np.dtype(np.int8): 9}
 ACTIVATIONS = {None: 0, "RELU": 1, "RELU6": 3}
 PADDING = {"SAME": 0, "VALID": 1}
 
@@ -200,7 +201,8 @@ def _options(name, o):
                    2: ("i", o.get("stride", 1)), 3: act}
     if name == "DEPTHWISE_CONV_2D":
         return 2, {0: ("b", PADDING[o.get("padding", "SAME")]), 1: ("i", o.get("stride", 1)),
-                   2: ("i", o.get("stride", 1)), 3: ("i", 1), 4: act}
+                   2: ("i", o.get("stride", 1)), 3: ("i", 1), 4: act, 5: ("i", o.get("dilation", 1)),
+                   6: ("i", o.get("dilation", 1))}
     if name == "AVERAGE_POOL_2D":
         return 5, {0: ("b", PADDING["VALID"]), 1: ("i", 1), 2: ("i", 1), 3: ("i", o["filter"]), 4: ("i", o["filter"]), 5: act}
     if name == "FULLY_CONNECTED":

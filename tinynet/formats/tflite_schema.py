@@ -61,7 +61,7 @@ OPTIONS = {
     "ADD": (11, ACTIVATION_ONLY), "MUL": (21, ACTIVATION_ONLY), "SUB": (28, ACTIVATION_ONLY), "DIV": (29, ACTIVATION_ONLY),
     "MEAN": (27, {"keep_dims": (0, "?")}),
     "SOFTMAX": (9, {"beta": (0, "f", 1.0)}),
-    "RESIZE_BILINEAR": (15, {"align_corners": (2, "?"), "half_pixel_centers": (3, "?")}),
+    "RESIZE_BILINEAR": (15, {"align_corners": (2, "?", False), "half_pixel_centers": (3, "?", False)}),
     "ARG_MAX": (40, {"output_type": (0, "b", 4)}),
 }
 
