@@ -65,3 +65,24 @@ def test_mul_rounds_ties_to_even():
     out = np.empty_like(a)
     mul_fp32_u8(a, np.ones((1, 3), np.uint8), out, 0, 0, np.float32(0.5), 10, 0, 255)
     assert out.tolist() == [[10, 12, 12]]
+
+
+@given(st.integers(1, 6), st.integers(1, 6), st.integers(1, 9), st.integers(1, 9), st.integers(1, 4),
+       st.integers(0, 2 ** 31))
+@settings(max_examples=40, deadline=None)
+def test_resize_is_xnnpacks_two_lerps(h, w, out_h, out_w, channels, seed):
+    """resize_bilinear_q11_u8 against the u8-ibilinear rule in Python integers, on random positions and weights."""
+    from tinynet.kernels.int8_resize import resize_bilinear_q11_u8
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (1, h, w, channels), dtype=np.uint8)
+    top, left = rng.integers(0, h, out_h), rng.integers(0, w, out_w)
+    bottom, right = np.minimum(top + 1, h - 1), np.minimum(left + 1, w - 1)
+    ay, ax = rng.integers(0, 2049, out_h).astype(np.int32), rng.integers(0, 2049, out_w).astype(np.int32)
+    out = np.empty((1, out_h, out_w, channels), np.uint8)
+    resize_bilinear_q11_u8(x, top, bottom, ay, left, right, ax, out)
+    for (_, r, c, k), got in np.ndenumerate(out):
+        tl, tr = int(x[0, top[r], left[c], k]), int(x[0, top[r], right[c], k])
+        bl, br = int(x[0, bottom[r], left[c], k]), int(x[0, bottom[r], right[c], k])
+        t, b = tl * 2048 + (tr - tl) * int(ax[c]), bl * 2048 + (br - bl) * int(ax[c])
+        assert got == (t * 2048 + (b - t) * int(ay[r]) + 2 ** 21) >> 22

@@ -123,7 +123,14 @@ def _segmenter(graph, name, arch, precision, profile):
     if arch not in (None, ARCH, BACKBONE):
         raise UnsupportedModelError(f"{name} is a DeepLab segmentation network on {BACKBONE}; --arch {arch} "
                                     "does not apply")
-    return TfliteDeeplabModel(deeplab_network(read_segmentation_graph(graph)), f"tflite:{name}")
+    network = deeplab_network(read_segmentation_graph(graph))
+    model = TfliteDeeplabModel(network, f"tflite:{name}")
+    if precision == "int8" and network.output_grid is None:
+        raise UnsupportedModelError(f"{name} is a float file: it has no integer graph to run (precision='float')")
+    if network.output_grid is not None and precision != "float":  # a quantized file: its integer graph
+        from tinynet.quantized.deeplab import QuantizedDeeplabModel
+        return QuantizedDeeplabModel(model, graph, profile)
+    return model
 
 
 def _activation_grid(matched, tensors):

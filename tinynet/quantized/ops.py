@@ -29,6 +29,7 @@ from tinynet.kernels.int8_depthwise import dwconv2d_nhwc_u8
 from tinynet.kernels.int8_elementwise import add_u8, mul_fp32_u8
 from tinynet.kernels.int8_gemm import aligned_empty, gemm_bias_requant_u8, pack_gemm_s8, pack_gemm_s16
 from tinynet.kernels.int8_requant import fixed_requant, fp32_requant
+from tinynet.kernels.int8_resize import resize_bilinear_q11_u8
 from tinynet.plan import gemm_row_tile
 from tinynet.quantized import arithmetic as qa
 
@@ -674,8 +675,12 @@ class Concatenation(Operator):
 
 
 class ResizeBilinear(Operator):
-    """8-bit bilinear resize. XNNPACK: 11-bit fixed-point weights lrintf(alpha * 2048), two lerps in int32,
-    (acc + 2**21) >> 22 (u8-ibilinear); TFLite's kernels: the same sampling positions, weights in float."""
+    """8-bit bilinear resize.
+    XNNPACK: sampling positions in float32 as its indirection sets them, 11-bit weights lrintf(alpha * 2048), two
+    lerps in int32, (acc + 2**21) >> 22 (tinynet.kernels.int8_resize).
+    TFLite's kernels, int8 (ResizeBilinearInteger): positions and 10-bit weights in integers, the four corner
+    products summed in int64, rounded half away from zero at 2**20. uint8 (the generic ResizeBilinear): positions
+    and weights in float32, the four products summed in float32 in order, + 0.5, truncated."""
 
     def setup(self):
         if self.quant(self.inputs[0]) != self.quant(self.output):
@@ -683,9 +688,10 @@ class ResizeBilinear(Operator):
         self.align_corners = bool(self.op.options.get("align_corners"))
         self.half_pixel = bool(self.op.options.get("half_pixel_centers"))
         self.size = tuple(int(v) for v in self.tensor(1).data)
+        self._axes = {}
 
-    def _positions(self, n_in, n_out):
-        """(lower index, upper index, alpha float32) per output position, as XNNPACK's indirection sets them."""
+    def _xnnpack_axis(self, n_in, n_out):
+        """(lower index, upper index, 11-bit weight) per output position."""
         adjust = int(self.align_corners and n_out != 1)
         scale = f32(n_in - adjust) / f32(n_out - adjust)
         out = np.arange(n_out).astype(f32)
@@ -694,17 +700,63 @@ class ResizeBilinear(Operator):
         else:
             position = np.minimum(out * scale, f32(n_in - 1))
         lower = position.astype(np.int64)
-        return lower, np.minimum(lower + 1, n_in - 1), position - lower.astype(f32)
+        weight = np.rint((position - lower.astype(f32)) * f32(2048)).astype(np.int32)
+        return lower, np.minimum(lower + 1, n_in - 1), weight
+
+    def _tflite_axis(self, n_in, n_out):
+        """(lower, upper, scaled position in units of 1/1024) per output position."""
+        if self.align_corners and n_out > 1:
+            scale = ((1 << 10) * (n_in - 1) + (n_out - 1) // 2) // (n_out - 1)
+        else:
+            scale = ((1 << 10) * n_in + n_out // 2) // n_out
+        out = np.arange(n_out, dtype=np.int64)
+        scaled = out * scale + (scale // 2 - (1 << 9) if self.half_pixel else 0)
+        lower = np.maximum(scaled // (1 << 10), 0)  # C truncates where Python floors: the same past max(., 0)
+        upper = np.minimum((scaled + (1 << 10) - 1) // (1 << 10), n_in - 1)
+        return lower, upper, scaled
+
+    def axes(self, shape):
+        key = shape[1:3]
+        if key not in self._axes:
+            axis = self._xnnpack_axis if self.kernels == "xnnpack" else self._tflite_axis
+            self._axes[key] = axis(shape[1], self.size[0]) + axis(shape[2], self.size[1])
+        return self._axes[key]
 
     def run(self, x, *_):
-        (y0, y1, ay), (x0, x1, ax) = self._positions(x.shape[1], self.size[0]), self._positions(x.shape[2], self.size[1])
-        wy = np.rint(ay * f32(2048)).astype(np.int64)[None, :, None, None]
-        wx = np.rint(ax * f32(2048)).astype(np.int64)[None, None, :, None]
-        v = x.astype(np.int64)
-        tl, tr, bl, br = (v[:, r][:, :, c] for r, c in ((y0, x0), (y0, x1), (y1, x0), (y1, x1)))
-        top = (tl << 11) + (tr - tl) * wx
-        bottom = (bl << 11) + (br - bl) * wx
-        return (((top << 11) + (bottom - top) * wy + (1 << 21)) >> 22).astype(np.uint8)
+        y0, y1, wy, x0, x1, wx = self.axes(x.shape)
+        if self.kernels == "xnnpack":
+            out = self.buffer((x.shape[0], *self.size, x.shape[3]))
+            resize_bilinear_q11_u8(np.ascontiguousarray(x), y0, y1, wy, x0, x1, wx, out)
+            return out
+        if not self.quant(self.inputs[0]).signed:
+            return self._float_resize(x)
+        v = x.astype(np.int64) - 128  # the file's int8 values
+        dy = (wy - (y0 << 10))[None, :, None, None]
+        dx = (wx - (x0 << 10))[None, None, :, None]
+        corner = lambda rows, cols: v[:, rows][:, :, cols]
+        total = (corner(y0, x0) * ((1 << 10) - dy) * ((1 << 10) - dx) + corner(y1, x0) * dy * ((1 << 10) - dx) +
+                 corner(y0, x1) * ((1 << 10) - dy) * dx + corner(y1, x1) * dy * dx)
+        rounded = np.where(total > 0, (total + (1 << 19)) // (1 << 20), -((-total + (1 << 19)) // (1 << 20)))
+        return (rounded + 128).astype(np.uint8)
+
+    def _float_resize(self, x):
+        axes = []
+        for n_in, n_out in ((x.shape[1], self.size[0]), (x.shape[2], self.size[1])):
+            scale = f32(n_in - 1) / f32(n_out - 1) if self.align_corners and n_out > 1 else f32(n_in) / f32(n_out)
+            out = np.arange(n_out).astype(f32)
+            position = (out + f32(0.5)) * scale - f32(0.5) if self.half_pixel else out * scale
+            lower = np.maximum(np.floor(position).astype(np.int64), 0)
+            axes.append((lower, np.minimum(np.ceil(position).astype(np.int64), n_in - 1), position - lower.astype(f32)))
+        (y0, y1, dy), (x0, x1, dx) = axes
+        dy, dx = dy[None, :, None, None], dx[None, None, :, None]
+        v = x.astype(f32)
+        corner = lambda rows, cols: v[:, rows][:, :, cols]
+        one = f32(1)
+        total = corner(y0, x0) * (one - dy) * (one - dx)
+        total = total + corner(y1, x0) * dy * (one - dx)
+        total = total + corner(y0, x1) * (one - dy) * dx
+        total = total + corner(y1, x1) * dy * dx
+        return (total + f32(0.5)).astype(np.uint8)
 
 
 class ArgMax(Operator):

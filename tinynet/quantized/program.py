@@ -33,17 +33,19 @@ class Program:
         if self.refusal:  # LiteRT's delegate would refuse the graph and LiteRT runs its own builtin kernels
             self.kernels = "optimized"
             self.operators = self._prepare(graph)
+        self._subsets = {self.output_indices: self.operators}  # outputs -> the operators they need
         self.input_tensors = [graph.tensors[i] for i in graph.inputs]
         self.output_tensors = [graph.tensors[i] for i in self.output_indices]
 
     def _prepare(self, graph):
         return [OPERATORS[graph.operators[i].name](graph.operators[i], graph.tensors, self.kernels) for i in self.needed]
 
-    def run(self, inputs, keep=False, workspace=None):
+    def run(self, inputs, keep=False, workspace=None, outputs=None):
         """The graph outputs (the file's dtypes) for ``inputs`` (one array per graph input, the file's dtype).
 
         ``workspace``: a dict this call may keep output arrays in for the next call (one caller at a time); the
-        outputs returned then live in it, valid until that next call."""
+        outputs returned then live in it, valid until that next call. ``outputs``: some of the program's output
+        tensors, computed alone (only the operators they need run)."""
         values = {}
         for tensor, x in zip(self.input_tensors, inputs):
             if x.shape != tensor.shape or x.dtype != tensor.dtype:
@@ -51,11 +53,18 @@ class Program:
                                    f"got {x.dtype} {x.shape}")
             quant = Quant.of(tensor)
             values[tensor.index] = to_stored(x, quant.signed) if quant else x
-        for op in self.operators:
+        wanted = self.output_indices if outputs is None else tuple(outputs)
+        for op in self._operators_for(wanted):
             op(values, workspace)
         if keep:
             return {i: self._as_file(i, v) for i, v in values.items()}
-        return [self._as_file(t.index, values[t.index]) for t in self.output_tensors]
+        return [self._as_file(i, values[i]) for i in wanted]
+
+    def _operators_for(self, outputs):
+        if outputs not in self._subsets:
+            needed = set(_needed_operators(self.graph, outputs))
+            self._subsets[outputs] = [op for op in self.operators if op.op.index in needed]
+        return self._subsets[outputs]
 
     def _as_file(self, index, value):
         quant = Quant.of(self.graph.tensors[index])
