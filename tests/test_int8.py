@@ -154,6 +154,23 @@ def test_deeplab_mask_identical():
         assert np.count_nonzero(mine != theirs) == 0
 
 
+def test_deeplab_model_runs_the_integer_graph():
+    """tinynet.load gives the int8 model for a quantized DeepLab file: its mask is LiteRT's; segment resizes it
+    (nearest) to the photo; precision='float' keeps the float path."""
+    path = shared_path("weights", "coral_test_data", f"{DEEPLABS[0]}.tflite")
+    model = tinynet.load(path)
+    assert model.precision == "int8" and model.task == "segmentation"
+    photo = "bird_segmentation.bmp"  # 513x513: segment's mask is the file's own
+    x = np.load(shared_path("weights", "expected", "seg_inputs_513.npz"))[photo]
+    expected = np.load(shared_path("weights", "expected", f"coral_{DEEPLABS[0]}", "masks.npz"))[photo]
+    assert np.array_equal(model.mask(x)[0], expected)
+    result = model.segment(shared_path("images", photo))
+    assert np.array_equal(result.mask, expected) and result.counts.sum() == 513 * 513
+    assert model.segment(shared_path("images", "pets.jpg")).mask.shape == (430, 512)
+    assert model.forward(model.preprocess(shared_path("images", photo))).shape == (1, 513, 513, 21)
+    assert tinynet.load(path, precision="float").precision == "float"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", DEEPLABS)
 def test_deeplab_masks_identical_on_every_photo(name):

@@ -3,19 +3,20 @@
     model = tinynet.load("deeplabv3_mnv2_pascal_quant.tflite")      # model.precision == "int8"
     model.forward(x)          # the file's resized uint8 logits, dequantized: what its ARG_MAX reads
     model.mask(x)             # the file's ARG_MAX: bit for bit LiteRT's mask at the input size
-    model.segment("pets.jpg")  # the low-resolution integer logits resized to the photo's own size
+    model.segment("pets.jpg")  # that mask, resized (nearest) to the photo's own size, as a LiteRT user resizes it
 
 The float model read from the same file (tinynet.segmentation.tflite_model) gives layers, counts, labels and
 preprocessing; the integer graph (tinynet.quantized.program) gives the numbers.
 """
 import numba
 import numpy as np
+from PIL import Image
 
 from tinynet.labels import labels_for
 from tinynet.quantized.ops import Quant
 from tinynet.quantized.program import Program
 from tinynet.segmentation.tflite_model import TfliteDeeplabModel
-from tinynet.tasks.segmentation import segmentation
+from tinynet.tasks.segmentation import Segmentation
 from tinynet.threads import resolve as resolve_threads
 from tinynet.warmup import compile_notice
 
@@ -66,7 +67,8 @@ class QuantizedDeeplabModel(TfliteDeeplabModel):
         names = labels_for(self)
         results = []
         for image in images:
-            x, original_size = self.preprocess_with_size(image)
-            results.append(segmentation(self.low_res_logits(x)[0], original_size, names, self.output_grid,
-                                        **dict(self.resize)))
+            x, (height, width) = self.preprocess_with_size(image)
+            mask = Image.fromarray(self.mask(x)[0].astype(np.uint8)).resize((width, height), Image.Resampling.NEAREST)
+            mask = np.asarray(mask)
+            results.append(Segmentation(mask, list(names), np.bincount(mask.ravel(), minlength=self.num_classes)))
         return results
