@@ -241,10 +241,12 @@ def train(data_dir, base, out=None, epochs=500, val_split=0.2, augment=True, see
     if len(np.unique(y_train)) < len(names):
         raise TinynetError("some class has no readable training image")
     cv = None
+    problem = head.StandardisedProblem(x_train, y_train, len(names), class_weights)
     if l2 is None:
-        groups = np.arange(len(y_train)) // len(views_for(augment, seed))  # views of one file are adjacent rows
-        l2, cv = head.choose_l2(x_train, y_train, len(names), groups, class_weights, max_iter=epochs)
-    w, b, fit_info = head.fit(x_train, y_train, len(names), l2, class_weights, max_iter=epochs)
+        n_views = len(views_for(augment, seed))  # the views of one file are adjacent rows, "orig" first
+        rows = np.arange(len(y_train))
+        l2, cv = head.choose_l2(problem, rows // n_views, rows % n_views == 0, max_iter=epochs)
+    w, b, fit_info, _ = problem.fit(l2, max_iter=epochs)
     fit_info = {**fit_info, "l2": l2, "l2_cv": {str(k): v for k, v in (cv or {}).items()}}
     if tail:
         weights = head.class_weights(y_train, len(names), class_weights)
