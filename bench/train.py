@@ -87,7 +87,7 @@ def timing(flowers, model, home):
     return rows
 
 
-def sklearn_scores(python, result, data, model, fine_tune):
+def sklearn_scores(python, result, data, model):
     """scikit-learn's val accuracy on the features tinynet.train fitted its head on."""
     from tinynet import head, train as training
     names, files = training.class_folders(data)
@@ -136,7 +136,7 @@ def main():
                 tuned = train(data, model, progress=False, fine_tune=args.fine_tune)
                 print(f"| {name} | tinynet --fine-tune {args.fine_tune} | {tuned.report['val']['accuracy']:.3f} |", flush=True)
             if args.sklearn_python:
-                for label, accuracy in sklearn_scores(args.sklearn_python, result, data, model, args.fine_tune).items():
+                for label, accuracy in sklearn_scores(args.sklearn_python, result, data, model).items():
                     print(f"| {name} | scikit-learn LogisticRegression {label} | {accuracy:.3f} |", flush=True)
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 

@@ -65,6 +65,26 @@ def test_augment_views_are_cached_separately_and_deterministic(tmp_path, small_b
     assert not np.allclose(x1[0], x1[1]) and not np.allclose(x1[2], x1[3])
 
 
+def test_batched_features_are_each_views_own_forward_pass(tmp_path, small_base, monkeypatch):
+    # Views are computed FeatureCache.BATCH at a time, mixed with cached ones and a skipped file: every row
+    # must still be its own view's features, as one forward pass of that view alone gives them.
+    data = small_folder(tmp_path / "data", classes=FLOWERS[:2], per_class=2)
+    (data / "daisy" / "broken.jpg").write_bytes(b"not a jpeg")
+    items = [(p, 0) for p in sorted(data.rglob("*.jpg"))]
+    views = training.views_for(True, 0)
+    cache = training.FeatureCache(small_base, tmp_path / "cache")
+    cache.features(items[::3], views[:2], progress=False)  # some files' first views cached beforehand
+    monkeypatch.setattr(training.FeatureCache, "BATCH", 3)  # batches that straddle files
+    x, labels, skipped = cache.features(items, views, progress=False)
+    assert [path for path, _ in skipped] == [str(data / "daisy" / "broken.jpg")] and len(x) == 4 * (len(items) - 1)
+    spec = training.preprocess.for_model(small_base)
+    readable = [path for path, _ in items if path.name != "broken.jpg"]
+    for row, (path, view) in enumerate((p, v) for p in readable for v in views):
+        content = training.hashlib.sha256(path.read_bytes()).hexdigest()
+        image = training.render_view(training.preprocess.open_image(path), view, content)
+        np.testing.assert_array_equal(x[row], small_base.classifier_input(training.preprocess.to_array(image, spec)[None])[0])
+
+
 def test_result_model_has_new_head_labels_and_metadata(tmp_path, small_base):
     data = small_folder(tmp_path / "data")
     result = training.train(data, small_base, out="mini", seed=1, progress=False)
