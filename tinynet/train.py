@@ -119,8 +119,9 @@ def render_view(image, view, content_hash):
 class FeatureCache:
     """Pooled features of ``model`` per (file content, view), one .npy file each under the store."""
 
-    BATCH = 16  # views per forward pass. Batch 1 was 9x slower per image on the busy 2-core machine: each
-    # pass is ~50 parallel regions, and every one waits for both threads (the features do not depend on it)
+    # Views per forward pass. Batch 1 was 9x slower per image on the busy 2-core machine: each pass is ~50
+    # parallel regions, each waiting for both threads. A view's features do not depend on its batch (tested).
+    BATCH = 16
 
     def __init__(self, model, root=None, tap=None):
         self.model, self.tap = model, tap  # tap: cache that layer's output instead (the input to fine-tuned blocks)
