@@ -42,8 +42,10 @@ def test_second_run_computes_no_features(tmp_path, small_base):
     data = small_folder(tmp_path / "data")
     first = training.train(data, small_base, augment=False, progress=False)
     assert first.report["features"] == {**first.report["features"], "computed": 12, "cached": 0}
-    second = training.train(data, small_base, l2=1.0, augment=False, seed=0, progress=False)
+    threads = small_base.threads
+    second = training.train(data, small_base, l2=1.0, augment=False, seed=0, progress=False, threads=1)
     assert second.report["features"]["computed"] == 0 and second.report["features"]["cached"] == 12
+    assert small_base.threads == threads  # threads= runs a copy; the caller's model is left as it was
     # A renamed copy has the same content: still cached.
     (data / "daisy" / sorted((data / "daisy").iterdir())[0].name).rename(data / "daisy" / "renamed copy é.jpg")
     assert training.train(data, small_base, augment=False, progress=False).report["features"]["computed"] == 0
@@ -120,7 +122,7 @@ def test_cli_train_then_classify_prints_a_flower(tmp_path, store):
     shown = run_cli("classify", photo, "--model", "mini", "--top", "1", home=store)
     assert shown.returncode == 0, shown.stderr
     assert any(name in shown.stdout for name in FLOWERS[:3])
-    text = run_cli("train", data, "--model", shared_path("weights", *SMALL_BASE), "--out", "mini2", home=store)
+    text = run_cli("train", data, "--model", shared_path("weights", *SMALL_BASE), "--out", "mini2", "--threads", "1", home=store)
     assert "train accuracy" in text.stdout and "confusion" in text.stdout and "0 computed" in text.stdout
 
 

@@ -20,6 +20,7 @@ from tinynet import fine_tune as tuning, head, io, preprocess, store
 from tinynet.errors import TinynetError
 from tinynet.model import Model, softmax
 from tinynet.progress import Progress
+from tinynet.threads import check_threads
 from tinynet.terminal import printable
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -228,12 +229,13 @@ def predict(features, w, b, unknown_threshold=None):
 
 
 def train(data_dir, base, out=None, epochs=500, val_split=0.2, augment=True, seed=0, l2=None,
-          class_weights="balanced", unknown_threshold=None, progress=True, cache_dir=None, fine_tune=0):
+          class_weights="balanced", unknown_threshold=None, progress=True, cache_dir=None, fine_tune=0, threads=None):
     """Train a new head on the images in ``data_dir`` over the backbone of ``base`` (a Model, a weight
     file or a store name). ``epochs`` bounds the L-BFGS iterations (full batch: one iteration sees every
     image). ``l2``: the penalty; None picks it from head.L2_GRID by cross-validation on the training images
     alone (an image's views kept in one fold). ``fine_tune``: also train the backbone's last N blocks
-    (tinynet.fine_tune). ``out``: store the result under that name. Returns a TrainResult."""
+    (tinynet.fine_tune). ``threads``: compute threads for the features (default: the base model's).
+    ``out``: store the result under that name. Returns a TrainResult."""
     if out is not None:
         store.path_of(out)  # an invalid name fails now, not after the features are computed
     if epochs < 1:
@@ -242,6 +244,8 @@ def train(data_dir, base, out=None, epochs=500, val_split=0.2, augment=True, see
         raise TinynetError(f"val_split must be between 0 and 1, got {val_split}")
     names, files = class_folders(data_dir)
     model = base if isinstance(base, Model) else io.load(base)
+    if threads is not None:  # on a copy: the caller's model keeps its own setting
+        model = Model(model.arch, model.layers, model.weights, model.padding, model.meta, check_threads(threads))
     if "all" in files:
         train_items, val_items = stratified_split(files["all"], val_split, seed)
     else:
