@@ -93,14 +93,52 @@ def test_choose_l2_picks_the_best_held_out_accuracy():
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1], 30)
     noise = rng.standard_normal((60, 40))
-    _, table = head.choose_l2(noise, y, 2, np.arange(60), grid=(1e-4, 1.0))
+    _, table = head.choose_l2(head.StandardisedProblem(noise, y, 2), np.arange(60), grid=(1e-4, 1.0))
     assert set(table) == {1e-4, 1.0} and all(0 <= acc <= 1 and loss > 0 for acc, loss in table.values())
     clean = noise.copy()
     clean[:, 0] += 10.0 * y  # one very informative feature
-    best_clean, table = head.choose_l2(clean, y, 2, np.arange(60), grid=(1e-4, 1.0))
+    best_clean, table = head.choose_l2(head.StandardisedProblem(clean, y, 2), np.arange(60), grid=(1e-4, 1.0))
     assert table[best_clean][0] == max(acc for acc, _ in table.values()) > 0.9
+
+
+def test_choose_l2_scores_only_the_rows_asked_for():
+    # Rows in pairs (an image and its flipped copy); the copies carry the opposite label's signal, so
+    # scoring them as well as the images would change the held-out accuracy.
+    rng = np.random.default_rng(3)
+    y = np.repeat(np.repeat([0, 1], 15), 2)
+    x = rng.standard_normal((60, 30))
+    x[0::2, 0] += 6.0 * y[0::2]
+    x[1::2, 0] += 6.0 * (1 - y[1::2])
+    groups, originals = np.arange(60) // 2, np.arange(60) % 2 == 0
+    problem = head.StandardisedProblem(x, y, 2)
+    _, all_rows = head.choose_l2(problem, groups, grid=(1e-2,))
+    _, images = head.choose_l2(problem, groups, originals, grid=(1e-2,))
+    hand = 0.0  # the same held-out accuracy over the images alone, fitted fold by fold with head.fit
+    fold = head.cv_folds(y, groups)
+    for k in range(fold.max() + 1):
+        w, b, _ = head.fit(x[fold != k], y[fold != k], 2, 1e-2, tol=head.CV_TOL)
+        held = (fold == k) & originals
+        hand += ((x[held] @ w + b).argmax(axis=1) == y[held]).sum()
+    assert images[1e-2][0] == hand / 30 != all_rows[1e-2][0]
+
+
+def test_row_space_fit_matches_a_fit_over_all_features():
+    # Fewer rows than features: the fit runs in the rows' span (StandardisedProblem); it must land on the
+    # optimum of the full problem, which lbfgs finds here directly on the standardised features.
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((30, 80)) * rng.uniform(0.1, 5.0, 80) + rng.standard_normal(80)
+    y = rng.integers(0, 3, 30)
+    w, b, info = head.fit(x, y, 3, l2=0.05, tol=1e-9)
+    assert head.StandardisedProblem(x, y, 3).x.shape == (30, 29)  # centred rows: one direction fewer
+    xs = (x - x.mean(0)) / x.std(0)
+    weights = head.class_weights(y, 3)
+    full = head.lbfgs(lambda p: head.loss_and_grad(p, xs, y, weights, 0.05, 3), np.zeros(80 * 3 + 3), 2000, 1e-9)[0]
+    w_full = full[:240].reshape(80, 3) / x.std(0)[:, None]
+    np.testing.assert_allclose(x @ w + b, x @ w_full + full[240:] - x.mean(0) @ w_full, atol=1e-6)
+    np.testing.assert_allclose(w, w_full, atol=1e-7)
 
 
 def test_choose_l2_with_a_single_image_class_keeps_the_grid_middle():
     x = np.eye(3)
-    assert head.choose_l2(x, np.array([0, 0, 1]), 2, np.arange(3))[0] == head.L2_GRID[len(head.L2_GRID) // 2]
+    problem = head.StandardisedProblem(x, np.array([0, 0, 1]), 2)
+    assert head.choose_l2(problem, np.arange(3))[0] == head.L2_GRID[len(head.L2_GRID) // 2]

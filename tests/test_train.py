@@ -42,8 +42,10 @@ def test_second_run_computes_no_features(tmp_path, small_base):
     data = small_folder(tmp_path / "data")
     first = training.train(data, small_base, augment=False, progress=False)
     assert first.report["features"] == {**first.report["features"], "computed": 12, "cached": 0}
-    second = training.train(data, small_base, l2=1.0, augment=False, seed=0, progress=False)
+    threads = small_base.threads
+    second = training.train(data, small_base, l2=1.0, augment=False, seed=0, progress=False, threads=1)
     assert second.report["features"]["computed"] == 0 and second.report["features"]["cached"] == 12
+    assert small_base.threads == threads  # threads= runs a copy; the caller's model is left as it was
     # A renamed copy has the same content: still cached.
     (data / "daisy" / sorted((data / "daisy").iterdir())[0].name).rename(data / "daisy" / "renamed copy é.jpg")
     assert training.train(data, small_base, augment=False, progress=False).report["features"]["computed"] == 0
@@ -65,6 +67,26 @@ def test_augment_views_are_cached_separately_and_deterministic(tmp_path, small_b
     assert not np.allclose(x1[0], x1[1]) and not np.allclose(x1[2], x1[3])
 
 
+def test_batched_features_are_each_views_own_forward_pass(tmp_path, small_base, monkeypatch):
+    # Views are computed FeatureCache.BATCH at a time, mixed with cached ones and a skipped file: every row
+    # must still be its own view's features, as one forward pass of that view alone gives them.
+    data = small_folder(tmp_path / "data", classes=FLOWERS[:2], per_class=2)
+    (data / "daisy" / "broken.jpg").write_bytes(b"not a jpeg")
+    items = [(p, 0) for p in sorted(data.rglob("*.jpg"))]
+    views = training.views_for(True, 0)
+    cache = training.FeatureCache(small_base, tmp_path / "cache")
+    cache.features(items[::3], views[:2], progress=False)  # some files' first views cached beforehand
+    monkeypatch.setattr(training.FeatureCache, "BATCH", 3)  # batches that straddle files
+    x, labels, skipped = cache.features(items, views, progress=False)
+    assert [path for path, _ in skipped] == [str(data / "daisy" / "broken.jpg")] and len(x) == 4 * (len(items) - 1)
+    spec = training.preprocess.for_model(small_base)
+    readable = [path for path, _ in items if path.name != "broken.jpg"]
+    for row, (path, view) in enumerate((p, v) for p in readable for v in views):
+        content = training.hashlib.sha256(path.read_bytes()).hexdigest()
+        image = training.render_view(training.preprocess.open_image(path), view, content)
+        np.testing.assert_array_equal(x[row], small_base.classifier_input(training.preprocess.to_array(image, spec)[None])[0])
+
+
 def test_result_model_has_new_head_labels_and_metadata(tmp_path, small_base):
     data = small_folder(tmp_path / "data")
     result = training.train(data, small_base, out="mini", seed=1, progress=False)
@@ -81,6 +103,7 @@ def test_result_model_has_new_head_labels_and_metadata(tmp_path, small_base):
     assert result.report["train"]["accuracy"] == 1.0
 
 
+@pytest.mark.slow  # 575 backbone runs: 40-100 s on the shared 2-core machine
 def test_flowers5_val_accuracy_well_above_chance():
     result = training.train(shared_path("images", "flowers5"), shared_path("weights", *STRONG_BASE), progress=False)
     # Measured: 0.827 (head only, default settings: flips and crops, L2 by cross-validation); chance is 0.2.
@@ -99,7 +122,7 @@ def test_cli_train_then_classify_prints_a_flower(tmp_path, store):
     shown = run_cli("classify", photo, "--model", "mini", "--top", "1", home=store)
     assert shown.returncode == 0, shown.stderr
     assert any(name in shown.stdout for name in FLOWERS[:3])
-    text = run_cli("train", data, "--model", shared_path("weights", *SMALL_BASE), "--out", "mini2", home=store)
+    text = run_cli("train", data, "--model", shared_path("weights", *SMALL_BASE), "--out", "mini2", "--threads", "1", home=store)
     assert "train accuracy" in text.stdout and "confusion" in text.stdout and "0 computed" in text.stdout
 
 

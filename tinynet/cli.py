@@ -495,7 +495,7 @@ def _add_arguments(name, sub):
     elif name == "rm":
         sub.add_argument("name", metavar="NAME", help="a stored model's name (`tinynet models` lists them)")
     elif name == "train":
-        train_cli.add_arguments(sub)
+        train_cli.add_arguments(sub, thread_count)
     elif name == "detect":
         detect_cli.add_arguments(sub, positive_int, thread_count, model_help.split(";")[0])
     elif name == "export":

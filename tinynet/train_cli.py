@@ -8,7 +8,7 @@ from tinynet.terminal import printable
 from tinynet.train import format_report, train
 
 
-def add_arguments(sub):
+def add_arguments(sub, thread_count):
     sub.add_argument("data_dir", metavar="DATA_DIR", help="one folder per class, optionally inside train/ and val/")
     sub.add_argument("-m", "--model", required=True, metavar="NAME|PATH", help="base model: store name or weight file")
     sub.add_argument("--out", required=True, metavar="NAME", help="store name for the trained model")
@@ -25,6 +25,8 @@ def add_arguments(sub):
                      help="predict 'unknown' below this top probability (stored with the model)")
     sub.add_argument("--fine-tune", type=int, default=0, metavar="N", help="also train the base model's last N blocks")
     sub.add_argument("--seed", type=int, default=0, help="seed for the split and the crops (default 0)")
+    sub.add_argument("--threads", type=thread_count, metavar="N",
+                     help="compute threads for the features (default: all cores; on a busy machine 1 is faster)")
     sub.add_argument("--plot", metavar="FILE.png", help="also write the confusion matrix as a PNG")
     sub.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -32,7 +34,7 @@ def add_arguments(sub):
 def run(args):
     result = train(args.data_dir, args.model, out=args.out, epochs=args.epochs, val_split=args.val_split,
                    augment=args.augment, seed=args.seed, l2=args.l2, class_weights=args.class_weights,
-                   unknown_threshold=args.unknown_threshold, fine_tune=args.fine_tune)
+                   unknown_threshold=args.unknown_threshold, fine_tune=args.fine_tune, threads=args.threads)
     for path, reason in result.skipped:
         print(printable(f"skipped {path}: {reason}"), file=sys.stderr)
     if args.plot:
