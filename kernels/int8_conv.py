@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit, prange
 
 from .int8_gemm import gemm_rows
+from .padding import interior_columns
 
 
 @njit(cache=True)
@@ -18,18 +19,30 @@ def patch_row_u8(x, n, oy, kh, kw, stride, dilation, pad_top, pad_left, pad_valu
     x: (N, H, W, Cin) uint8   patches: (Wo, KH*KW*Cin) uint8, written
     """
     height, width, cin = x.shape[1], x.shape[2], x.shape[3]
-    for ox in range(patches.shape[0]):
-        for ky in range(kh):
-            iy = oy * stride - pad_top + ky * dilation
+    out_w, k_total = patches.shape
+    xf, pf = x.reshape(x.size), patches.reshape(patches.size)
+    lo, hi = interior_columns(width, out_w, (kw - 1) * dilation + 1, stride, pad_left)
+    run = np.uint64(kw * cin)
+    for ky in range(kh):
+        iy = oy * stride - pad_top + ky * dilation
+        contiguous = 0 <= iy < height and dilation == 1
+        if contiguous:
+            # interior pixels: the kernel row's taps are KW*Cin contiguous bytes of the input row (unsigned indices:
+            # no negative-index wraparound; element copies of slices cost more than the stem's GEMM)
+            for ox in range(lo, hi):
+                src = np.uint64(((n * height + iy) * width + ox * stride - pad_left) * cin)
+                dst = np.uint64(ox * k_total + ky * kw * cin)
+                for i in range(run):
+                    pf[dst + i] = xf[src + i]
+        for ox in range(out_w):
+            if contiguous and lo <= ox < hi:
+                continue
             for kx in range(kw):
                 ix = ox * stride - pad_left + kx * dilation
                 first = (ky * kw + kx) * cin
-                if 0 <= iy < height and 0 <= ix < width:
-                    for ci in range(cin):  # element by element: a slice per tap cost more than the GEMM (stem)
-                        patches[ox, first + ci] = x[n, iy, ix, ci]
-                else:
-                    for ci in range(cin):
-                        patches[ox, first + ci] = pad_value
+                inside = 0 <= iy < height and 0 <= ix < width
+                for ci in range(cin):
+                    patches[ox, first + ci] = x[n, iy, ix, ci] if inside else pad_value
 
 
 @njit(parallel=True, cache=True)

@@ -84,7 +84,7 @@ def _field(context, builder, rq_type, rq, name):
     return data(context, builder, typ, value) if isinstance(typ, types.Array) else value
 
 
-def _requantizer(context, builder, rq_type, rq):
+def requantizer(context, builder, rq_type, rq):
     """A function (acc <16 x i32>, channel offset i64) -> <16 x i32> outputs in 0..255, for ``rq``'s type."""
     field = lambda name: _field(context, builder, rq_type, rq, name)  # noqa: E731
 
@@ -225,7 +225,7 @@ def _emit_tile(context, builder, mr, nv, kind, args, array_types):
             row_sum = splat(builder, builder.load(builder.gep(psums, [builder.add(s_off, const(r))]), typ=I32), VI32)
             acc[r] = [builder.sub(acc[r][v], builder.mul(offsets[v], row_sum)) for v in range(nv)]
 
-    requantize = _requantizer(context, builder, typ["rq"], value["rq"])
+    requantize = requantizer(context, builder, typ["rq"], value["rq"])
     masks = [lane_mask(builder, builder.sub(cols, const(v * LANES))) for v in range(nv)]
     store = declare(builder, f"llvm.masked.store.v{LANES}i8.p0", ir.VoidType(), [VOUT, I8.as_pointer(), I32, MASK])
     for r in range(mr):
