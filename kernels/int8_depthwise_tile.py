@@ -113,8 +113,8 @@ def _emit(context, builder, unrolled, args, array_types):
     def channel_block(blk):
         c = builder.mul(blk, const(BLOCK))
         x_mask = builder.icmp_signed("<", lanes32, splat_i64(builder.sub(channels, c), BLOCK))
-        out_masks = [builder.icmp_signed("<", lanes16, splat_i64(builder.sub(channels, builder.add(c, const(v * LANES))),
-                                                                 LANES)) for v in range(2)]
+        left = [builder.sub(channels, builder.add(c, const(v * LANES))) for v in range(2)]
+        out_masks = [builder.icmp_signed("<", lanes16, splat_i64(left[v], LANES)) for v in range(2)]
         biases = [builder.call(int_masked_load, [builder.gep(pb, [builder.add(c, const(v * LANES))]),
                                                  ir.Constant(I32, 4), out_masks[v], ir.Constant(VI32, None)])
                   for v in range(2)]

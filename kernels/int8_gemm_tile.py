@@ -71,8 +71,8 @@ def _dot_step(builder, kind, acc, xg, wv):
 def _add_groups(builder, acc, products, group):
     """acc + the sums of each lane's ``group`` consecutive elements of ``products`` (16 * group int32)."""
     for i in range(group):
-        part = builder.shuffle_vector(products, products,
-                                      ir.Constant(ir.VectorType(I32, LANES), [lane * group + i for lane in range(LANES)]))
+        every = ir.Constant(ir.VectorType(I32, LANES), [lane * group + i for lane in range(LANES)])
+        part = builder.shuffle_vector(products, products, every)
         acc = builder.add(acc, part)
     return acc
 
@@ -122,7 +122,8 @@ def requantizer(context, builder, rq_type, rq):
         # RoundingDivideByPOT(high, -s): shift right, + 1 where the remainder exceeds half (half, ties, if negative)
         right = builder.select(positive, vi32(0), builder.sub(vi32(0), s))
         mask = builder.sub(builder.shl(vi32(1), right), vi32(1))
-        threshold = builder.add(builder.ashr(mask, vi32(1)), builder.zext(builder.icmp_signed("<", high, vi32(0)), VI32))
+        negative = builder.zext(builder.icmp_signed("<", high, vi32(0)), VI32)
+        threshold = builder.add(builder.ashr(mask, vi32(1)), negative)
         up = builder.zext(builder.icmp_signed(">", builder.and_(high, mask), threshold), VI32)
         y = builder.add(builder.add(builder.ashr(high, right), up), zero_point)
         y = builder.select(builder.icmp_signed(">", y, lo), y, lo)
@@ -198,13 +199,15 @@ def _emit_tile(context, builder, mr, nv, kind, args, array_types):
     builder.position_at_end(finish)
     byte_mask = ir.Constant(ir.VectorType(ir.IntType(1), 4), None)
     for lane in range(4):
-        byte_mask = builder.insert_element(byte_mask, builder.icmp_signed("<", const(lane), left), ir.Constant(I32, lane))
+        inside = builder.icmp_signed("<", const(lane), left)
+        byte_mask = builder.insert_element(byte_mask, inside, ir.Constant(I32, lane))
     masked_load = declare(builder, "llvm.masked.load.v4i8.p0", GROUP_BYTES,
                           [I8.as_pointer(), I32, ir.VectorType(ir.IntType(1), 4), GROUP_BYTES])
 
     def x_tail(r):
         ptr = builder.gep(x_rows[r], [builder.mul(full, const(4))])
-        group = builder.call(masked_load, [ptr, ir.Constant(I32, 1), byte_mask, ir.Constant(GROUP_BYTES, [missing] * 4)])
+        missing_bytes = ir.Constant(GROUP_BYTES, [missing] * 4)
+        group = builder.call(masked_load, [ptr, ir.Constant(I32, 1), byte_mask, missing_bytes])
         return builder.bitcast(group, I32)
 
     acc_tail = step(acc_after, full, x_tail)

@@ -5,6 +5,11 @@ requantization modes with rounding ties (accumulators landing on x.5 after scali
 bounds, negative accumulators, shifts on both sides of zero, K = 1 and sizes that are not multiples of the tiles
 (4 or 2 input channels per group, 16-64 output channels per panel), padding with stride 2, and dilation 2.
 """
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -99,7 +104,8 @@ def test_fixed_requantization_matches_reference(acc, multiplier, shift, bounds, 
     acc = np.array([acc], np.int32)
     n = acc.shape[1]
     got = requantize_through_gemm(acc, fixed_requant(multiplier, shift, zp, lo, hi, n))
-    np.testing.assert_array_equal(got, ref.requant_fixed_ref(acc, np.full(n, multiplier), np.full(n, shift), zp, lo, hi))
+    expected = ref.requant_fixed_ref(acc, np.full(n, multiplier), np.full(n, shift), zp, lo, hi)
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_requantization_by_hand():
@@ -202,3 +208,17 @@ def test_packing_and_parameters_refuse_what_the_kernels_cannot_take():
         fp32_requant(0.1, 0, 10, 300, 4)
     with pytest.raises(ValueError, match="0..255"):
         fixed_requant(2**30, 0, -1, 0, 255, 4)
+
+
+@pytest.mark.slow
+def test_widening_fallback_matches_reference(tmp_path):
+    """The tiles as emitted for CPUs without AVX-512 VNNI (TINYNET_INT8_DOT=widen: plain widening vector IR), run
+    through this file's kernel tests in a fresh process with an empty kernel cache (Numba keys its cache by CPU,
+    not by that variable)."""
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_int8_kernels as t; "
+            "from tinynet.kernels import int8_gemm_tile; assert not int8_gemm_tile.DOT_INSTRUCTIONS; "
+            "t.test_requantization_by_hand(); t.test_gemm_matches_reference(); t.test_depthwise_matches_reference(); "
+            "t.test_conv_matches_reference(); t.test_mobilenet_stem_matches_reference()")
+    env = {**os.environ, "TINYNET_INT8_DOT": "widen", "NUMBA_CACHE_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]

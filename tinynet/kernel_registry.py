@@ -18,7 +18,8 @@ FAMILIES = ("mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_
 # Compile seconds on the project machine, to split a cold compile between processes; others count as 1 s.
 COMPILE_SECONDS = {"expand_dwconv2d_nhwc_f32": 7.4, "dwconv2d_nhwc_f32": 4.2, "conv2d_nhwc_f32": 4.2,
                    "squeeze_excite_nhwc_f32": 4.0, "gemm_bias_act_f32": 2.6, "global_avg_pool_nhwc_f32": 0.7,
-                   "fake_quantize_f32": 0.5}
+                   "fake_quantize_f32": 0.5, "conv2d_nhwc_u8": 18.6, "gemm_bias_requant_u8": 13.9,
+                   "dwconv2d_nhwc_u8": 6.2}
 TINY_INPUT = (1, 32, 32, 3)
 
 
@@ -97,7 +98,8 @@ class IntegerKernelCalls:
         for rq in (fp32_requant(0.01, 128, 0, 255, 8), fixed_requant(2**30, -7, 128, 0, 255, 8)):
             for pack, dtype in ((pack_gemm_s8, np.int8), (pack_gemm_s16, np.int16)):
                 wp, bp = pack(np.ones((8, 8), dtype), np.zeros(8, np.int32))
-                self.steps.append((gemm_bias_requant_u8, [x.reshape(16, 8), wp, bp, rq, np.empty((16, 8), np.uint8), 8]))
+                self.steps.append((gemm_bias_requant_u8, [x.reshape(16, 8), wp, bp, rq, np.empty((16, 8), np.uint8),
+                                                          8]))
                 wp, bp = pack(np.ones((72, 8), dtype), np.zeros(8, np.int32))
                 self.steps.append((conv2d_nhwc_u8, [x, wp, bp, rq, np.empty((1, 2, 2, 8), np.uint8), 3, 3, 2, 1, 0, 0,
                                                     128]))
