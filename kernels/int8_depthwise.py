@@ -5,39 +5,35 @@ image read ``pad_value`` (the input zero point: with bias' = bias - zp_x * sum o
 then add nothing, as TFLite's kernels skip them). Accumulation is vectorised over the contiguous channels; XNNPACK
 does the same (VNNI's sums run along a reduction of 4 neighbours, which depthwise has only across taps).
 
-Interior pixels (all taps inside the image, the bulk of every layer) go by the register kernel of
-kernels.int8_depthwise_tile, two taps per VNNI instruction; border pixels accumulate tap by tap into a row of
-int32, taps outside the image reading ``pad_value``. The weights are widened to int32 and paired once per call.
+Every output pixel goes by the register kernel of kernels.int8_depthwise_tile (two taps per VNNI instruction):
+interior pixels (all taps inside the image, the bulk of every layer) read the input in place; border pixels
+first gather their taps into a small patch, ``pad_value`` where they leave the image. The weights are widened and
+paired once per call.
 """
 import numpy as np
 from numba import njit, prange
 
 from .int8_depthwise_tile import dw_pixels_tile, pack_pairs
-from .int8_requant import requantize
 from .padding import interior_columns
 
 
 @njit(cache=True)
-def dw_pixel_taps(x, n, iy0, ix0, dilation, kw, w32, b, rq, pad, acc, dst):
-    """dst = requant(b + the taps) for one output pixel, any kernel, taps outside the image reading ``pad``.
-
-    x: (N, H, W, C)   (iy0, ix0): input position of tap 0   w32: (KH*KW, C) int32   acc: (C,) int32 scratch
-    """
+def gather_taps(x, n, iy0, ix0, kh, kw, dilation, pad_value, patch):
+    """patch[t*C:(t+1)*C] = the input under tap t of the output pixel whose tap 0 is at (iy0, ix0), ``pad_value``
+    outside the image.   x: (N, H, W, C) uint8   patch: (KH*KW*C,) uint8"""
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
-    for c in range(channels):
-        acc[c] = b[c]
-    for t in range(w32.shape[0]):
+    xf = x.reshape(x.size)
+    size = np.uint64(channels)
+    for t in range(kh * kw):
         iy, ix = iy0 + t // kw * dilation, ix0 + t % kw * dilation
-        wt = w32[t]
+        dst = np.uint64(t * channels)
         if 0 <= iy < height and 0 <= ix < width:
-            src = x[n, iy, ix]
-            for c in range(channels):
-                acc[c] += np.int32(src[c]) * wt[c]
+            src = np.uint64(((n * height + iy) * width + ix) * channels)
+            for c in range(size):  # unsigned indices: no negative-index wraparound, which stops vectorising
+                patch[dst + c] = xf[src + c]
         else:
-            for c in range(channels):
-                acc[c] += pad * wt[c]
-    for c in range(channels):
-        dst[c] = requantize(rq, acc[c], c)
+            for c in range(size):
+                patch[dst + c] = pad_value
 
 
 @njit(parallel=True, cache=True)
@@ -52,19 +48,14 @@ def dwconv2d_nhwc_u8(x, w, b, rq, out, stride, dilation, pad_top, pad_left, pad_
     n_img, height, width, channels = x.shape
     out_h, out_w = out.shape[1], out.shape[2]
     kh, kw = w.shape[0], w.shape[1]
-    w32 = np.empty((kh * kw, channels), np.int32)
-    for t in range(kh * kw):
+    taps, pairs = kh * kw, (kh * kw + 1) // 2
+    w32 = np.empty((taps, channels), np.int32)
+    for t in range(taps):
         for c in range(channels):
             w32[t, c] = w[t // kw, t % kw, c]
-    taps, pairs = kh * kw, (kh * kw + 1) // 2
-    tap_offsets = np.empty(2 * pairs, np.int64)  # from tap 0, in the flat input; an odd count repeats the last
-    for i in range(2 * pairs):
-        tap = min(i, taps - 1)
-        tap_offsets[i] = ((tap // kw) * width + tap % kw) * dilation * channels
     w_pairs = pack_pairs(w32, pairs).reshape(-1)
     xf, of = x.reshape(x.size), out.reshape(out.size)
     lo, hi = interior_columns(width, out_w, (kw - 1) * dilation + 1, stride, pad_left)
-    pad = np.int32(pad_value)
     for task in prange(n_img * out_h):
         t = np.int64(task)
         n = t // out_h
@@ -73,8 +64,11 @@ def dwconv2d_nhwc_u8(x, w, b, rq, out, stride, dilation, pad_top, pad_left, pad_
         interior = iy0 >= 0 and iy0 + (kh - 1) * dilation < height and hi > lo
         if interior:
             dw_pixels_tile(xf, ((n * height + iy0) * width + lo * stride - pad_left) * channels, stride * channels,
-                           hi - lo, tap_offsets, pairs, w_pairs, b, rq, of, (t * out_w + lo) * channels, channels)
-        acc = np.empty(channels, np.int32)
+                           hi - lo, kh, kw, dilation * width * channels, dilation * channels, w_pairs, b, rq, of,
+                           (t * out_w + lo) * channels, channels)
+        patch = np.empty(taps * channels, np.uint8)
         for ox in range(out_w):
             if not (interior and lo <= ox < hi):
-                dw_pixel_taps(x, n, iy0, ox * stride - pad_left, dilation, kw, w32, b, rq, pad, acc, out[n, oy, ox])
+                gather_taps(x, n, iy0, ox * stride - pad_left, kh, kw, dilation, pad_value, patch)
+                dw_pixels_tile(patch, 0, 0, 1, kh, kw, kw * channels, channels, w_pairs, b, rq, of,
+                               (t * out_w + ox) * channels, channels)

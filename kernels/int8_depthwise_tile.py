@@ -65,19 +65,22 @@ def _dot_pairs(builder, acc, x_pairs, w_pairs):
     return acc
 
 
-UNROLLED_PAIRS = (1, 5, 13)  # 1x1, 3x3 and 5x5 kernels: their pairs emitted one after the other, weights held
+UNROLLED_KERNELS = (1, 3, 5)  # square kernels whose pairs are emitted one after the other, their weights held
+DW_TILE_ARGS = ("x", "x_off", "pixel_stride", "pixels", "kh", "kw", "row_stride", "tap_stride", "w", "b", "rq", "out",
+                "o_off", "channels")
 
 
 def _emit(context, builder, unrolled, args, array_types):
-    """IR of dw_pixels_tile (``args``, ``array_types``: its arguments' LLVM values and Numba types), for ``unrolled``
-    pairs (a number in UNROLLED_PAIRS) or a runtime loop over them (None).
+    """IR of dw_pixels_tile (``args``, ``array_types``: its arguments' LLVM values and Numba types), for a square
+    kernel of size ``unrolled`` (in UNROLLED_KERNELS) or any kernel, its pairs in a runtime loop (None).
 
     Loops: channel blocks of 32 outside (their weights loaded once), pixels inside."""
-    names = ("x", "x_off", "pixel_stride", "pixels", "taps", "pairs", "w", "b", "rq", "out", "o_off", "channels")
-    value, typ = dict(zip(names, args)), dict(zip(names, array_types))
-    x_off, pixel_stride, pixels, pairs, o_off, channels = (value[n] for n in (
-        "x_off", "pixel_stride", "pixels", "pairs", "o_off", "channels"))
-    px, ptaps, pw, pb, po = (data(context, builder, typ[n], value[n]) for n in ("x", "taps", "w", "b", "out"))
+    value, typ = dict(zip(DW_TILE_ARGS, args)), dict(zip(DW_TILE_ARGS, array_types))
+    x_off, pixel_stride, pixels, kh, kw, row_stride, tap_stride, o_off, channels = (value[n] for n in (
+        "x_off", "pixel_stride", "pixels", "kh", "kw", "row_stride", "tap_stride", "o_off", "channels"))
+    px, pw, pb, po = (data(context, builder, typ[n], value[n]) for n in ("x", "w", "b", "out"))
+    taps = builder.mul(kh, kw)
+    pairs = builder.sdiv(builder.add(taps, const(1)), const(2))
     requantize = requantizer(context, builder, typ["rq"], value["rq"])
     blocks = builder.sdiv(builder.add(channels, const(BLOCK - 1)), const(BLOCK))
     byte_masked_load = declare(builder, f"llvm.masked.load.v{BLOCK}i8.p0", VBLOCK,
@@ -108,7 +111,16 @@ def _emit(context, builder, unrolled, args, array_types):
         builder.cbranch(builder.icmp_signed("<", i_next, end), head, after)
         builder.position_at_end(after)
 
-    offsets = [builder.load(builder.gep(ptaps, [const(t)]), typ=I64) for t in range(2 * (unrolled or 0))]
+    def tap_offset(t):
+        """Offset of tap t (i64; taps past the last, paired with zero weights, read the last) from tap 0."""
+        t = builder.select(builder.icmp_signed("<", t, taps), t, builder.sub(taps, const(1)))
+        ky = builder.sdiv(t, kw)
+        return builder.add(builder.mul(ky, row_stride), builder.mul(builder.sub(t, builder.mul(ky, kw)), tap_stride))
+
+    taps_unrolled = (unrolled or 0) ** 2
+    offsets = [builder.add(builder.mul(const(min(t, taps_unrolled - 1) // unrolled), row_stride),
+                           builder.mul(const(min(t, taps_unrolled - 1) % unrolled), tap_stride))
+               for t in range(2 * ((taps_unrolled + 1) // 2))]
 
     def channel_block(blk):
         c = builder.mul(blk, const(BLOCK))
@@ -124,7 +136,7 @@ def _emit(context, builder, unrolled, args, array_types):
             return [builder.load(builder.gep(pw, [builder.add(base, const(half * BLOCK))]), typ=VWORDS, align=2)
                     for half in range(2)]
 
-        held = [weights(const(p)) for p in range(unrolled or 0)]
+        held = [weights(const(p)) for p in range(len(offsets) // 2)]
 
         def pixel(i):
             x_pixel = builder.add(builder.add(x_off, builder.mul(i, pixel_stride)), c)
@@ -144,7 +156,7 @@ def _emit(context, builder, unrolled, args, array_types):
             zero = [ir.Constant(VI32, None)] * 2
             if unrolled:
                 acc = zero
-                for p in range(unrolled):
+                for p in range(len(offsets) // 2):
                     acc = add_pair(acc, tap_input(offsets[2 * p]), tap_input(offsets[2 * p + 1]), held[p])
             else:  # for p in range(pairs), the sums carried by phi nodes
                 entry = builder.block
@@ -155,8 +167,7 @@ def _emit(context, builder, unrolled, args, array_types):
                 p = builder.phi(I64)
                 sums = [builder.phi(VI32), builder.phi(VI32)]
                 tap = builder.mul(p, const(2))
-                first, second = (tap_input(builder.load(builder.gep(ptaps, [builder.add(tap, const(j))]), typ=I64))
-                                 for j in range(2))
+                first, second = (tap_input(tap_offset(builder.add(tap, const(j)))) for j in range(2))
                 acc = add_pair(sums, first, second, weights(p))
                 p_next = builder.add(p, const(1))
                 p.add_incoming(const(0), entry)
@@ -183,11 +194,12 @@ def _emit(context, builder, unrolled, args, array_types):
 
 
 @intrinsic
-def dw_pixels_tile(typingctx, x, x_off, pixel_stride, pixels, taps, pairs, w, b, rq, out, o_off, channels):
-    """``pixels`` consecutive output pixels whose taps are all inside the image; offsets in elements:
+def dw_pixels_tile(typingctx, x, x_off, pixel_stride, pixels, kh, kw, row_stride, tap_stride, w, b, rq, out, o_off,
+                   channels):
+    """``pixels`` consecutive output pixels whose taps all lie inside ``x``; offsets in elements:
 
     x, x_off, pixel_stride   flat uint8 input; the first pixel's tap 0 at x_off, the next pixels' pixel_stride apart
-    taps, pairs              int64 offsets of the taps from tap 0, 2*pairs of them (an odd count: repeat the last)
+    kh, kw, row_stride, tap_stride   the kernel; tap (ky, kx) at tap 0 + ky*row_stride + kx*tap_stride
     w                        pack_pairs(...) of the weights, flat int16
     b, rq                    int32 bias' (C,), requantization (kernels.int8_requant)
     out, o_off, channels     flat uint8 output, the first pixel's C outputs at o_off, the next ones following
@@ -195,19 +207,21 @@ def dw_pixels_tile(typingctx, x, x_off, pixel_stride, pixels, taps, pairs, w, b,
     if not isinstance(rq, types.BaseNamedTuple) or rq.instance_class not in (Fp32Requant, FixedRequant):
         return None
     i = types.intp
-    sig = types.void(x, i, i, i, taps, i, w, b, rq, out, i, i)
+    sig = types.void(x, i, i, i, i, i, i, i, w, b, rq, out, i, i)
 
     def codegen(context, builder, signature, args):
+        named = dict(zip(DW_TILE_ARGS, args))
         after = builder.append_basic_block("dwq.end")
-        switch = builder.switch(args[5], builder.append_basic_block("dwq.any"))  # one variant per unrolled pair count
+        square = builder.select(builder.icmp_signed("==", named["kh"], named["kw"]), named["kw"], const(0))
+        switch = builder.switch(square, builder.append_basic_block("dwq.any"))  # a variant per unrolled kernel
         builder.position_at_end(switch.default)
         _emit(context, builder, None, args, signature.args)
         builder.branch(after)
-        for count in UNROLLED_PAIRS:
-            block = builder.append_basic_block(f"dwq.pairs{count}")
-            switch.add_case(const(count), block)
+        for size in UNROLLED_KERNELS:
+            block = builder.append_basic_block(f"dwq.{size}x{size}")
+            switch.add_case(const(size), block)
             builder.position_at_end(block)
-            _emit(context, builder, count, args, signature.args)
+            _emit(context, builder, size, args, signature.args)
             builder.branch(after)
         builder.position_at_end(after)
         return context.get_dummy_value()

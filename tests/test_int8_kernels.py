@@ -208,6 +208,8 @@ def test_packing_and_parameters_refuse_what_the_kernels_cannot_take():
         fp32_requant(0.1, 0, 10, 300, 4)
     with pytest.raises(ValueError, match="0..255"):
         fixed_requant(2**30, 0, -1, 0, 255, 4)
+    with pytest.raises(ValueError, match="31"):
+        fixed_requant(2**30, -32, 0, 0, 255, 4)
 
 
 @pytest.mark.slow
