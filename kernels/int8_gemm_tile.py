@@ -112,10 +112,10 @@ def requantizer(context, builder, rq_type, rq):
         m = load(multiplier, channel, VI32)
         positive = builder.icmp_signed(">", s, vi32(0))
         x = builder.shl(acc, builder.select(positive, s, vi32(0)))  # wraps in int32
-        # SaturatingRoundingDoublingHighMul(x, m): (x*m + nudge) / 2**31 toward zero; MIN*MIN saturates
-        t = builder.mul(builder.sext(x, VI64), builder.sext(m, VI64))
-        t = builder.add(t, builder.select(builder.icmp_signed(">=", t, vi64(0)), vi64(2**30), vi64(1 - 2**30)))
-        t = builder.add(t, builder.select(builder.icmp_signed("<", t, vi64(0)), vi64(2**31 - 1), vi64(0)))
+        # SaturatingRoundingDoublingHighMul(x, m) = (x*m + nudge) / 2**31 toward zero, nudge 2**30 or 1 - 2**30 by
+        # the sign: both cases are floor((x*m + 2**30) / 2**31), one shift (for p < 0, truncating p + 1 - 2**30 is
+        # flooring p + 1 - 2**30 + 2**31 - 1). MIN*MIN saturates.
+        t = builder.add(builder.mul(builder.sext(x, VI64), builder.sext(m, VI64)), vi64(2**30))
         high = builder.trunc(builder.ashr(t, vi64(31)), VI32)
         both_min = builder.and_(builder.icmp_signed("==", x, vi32(-2**31)), builder.icmp_signed("==", m, vi32(-2**31)))
         high = builder.select(both_min, vi32(2**31 - 1), high)
