@@ -8,7 +8,7 @@ The stem's patches are 27 bytes; the gather costs little beside the GEMM.
 import numpy as np
 from numba import njit, prange
 
-from .int8_gemm import gemm_rows
+from .int8_gemm import gemm_rows, offset_row_sums
 from .padding import interior_columns
 
 
@@ -63,6 +63,8 @@ def conv2d_nhwc_u8(x, wp, bp, rq, out, kh, kw, stride, dilation, pad_top, pad_le
         n = t // out_h
         oy = t - n * out_h
         patches = np.empty((out_w, kh * kw * cin), np.uint8)
+        sums = np.empty(out_w, np.int32)
         patch_row_u8(x, n, oy, kh, kw, stride, dilation, pad_top, pad_left, pad_value, patches)
+        offset_row_sums(patches, 0, out_w, wp, bp, sums)
         for j in range(panels):
-            gemm_rows(patches, 0, out_w, wp, bp, j, rq, out[n, oy])
+            gemm_rows(patches, 0, out_w, wp, bp, j, rq, out[n, oy], sums, 0)

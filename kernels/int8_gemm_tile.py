@@ -10,7 +10,8 @@ lane: 64 multiply-adds per instruction, four times an f32 FMA). Two kinds of pac
 - "u8" (uint8 graphs, weights q_w - zp_w): each output channel's weights w shifted to u = w + c in 0..255, the
   activations flipped to x - 128 (xor 0x80) so that they are the signed operand:
   sum x*w = sum (x - 128)*u + 128*sum u - c*sum x. The packing folds 128*sum u into the bias; the tile subtracts
-  c times the row's activation sum (computed beside it) as it stores. int16 products (vpdpwssd) would take two
+  c times the row's activation sum (kernels.int8_gemm.offset_row_sums) as it stores. c = -min w is one number
+  per tensor: a uint8 graph's weights have one zero point. int16 products (vpdpwssd) would take two
   instructions per 4 channels and a byte shuffle per row: this is one, like s8.
 
 On a CPU without AVX-512 VNNI (``DOT_INSTRUCTIONS`` False, from llvmlite's host features; or
@@ -221,12 +222,10 @@ def _emit_tile(context, builder, mr, nv, kind, args, array_types):
             acc[r][v].add_incoming(acc_after[r][v], with_tail)
             acc[r][v].add_incoming(acc_tail[r][v], tail_end)
 
-    if kind == "u8":  # acc -= c * (the row's activation sum); c follows the bias in the packed panel
-        offsets = [builder.load(builder.gep(pb, [builder.add(b_off, const(nr + v * LANES))]), typ=VI32, align=4)
-                   for v in range(nv)]
+    if kind == "u8":  # acc -= c * (the row's activation sum), computed beside the tile
         for r in range(mr):
             row_sum = splat(builder, builder.load(builder.gep(psums, [builder.add(s_off, const(r))]), typ=I32), VI32)
-            acc[r] = [builder.sub(acc[r][v], builder.mul(offsets[v], row_sum)) for v in range(nv)]
+            acc[r] = [builder.sub(acc[r][v], row_sum) for v in range(nv)]
 
     requantize = requantizer(context, builder, typ["rq"], value["rq"])
     masks = [lane_mask(builder, builder.sub(cols, const(v * LANES))) for v in range(nv)]
@@ -248,7 +247,7 @@ def qgemm_tile(typingctx, nr, x, x_off, ldx, k, w, w_off, b, b_off, sums, s_off,
     x, x_off, ldx, k    uint8 activations: row r, input channel i at x_off + r*ldx + i (any C-contiguous array)
     w, w_off            the panel's packed weights (kernels.int8_gemm: int8 "s8" or uint8 "u8") from element w_off
     b, b_off            the panel's packed int32 bias (nr values), then its nr column offsets c ("u8"), from b_off
-    sums, s_off         int32 activation sum of row r at s_off + r (read for "u8" weights only)
+    sums, s_off         c times row r's activation sum at s_off + r (read for "u8" weights only)
     rq, c_off           requantization (kernels.int8_requant), the panel's first channel c_off
     out, o_off, ldo     uint8 output row r at o_off + r*ldo
     rows, cols          valid rows (<= qtile_rows(nr)) and columns (<= nr); the others are not stored

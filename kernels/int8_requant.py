@@ -11,7 +11,8 @@ kernels.int8_gemm_tile.requantizer):
   lo, hi), where MultiplyByQuantizedMultiplier(x, m, s) = RoundingDivideByPOT(
   SaturatingRoundingDoublingHighMul(x * 2**max(s, 0), m), max(-s, 0)): the high half of the doubled 64-bit
   product, nudged by 2**30 (1 - 2**30 when negative) and truncated toward zero, then a division by 2**-s rounding
-  half away from zero. x * 2**s wraps in int32, as the compiled C does; conv accumulators never reach that.
+  half away from zero. x * 2**s and the + zp wrap in int32, as the compiled C does; conv accumulators never get
+  near that.
 
 Activations are uint8 in memory for uint8 and int8 graphs alike (int8 stored + 128), so ``zp``, ``lo`` and ``hi``
 are in uint8 units: lo, hi the output range with the fused activation (0..255), zp the output zero point.
