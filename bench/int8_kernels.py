@@ -24,6 +24,7 @@ from tinynet import kernels  # noqa: E402  (threading layer first)
 from tinynet.kernels import int8_reference as ref  # noqa: E402
 from tinynet.kernels.int8_conv import conv2d_nhwc_u8  # noqa: E402
 from tinynet.kernels.int8_depthwise import dwconv2d_nhwc_u8  # noqa: E402
+from tinynet.kernels.int8_depthwise_tile import pack_depthwise  # noqa: E402
 from tinynet.kernels.int8_gemm import aligned_empty, gemm_bias_requant_u8, pack_gemm_s8, pack_gemm_s16  # noqa: E402
 from tinynet.kernels.int8_requant import fixed_requant, fp32_requant  # noqa: E402
 from tinynet.kernels.padding import conv_output_size  # noqa: E402
@@ -98,7 +99,7 @@ def build(case, threads, rng):
         weight_shape, out_shape, taps, m = (k, k, cin), (1, out_h, out_w, cin), k * k, cin
 
         def integer(wi, bias, rq, out):
-            return dwconv2d_nhwc_u8, [x_u, wi.astype(np.int16), bias, rq, out, stride, 1, pads[0], pads[2], 128]
+            return dwconv2d_nhwc_u8, [x_u, pack_depthwise(wi), bias, rq, out, k, k, stride, 1, pads[0], pads[2], 128]
 
         def expected(wi, bias, params):
             return ref.dwconv2d_nhwc_u8_ref(x_u, wi.astype(np.int16), bias, params, stride, 1, pads, 128)

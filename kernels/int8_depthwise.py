@@ -7,13 +7,13 @@ does the same (VNNI's sums run along a reduction of 4 neighbours, which depthwis
 
 Every output pixel goes by the register kernel of kernels.int8_depthwise_tile (two taps per VNNI instruction):
 interior pixels (all taps inside the image, the bulk of every layer) read the input in place; border pixels
-first gather their taps into a small patch, ``pad_value`` where they leave the image. The weights are widened and
-paired once per call.
+first gather their taps into a small patch, ``pad_value`` where they leave the image. The weights are paired once,
+at load (kernels.int8_depthwise_tile.pack_depthwise).
 """
 import numpy as np
 from numba import njit, prange
 
-from .int8_depthwise_tile import dw_pixels_tile, pack_pairs
+from .int8_depthwise_tile import dw_pixels_tile
 from .padding import interior_columns
 
 
@@ -37,23 +37,17 @@ def gather_taps(x, n, iy0, ix0, kh, kw, dilation, pad_value, patch):
 
 
 @njit(parallel=True, cache=True)
-def dwconv2d_nhwc_u8(x, w, b, rq, out, stride, dilation, pad_top, pad_left, pad_value):
+def dwconv2d_nhwc_u8(x, wp, b, rq, out, kh, kw, stride, dilation, pad_top, pad_left, pad_value):
     """out = requant(depthwise_conv(x, w) + bias'), any kernel size, stride and dilation; one task per output row.
 
-    x:    (N, H, W, C) uint8           w: (KH, KW, C) int16 (int8 weights fit)   b: (C,) int32 bias'
+    x:    (N, H, W, C) uint8   wp: kernels.int8_depthwise_tile.pack_depthwise(w), w (KH, KW, C)   b: (C,) int32 bias'
+    kh, kw: the kernel size
     rq:   kernels.int8_requant.Fp32Requant or FixedRequant for C channels
     out:  (N, Ho, Wo, C) uint8, written; the bottom and right padding are what Ho and Wo imply
     pad_top, pad_left: leading padding; pad_value: what taps outside the image read (0..255)
     """
     n_img, height, width, channels = x.shape
     out_h, out_w = out.shape[1], out.shape[2]
-    kh, kw = w.shape[0], w.shape[1]
-    taps, pairs = kh * kw, (kh * kw + 1) // 2
-    w32 = np.empty((taps, channels), np.int32)
-    for t in range(taps):
-        for c in range(channels):
-            w32[t, c] = w[t // kw, t % kw, c]
-    w_pairs = pack_pairs(w32, pairs).reshape(-1)
     xf, of = x.reshape(x.size), out.reshape(out.size)
     lo, hi = interior_columns(width, out_w, (kw - 1) * dilation + 1, stride, pad_left)
     for task in prange(n_img * out_h):
@@ -64,11 +58,11 @@ def dwconv2d_nhwc_u8(x, w, b, rq, out, stride, dilation, pad_top, pad_left, pad_
         interior = iy0 >= 0 and iy0 + (kh - 1) * dilation < height and hi > lo
         if interior:
             dw_pixels_tile(xf, ((n * height + iy0) * width + lo * stride - pad_left) * channels, stride * channels,
-                           hi - lo, kh, kw, dilation * width * channels, dilation * channels, w_pairs, b, rq, of,
+                           hi - lo, kh, kw, dilation * width * channels, dilation * channels, wp, b, rq, of,
                            (t * out_w + lo) * channels, channels)
-        patch = np.empty(taps * channels, np.uint8)
+        patch = np.empty(kh * kw * channels, np.uint8)
         for ox in range(out_w):
             if not (interior and lo <= ox < hi):
                 gather_taps(x, n, iy0, ox * stride - pad_left, kh, kw, dilation, pad_value, patch)
-                dw_pixels_tile(patch, 0, 0, 1, kh, kw, kw * channels, channels, w_pairs, b, rq, of,
+                dw_pixels_tile(patch, 0, 0, 1, kh, kw, kw * channels, channels, wp, b, rq, of,
                                (t * out_w + ox) * channels, channels)

@@ -1,5 +1,5 @@
-"""The integer depthwise micro-kernel: a run of interior output pixels, 32 channels at a time, two taps per
-multiply-add instruction.
+"""The integer depthwise micro-kernel: a run of output pixels whose taps are all in memory (in the image, or gathered
+into a patch), 32 channels at a time, two taps per multiply-add instruction.
 
 A depthwise sum has no reduction along the channels, only across taps, so the taps are paired: for 32 channels,
 the input bytes of taps t and t+1 are widened to 16 bits and interleaved (``vpunpcklwd`` / ``vpunpckhwd``), and one
@@ -7,14 +7,15 @@ the input bytes of taps t and t+1 are widened to 16 bits and interleaved (``vpun
 each int32 lane: 32 products per instruction, against 16 for the vpmulld + vpaddd of a plain int32 loop (which
 also takes two micro-ops). The unpacks work within 128-bit lanes, so the accumulators hold the channels in the
 order {0-3, 8-11, 16-19, 24-27} and {4-7, 12-15, 20-23, 28-31}: the weights are packed in that order
-(``pack_pairs``) and the sums put back in channel order before the bias and the requantization
+(``pack_depthwise``, once at load) and the sums put back in channel order before the bias and the requantization
 (kernels.int8_gemm_tile.requantizer). An odd tap count pairs the last tap with a zero weight.
 """
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.extending import intrinsic
 
+from .int8_gemm import aligned_empty
 from .int8_gemm_tile import DOT_INSTRUCTIONS, VI32, VOUT, requantizer
 from .int8_requant import FixedRequant, Fp32Requant
 from .simd import I32, I64, LANES, MASK, const, data, declare
@@ -32,23 +33,20 @@ UNPACK_HIGH = [i for lane in range(4) for c in range(4, 8) for i in (8 * lane + 
 TO_CHANNELS = [LOW_CHANNELS.index(ch) if ch in LOW_CHANNELS else LANES + HIGH_CHANNELS.index(ch) for ch in range(BLOCK)]
 
 
-@njit(cache=True)
-def pack_pairs(w32, pairs):
-    """Weights (taps, C) int32 as int16 pairs in the accumulators' lane order: (pairs, blocks, 2, 16, 2), zero past
-    the last tap and channel. [p, blk, 0, j] holds taps (2p, 2p+1) of channel blk*32 + LOW_CHANNELS[j], [.., 1, j]
-    of HIGH_CHANNELS[j]."""
-    taps, channels = w32.shape
-    blocks = (channels + BLOCK - 1) // BLOCK
-    packed = np.zeros((pairs, blocks, 2, LANES, 2), np.int16)
-    for p in range(pairs):
-        for blk in range(blocks):
-            for j in range(LANES):
-                for half in range(2):
-                    c = blk * BLOCK + (LOW_CHANNELS[j] if half == 0 else HIGH_CHANNELS[j])
-                    for i in range(2):
-                        t = 2 * p + i
-                        if t < taps and c < channels:
-                            packed[p, blk, half, j, i] = w32[t, c]
+def pack_depthwise(w):
+    """Depthwise weights (KH, KW, C) in [-255, 255] (int8 or q_w - zp_w) as int16 pairs of taps in the accumulators'
+    lane order, flat, 64-byte aligned: (pairs, blocks, 2, 16, 2), zero past the last tap and channel, where
+    [p, blk, 0, j] holds taps (2p, 2p+1) of channel blk*32 + LOW_CHANNELS[j] and [p, blk, 1, j] of HIGH_CHANNELS[j].
+    """
+    kh, kw, channels = np.shape(w)
+    if np.abs(np.asarray(w, np.int64)).max(initial=0) > 255:
+        raise ValueError("depthwise weights must lie in [-255, 255]")
+    taps, pairs, blocks = kh * kw, (kh * kw + 1) // 2, -(-channels // BLOCK)
+    padded = np.zeros((2 * pairs, blocks * BLOCK), np.int16)
+    padded[:taps, :channels] = np.reshape(w, (taps, channels))
+    lanes = padded.reshape(pairs, 2, blocks, BLOCK)[..., np.array([LOW_CHANNELS, HIGH_CHANNELS])]
+    packed = aligned_empty((pairs * blocks * 2 * LANES * 2,), np.int16)
+    packed[:] = lanes.transpose(0, 2, 3, 4, 1).reshape(-1)  # (pairs, 2 taps, blocks, half, 16) -> (.., half, 16, taps)
     return packed
 
 
@@ -200,7 +198,7 @@ def dw_pixels_tile(typingctx, x, x_off, pixel_stride, pixels, kh, kw, row_stride
 
     x, x_off, pixel_stride   flat uint8 input; the first pixel's tap 0 at x_off, the next pixels' pixel_stride apart
     kh, kw, row_stride, tap_stride   the kernel; tap (ky, kx) at tap 0 + ky*row_stride + kx*tap_stride
-    w                        pack_pairs(...) of the weights, flat int16
+    w                        pack_depthwise(weights)
     b, rq                    int32 bias' (C,), requantization (kernels.int8_requant)
     out, o_off, channels     flat uint8 output, the first pixel's C outputs at o_off, the next ones following
     """

@@ -19,6 +19,7 @@ from tinynet.kernels import int8_reference as ref
 from tinynet.kernels.gemm_tile import PANEL_WIDTHS
 from tinynet.kernels.int8_conv import conv2d_nhwc_u8
 from tinynet.kernels.int8_depthwise import dwconv2d_nhwc_u8
+from tinynet.kernels.int8_depthwise_tile import pack_depthwise
 from tinynet.kernels.int8_gemm import gemm_bias_requant_u8, pack_gemm_s8, pack_gemm_s16
 from tinynet.kernels.int8_requant import fixed_requant, fp32_requant
 
@@ -160,7 +161,7 @@ def test_depthwise_matches_reference(n, h, w, c, k, stride, dilation, kind, mode
     rq, params = requant_params(rng, mode, c, typical)
     pad_value = int(rng.integers(0, 256))
     out = np.zeros((n, *out_hw, c), np.uint8)
-    dwconv2d_nhwc_u8(x, wt, bias, rq, out, stride, dilation, pads[0], pads[2], pad_value)
+    dwconv2d_nhwc_u8(x, pack_depthwise(wt), bias, rq, out, k, k, stride, dilation, pads[0], pads[2], pad_value)
     np.testing.assert_array_equal(out, ref.dwconv2d_nhwc_u8_ref(x, wt, bias, params, stride, dilation, pads, pad_value))
 
 
@@ -202,6 +203,8 @@ def test_packing_and_parameters_refuse_what_the_kernels_cannot_take():
         pack_gemm_s8(np.zeros((3, 4), np.int16), np.zeros(4, np.int32))
     with pytest.raises(ValueError, match="255"):
         pack_gemm_s16(np.full((3, 4), 256), np.zeros(4, np.int32))
+    with pytest.raises(ValueError, match="255"):
+        pack_depthwise(np.full((3, 3, 4), -256))
     with pytest.raises(ValueError, match="span"):  # no uint8 graph has -200 and 200 in one output channel
         pack_gemm_s16(np.array([[-200], [200]]), np.zeros(1, np.int32))
     with pytest.raises(ValueError, match="0..255"):

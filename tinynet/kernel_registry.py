@@ -90,6 +90,7 @@ class IntegerKernelCalls:
     def __init__(self):
         from tinynet.kernels.int8_conv import conv2d_nhwc_u8
         from tinynet.kernels.int8_depthwise import dwconv2d_nhwc_u8
+        from tinynet.kernels.int8_depthwise_tile import pack_depthwise
         from tinynet.kernels.int8_gemm import gemm_bias_requant_u8, pack_gemm_s8, pack_gemm_s16
         from tinynet.kernels.int8_requant import fixed_requant, fp32_requant
 
@@ -103,8 +104,8 @@ class IntegerKernelCalls:
                 wp, bp = pack(np.ones((72, 8), dtype), np.zeros(8, np.int32))
                 self.steps.append((conv2d_nhwc_u8, [x, wp, bp, rq, np.empty((1, 2, 2, 8), np.uint8), 3, 3, 2, 1, 0, 0,
                                                     128]))
-            self.steps.append((dwconv2d_nhwc_u8, [x, np.ones((3, 3, 8), np.int16), np.zeros(8, np.int32), rq,
-                                                  np.empty((1, 4, 4, 8), np.uint8), 1, 1, 1, 1, 128]))
+            self.steps.append((dwconv2d_nhwc_u8, [x, pack_depthwise(np.ones((3, 3, 8))), np.zeros(8, np.int32), rq,
+                                                  np.empty((1, 4, 4, 8), np.uint8), 3, 3, 1, 1, 1, 1, 128]))
 
     def run(self, x=None):
         for kernel, args in self.steps:
