@@ -148,8 +148,8 @@ def main():
     parser.add_argument("--calls", type=int, default=30, help="timed calls per variant (default 30)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default 1 2)")
     parser.add_argument("--cpu-time", action="store_true",
-                        help="time by the calling thread's CPU time (1 thread only): on a busy machine, what the kernel "
-                             "costs rather than how long it waited for a core")
+                        help="time by the calling thread's CPU time (1 thread only): on a busy machine, what the "
+                             "kernel costs rather than how long it waited for a core")
     options = parser.parse_args()
     if options.cpu_time and options.threads != [1]:
         parser.error("--cpu-time measures one thread: use it with --threads 1")
