@@ -147,10 +147,7 @@ def pads_and_output(rng, h, w, kh, kw, stride, dilation):
     return (pads, out_hw) if min(out_hw) >= 1 else (None, None)
 
 
-@given(n=st.integers(1, 2), h=st.integers(1, 12), w=st.integers(1, 12), c=CHANNELS, k=st.sampled_from([1, 3, 5]),
-       stride=st.sampled_from([1, 2]), dilation=st.sampled_from([1, 2]), kind=WEIGHTS, mode=MODES, seed=SEEDS)
-@FAST
-def test_depthwise_matches_reference(n, h, w, c, k, stride, dilation, kind, mode, seed):
+def check_depthwise(n, h, w, c, k, stride, dilation, kind, mode, seed):
     rng = np.random.default_rng(seed)
     pads, out_hw = pads_and_output(rng, h, w, k, k, stride, dilation)
     if pads is None:
@@ -165,8 +162,23 @@ def test_depthwise_matches_reference(n, h, w, c, k, stride, dilation, kind, mode
     np.testing.assert_array_equal(out, ref.dwconv2d_nhwc_u8_ref(x, wt, bias, params, stride, dilation, pads, pad_value))
 
 
-@given(n=st.integers(1, 2), h=st.integers(1, 10), w=st.integers(1, 10), cin=st.integers(1, 5), cout=CHANNELS,
-       k=st.sampled_from([1, 2, 3]), stride=st.sampled_from([1, 2]), dilation=st.sampled_from([1, 2]),
+@given(n=st.integers(1, 2), h=st.integers(1, 12), w=st.integers(1, 12), c=CHANNELS, k=st.sampled_from([1, 3, 5]),
+       stride=st.sampled_from([1, 2]), dilation=st.sampled_from([1, 2]), kind=WEIGHTS, mode=MODES, seed=SEEDS)
+@FAST
+def test_depthwise_matches_reference(n, h, w, c, k, stride, dilation, kind, mode, seed):
+    check_depthwise(n, h, w, c, k, stride, dilation, kind, mode, seed)
+
+
+@given(h=st.integers(1, 9), w=st.integers(1, 12), c=st.sampled_from([32, 64, 96, 127, 129, 300]),
+       k=st.sampled_from([3, 5, 7]), stride=st.sampled_from([1, 2]), kind=WEIGHTS, mode=MODES, seed=SEEDS)
+@settings(max_examples=20, deadline=None)
+def test_depthwise_wide_channels_match_reference(h, w, c, k, stride, kind, mode, seed):
+    """Several 32-channel blocks of the depthwise tile, whole and partial, and the 7x7 kernels of its generic loop."""
+    check_depthwise(1, h, w, c, k, stride, 1, kind, mode, seed)
+
+
+@given(n=st.integers(1, 2), h=st.integers(1, 10), w=st.integers(1, 10),
+       cin=st.one_of(st.integers(1, 5), st.integers(6, 24)), cout=CHANNELS, k=st.sampled_from([1, 2, 3]), stride=st.sampled_from([1, 2]), dilation=st.sampled_from([1, 2]),
        nr=st.sampled_from(PANEL_WIDTHS), kind=WEIGHTS, mode=MODES, seed=SEEDS)
 @FAST
 def test_conv_matches_reference(n, h, w, cin, cout, k, stride, dilation, nr, kind, mode, seed):
