@@ -235,7 +235,8 @@ def test_widening_fallback_matches_reference(tmp_path):
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_int8_kernels as t; "
             "from tinynet.kernels import int8_gemm_tile; assert not int8_gemm_tile.DOT_INSTRUCTIONS; "
             "t.test_requantization_by_hand(); t.test_gemm_matches_reference(); t.test_depthwise_matches_reference(); "
-            "t.test_conv_matches_reference(); t.test_mobilenet_stem_matches_reference()")
+            "t.test_depthwise_wide_channels_match_reference(); t.test_conv_matches_reference(); "
+            "t.test_mobilenet_stem_matches_reference()")
     env = {**os.environ, "TINYNET_INT8_DOT": "widen", "NUMBA_CACHE_DIR": str(tmp_path)}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
