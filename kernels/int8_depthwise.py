@@ -2,8 +2,8 @@
 
 acc[n, oy, ox, c] = bias'[c] + sum over taps of x[n, iy, ix, c] * w[ky, kx, c], in int32, where taps outside the
 image read ``pad_value`` (the input zero point: with bias' = bias - zp_x * sum of the channel's weights, those taps
-then add nothing, as TFLite's kernels skip them). Accumulation is vectorised over the contiguous channels; XNNPACK
-does the same (VNNI's sums run along a reduction of 4 neighbours, which depthwise has only across taps).
+then add nothing, as TFLite's kernels skip them). Vectors run along the contiguous channels; the only reduction
+is across taps, which the tile pairs for VNNI (XNNPACK's int8 depthwise multiplies in 32 bits instead, vpmulld).
 
 Every output pixel goes by the register kernel of kernels.int8_depthwise_tile (two taps per VNNI instruction):
 interior pixels (all taps inside the image, the bulk of every layer) read the input in place; border pixels
