@@ -6,9 +6,11 @@ the float32 kernel of the same shape, at 1 and 2 threads.
 Columns: the float32 kernel (bias + ReLU6), the integer kernel with s8 weights (int8 graphs) and fp32
 requantization (LiteRT's default), s8 with TFLite's fixed-point requantization (the reference profile), and s16
 weights (uint8 graphs) with fp32 requantization. Medians of --calls calls after 50 ms of untimed calls; every
-variant of a row is timed in one process, interleaved call by call.
+variant of a row is timed in one process, interleaved call by call. --cpu-time (with --threads 1) times by the
+thread's CPU time instead of the wall clock, for a machine busy with other work.
 """
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,6 +24,7 @@ from tinynet import kernels  # noqa: E402  (threading layer first)
 from tinynet.kernels import int8_reference as ref  # noqa: E402
 from tinynet.kernels.int8_conv import conv2d_nhwc_u8  # noqa: E402
 from tinynet.kernels.int8_depthwise import dwconv2d_nhwc_u8  # noqa: E402
+from tinynet.kernels.int8_depthwise_tile import pack_depthwise  # noqa: E402
 from tinynet.kernels.int8_gemm import aligned_empty, gemm_bias_requant_u8, pack_gemm_s8, pack_gemm_s16  # noqa: E402
 from tinynet.kernels.int8_requant import fixed_requant, fp32_requant  # noqa: E402
 from tinynet.kernels.padding import conv_output_size  # noqa: E402
@@ -55,72 +58,77 @@ def integer_weights(rng, kind, shape):
     return (rng.integers(0, 256, shape) - 120).astype(np.int16)
 
 
+VARIANTS = (("s8 fp32", "s8", "fp32"), ("s8 fixed", "s8", "fixed"), ("s16 fp32", "s16", "fp32"))
+
+
+def same_padding(h, w, k, stride):
+    """(out_h, out_w, (top, bottom, left, right)) of TensorFlow SAME padding."""
+    out_h, top = conv_output_size(h, k, stride, "tf_same")
+    out_w, left = conv_output_size(w, k, stride, "tf_same")
+    return out_h, out_w, (top, (out_h - 1) * stride + k - h - top, left, (out_w - 1) * stride + k - w - left)
+
+
 def build(case, threads, rng):
     """{variant: (kernel, args)} for one case, each integer variant checked against the reference first."""
     op, h, w, cin, arg, stride = case
     x_f = rng.standard_normal((1, h, w, cin)).astype(np.float32)
     x_u = rng.integers(0, 256, (1, h, w, cin)).astype(np.uint8)
-    calls = {}
     if op == "pw":
         m = arg
-        wf = (rng.standard_normal((cin, m)) / np.sqrt(cin)).astype(np.float32)
-        wp, bp = kernels.pack_weights(wf, np.zeros(m, np.float32))
-        out = aligned_zeros(h * w * m).reshape(h * w, m)
+        wp, bp = kernels.pack_weights((rng.standard_normal((cin, m)) / np.sqrt(cin)).astype(np.float32),
+                                      np.zeros(m, np.float32))
         row_tile = gemm_row_tile(h * w, cin, m, bp.shape[1], threads)
-        calls["f32"] = (kernels.gemm_bias_act_f32, [x_f.reshape(-1, cin), wp, bp, out, RELU6, kernels.gemm.NO_RESIDUAL,
-                                                    row_tile])
-        for name, kind, mode in (("s8 fp32", "s8", "fp32"), ("s8 fixed", "s8", "fixed"), ("s16 fp32", "s16", "fp32")):
-            wi = integer_weights(rng, kind, (cin, m))
-            bias = rng.integers(-5000, 5000, m).astype(np.int32)
-            rq, params = requant(rng, mode, m, 128 * 100 * np.sqrt(cin))
-            wp, bp = (pack_gemm_s8 if kind == "s8" else pack_gemm_s16)(wi, bias)
-            out = aligned_empty((h * w, m), np.uint8)
-            args = [x_u.reshape(-1, cin), wp, bp, rq, out, row_tile]
-            gemm_bias_requant_u8(*args)
-            assert np.array_equal(out, ref.gemm_bias_requant_u8_ref(x_u.reshape(-1, cin), wi, bias, params)), (case, name)
-            calls[name] = (gemm_bias_requant_u8, args)
+        out = aligned_zeros(h * w * m).reshape(-1, m)
+        calls = {"f32": (kernels.gemm_bias_act_f32, [x_f.reshape(-1, cin), wp, bp, out, RELU6, kernels.gemm.NO_RESIDUAL,
+                                                     row_tile])}
+        weight_shape, out_shape, taps = (cin, m), (h * w, m), cin
+
+        def integer(wi, bias, rq, out):
+            wp, bp = (pack_gemm_s8 if wi.dtype == np.int8 else pack_gemm_s16)(wi, bias)
+            return gemm_bias_requant_u8, [x_u.reshape(-1, cin), wp, bp, rq, out, row_tile]
+
+        def expected(wi, bias, params):
+            return ref.gemm_bias_requant_u8_ref(x_u.reshape(-1, cin), wi, bias, params)
     elif op == "dw":
         k = arg
-        out_h, pad_top = conv_output_size(h, k, stride, "tf_same")
-        out_w, pad_left = conv_output_size(w, k, stride, "tf_same")
-        pads = (pad_top, (out_h - 1) * stride + k - h - pad_top, pad_left, (out_w - 1) * stride + k - w - pad_left)
-        wf = rng.standard_normal((k, k, cin)).astype(np.float32)
+        out_h, out_w, pads = same_padding(h, w, k, stride)
         out = aligned_zeros(out_h * out_w * cin).reshape(1, out_h, out_w, cin)
-        calls["f32"] = (kernels.dwconv2d_nhwc_f32, [x_f, wf, np.zeros(cin, np.float32), out, stride, pad_top, pad_left,
-                                                    RELU6, depthwise_groups(out_h, cin, threads),
-                                                    aligned_zeros(w * cin)])
-        for name, kind, mode in (("s8 fp32", "s8", "fp32"), ("s8 fixed", "s8", "fixed"), ("s16 fp32", "s16", "fp32")):
-            wi = integer_weights(rng, kind, (k, k, cin)).astype(np.int16)
-            bias = rng.integers(-5000, 5000, cin).astype(np.int32)
-            rq, params = requant(rng, mode, cin, 128 * 100 * k)
-            out = aligned_empty((1, out_h, out_w, cin), np.uint8)
-            args = [x_u, wi, bias, rq, out, stride, 1, pad_top, pad_left, 128]
-            dwconv2d_nhwc_u8(*args)
-            assert np.array_equal(out, ref.dwconv2d_nhwc_u8_ref(x_u, wi, bias, params, stride, 1, pads, 128)), (case, name)
-            calls[name] = (dwconv2d_nhwc_u8, args)
+        calls = {"f32": (kernels.dwconv2d_nhwc_f32, [x_f, rng.standard_normal((k, k, cin)).astype(np.float32),
+                                                     np.zeros(cin, np.float32), out, stride, pads[0], pads[2], RELU6,
+                                                     depthwise_groups(out_h, cin, threads), aligned_zeros(w * cin)])}
+        weight_shape, out_shape, taps, m = (k, k, cin), (1, out_h, out_w, cin), k * k, cin
+
+        def integer(wi, bias, rq, out):
+            return dwconv2d_nhwc_u8, [x_u, pack_depthwise(wi), bias, rq, out, k, k, stride, 1, pads[0], pads[2], 128]
+
+        def expected(wi, bias, params):
+            return ref.dwconv2d_nhwc_u8_ref(x_u, wi.astype(np.int16), bias, params, stride, 1, pads, 128)
     else:
         m, k = arg, 3
-        out_h, pad_top = conv_output_size(h, k, stride, "tf_same")
-        out_w, pad_left = conv_output_size(w, k, stride, "tf_same")
-        pads = (pad_top, (out_h - 1) * stride + k - h - pad_top, pad_left, (out_w - 1) * stride + k - w - pad_left)
-        wf = rng.standard_normal((k, k, cin, m)).astype(np.float32)
-        wp, bp = kernels.pack_weights(wf.reshape(-1, m), np.zeros(m, np.float32))
+        out_h, out_w, pads = same_padding(h, w, k, stride)
+        wp, bp = kernels.pack_weights(rng.standard_normal((k * k * cin, m)).astype(np.float32), np.zeros(m, np.float32))
         out = aligned_zeros(out_h * out_w * m).reshape(1, out_h, out_w, m)
-        calls["f32"] = (kernels.conv2d_nhwc_f32, [x_f, wp, bp, out, k, stride, pad_top, pad_left, RELU6])
-        for name, kind, mode in (("s8 fp32", "s8", "fp32"), ("s8 fixed", "s8", "fixed"), ("s16 fp32", "s16", "fp32")):
-            wi = integer_weights(rng, kind, (k, k, cin, m))
-            bias = rng.integers(-5000, 5000, m).astype(np.int32)
-            rq, params = requant(rng, mode, m, 128 * 100 * np.sqrt(k * k * cin))
-            wp, bp = (pack_gemm_s8 if kind == "s8" else pack_gemm_s16)(wi.reshape(-1, m), bias)
-            out = aligned_empty((1, out_h, out_w, m), np.uint8)
-            args = [x_u, wp, bp, rq, out, k, k, stride, 1, pad_top, pad_left, 128]
-            conv2d_nhwc_u8(*args)
-            assert np.array_equal(out, ref.conv2d_nhwc_u8_ref(x_u, wi, bias, params, stride, 1, pads, 128)), (case, name)
-            calls[name] = (conv2d_nhwc_u8, args)
+        calls = {"f32": (kernels.conv2d_nhwc_f32, [x_f, wp, bp, out, k, stride, pads[0], pads[2], RELU6])}
+        weight_shape, out_shape, taps = (k, k, cin, m), (1, out_h, out_w, m), k * k * cin
+
+        def integer(wi, bias, rq, out):
+            wp, bp = (pack_gemm_s8 if wi.dtype == np.int8 else pack_gemm_s16)(wi.reshape(-1, m), bias)
+            return conv2d_nhwc_u8, [x_u, wp, bp, rq, out, k, k, stride, 1, pads[0], pads[2], 128]
+
+        def expected(wi, bias, params):
+            return ref.conv2d_nhwc_u8_ref(x_u, wi, bias, params, stride, 1, pads, 128)
+    for name, kind, mode in VARIANTS:
+        wi = integer_weights(rng, kind, weight_shape)
+        bias = rng.integers(-5000, 5000, m).astype(np.int32)
+        rq, params = requant(rng, mode, m, 128 * 100 * np.sqrt(taps))
+        kernel, args = integer(wi, bias, rq, aligned_empty(out_shape, np.uint8))
+        kernel(*args)
+        assert np.array_equal(args[4], expected(wi, bias, params)), (case, name)
+        calls[name] = (kernel, args)
     return calls
 
 
-def median_us(calls, n):
+def median_us(calls, n, clock=time.perf_counter):
     """{variant: median microseconds}, the variants interleaved call by call after 50 ms of warm-up."""
     end = time.perf_counter() + 0.05
     while time.perf_counter() < end:
@@ -129,9 +137,9 @@ def median_us(calls, n):
     times = {name: [] for name in calls}
     for _ in range(n):
         for name, (kernel, args) in calls.items():
-            start = time.perf_counter()
+            start = clock()
             kernel(*args)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return {name: 1e6 * float(np.median(t)) for name, t in times.items()}
 
 
@@ -139,9 +147,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=30, help="timed calls per variant (default 30)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default 1 2)")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time by the calling thread's CPU time (1 thread only): on a busy machine, what the "
+                             "kernel costs rather than how long it waited for a core")
     options = parser.parse_args()
+    if options.cpu_time and options.threads != [1]:
+        parser.error("--cpu-time measures one thread: use it with --threads 1")
+    clock = time.thread_time if options.cpu_time else time.perf_counter
     rng = np.random.default_rng(0)
-    print(f"# {' '.join(sys.argv)}")
+    print(f"# {' '.join(sys.argv)}   (load average {os.getloadavg()[0]:.1f})")
     print("| layer | threads | f32 us | s8 fp32 us | s8 fixed us | s16 fp32 us | f32 / s8 fp32 | f32 / s16 fp32 |")
     print("|---|---|---|---|---|---|---|---|")
     for case in CASES:
@@ -150,7 +164,7 @@ def main():
                  "conv": f"conv 3x3 s{stride} {h}x{w}x{cin} -> {arg}"}[op]
         for threads in options.threads:
             numba.set_num_threads(threads)
-            t = median_us(build(case, threads, rng), options.calls)
+            t = median_us(build(case, threads, rng), options.calls, clock)
             print(f"| {label} | {threads} | {t['f32']:.1f} | {t['s8 fp32']:.1f} | {t['s8 fixed']:.1f} | "
                   f"{t['s16 fp32']:.1f} | {t['f32'] / t['s8 fp32']:.2f} | {t['f32'] / t['s16 fp32']:.2f} |", flush=True)
 

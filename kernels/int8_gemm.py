@@ -8,9 +8,9 @@ are "s8" (int8 graphs: int8, zero point 0) or "s16" (uint8 graphs: q_w - zp_w in
 Packed weights (``pack_gemm_s8``, ``pack_gemm_s16``), done once at load: panel j holds output channels j*NR ..
 j*NR+NR-1 as (ceil(K/4), NR, 4) bytes: for each group of 4 consecutive input channels, NR output channels of 4
 weights each (what AVX-512 VNNI's vpdpbusd sums into one int32 lane), zero padded past K and M; and its int32
-bias (NR,) followed by NR column offsets. s8 weights are stored as they are; s16 weights as uint8 u = w + c with
-c = -min_k w per output channel, exact because a uint8 graph's q_w - zp_w spans at most 255 (the tile subtracts
-c times each row's activation sum). NR is the float GEMM's panel width. The register tiles of
+bias (NR,) followed by NR copies of the offset c. s8 weights are stored as they are (c = 0); s16 weights as uint8
+u = w + c with c = -min w, exact because a uint8 graph's q_w - zp_w spans at most 255 (one zero point per tensor;
+the tile subtracts c times each row's activation sum). NR is the float GEMM's panel width. The register tiles of
 kernels.int8_gemm_tile sweep each panel down the rows, requantizing as they store.
 """
 import numpy as np
@@ -35,19 +35,19 @@ def pack_gemm_s8(w, bias, nr=None):
 
 
 def pack_gemm_s16(w, bias, nr=None):
-    """(wp, bp) of weights ``w`` (K, M) in [-255, 255], each output channel's spanning at most 255 (q_w - zp_w of a
-    uint8 graph), and int32 bias' (M,), as uint8 weights u = w + c (kernels.int8_gemm_tile, "u8").
+    """(wp, bp) of weights ``w`` (K, M) in [-255, 255] spanning at most 255 (q_w - zp_w of a uint8 graph, whose
+    weights have one zero point), and int32 bias' (M,), as uint8 weights u = w + c (kernels.int8_gemm_tile, "u8").
 
-    wp: (panels, ceil(K/4), NR, 4) uint8   bp: (panels, 2, NR) int32, bias' + 128 * sum_k u then c
+    wp: (panels, ceil(K/4), NR, 4) uint8   bp: (panels, 2, NR) int32, bias' + 128 * sum_k u, then c everywhere
     """
     w = np.asarray(w).astype(np.int64)
     if w.size and np.abs(w).max() > S16_RANGE:
         raise ValueError(f"s16 weights must lie in [-{S16_RANGE}, {S16_RANGE}]")
-    c = -w.min(axis=0) if w.size else np.zeros(w.shape[1], np.int64)
+    c = -w.min() if w.size else 0
     u = w + c
     if u.size and u.max() > S16_RANGE:
-        raise ValueError(f"s16 weights of one output channel must span at most {S16_RANGE} (q_w - zp_w)")
-    return _pack(u.astype(np.uint8), np.asarray(bias, np.int64) + 128 * u.sum(axis=0), c, nr)
+        raise ValueError(f"s16 weights must span at most {S16_RANGE} (q_w - zp_w, one zero point per tensor)")
+    return _pack(u.astype(np.uint8), np.asarray(bias, np.int64) + 128 * u.sum(axis=0), np.full(w.shape[1], c), nr)
 
 
 def _pack(w, bias, offsets, nr):
@@ -87,10 +87,11 @@ def _needs_row_sums(wp):
 
 
 @njit(cache=True)
-def gemm_rows(x, r0, rows, wp, bp, j, rq, out):
+def gemm_rows(x, r0, rows, wp, bp, j, rq, out, sums, s0):
     """out[r, j*NR + n] for rows r0 .. r0+rows-1 and the columns of panel j, tile by tile (kernels.int8_gemm_tile).
 
     x: (R, K) uint8   wp, bp: packed   rq: requantization   out: (R, M) uint8
+    sums: offset_row_sums of the rows, row r0's at s0 (read for "u8" weights only)
     """
     k = x.shape[1]
     n_out = out.shape[1]
@@ -98,17 +99,23 @@ def gemm_rows(x, r0, rows, wp, bp, j, rq, out):
     mr = qtile_rows(nr)
     panel = wp.shape[1] * wp.shape[2] * wp.shape[3]
     cols = min(nr, n_out - j * nr)
-    sums = np.empty(rows if needs_row_sums(wp) else 0, np.int32)
-    for r in range(sums.shape[0]):
-        xr = x[r0 + r]
-        total = 0
-        for i in range(k):
-            total += np.int32(xr[i])
-        sums[r] = total
     for t in range((rows + mr - 1) // mr):
         p = r0 + t * mr
-        qgemm_tile(nr, x, p * k, k, k, wp, j * panel, bp, j * 2 * nr, sums, p - r0, rq, j * nr, out, p * n_out + j * nr,
-                   n_out, min(mr, r0 + rows - p), cols)
+        qgemm_tile(nr, x, p * k, k, k, wp, j * panel, bp, j * 2 * nr, sums, s0 + p - r0, rq, j * nr, out,
+                   p * n_out + j * nr, n_out, min(mr, r0 + rows - p), cols)
+
+
+@njit(cache=True)
+def offset_row_sums(x, r0, rows, wp, bp, sums):
+    """sums[r] = c * (sum of row r0 + r of x) for "u8" weights (pack_gemm_s16; c = bp[0, 1, 0]), in int32; nothing
+    for s8 weights.   x: (R, K) uint8   sums: (>= rows,) int32, written"""
+    if needs_row_sums(wp):
+        c = bp[0, 1, 0]
+        for r in range(rows):
+            total = np.int32(0)
+            for i in range(x.shape[1]):  # indexed in place: a view per row costs more than its sum
+                total += x[r0 + r, i]
+            sums[r] = np.int32(total * c)
 
 
 @njit(parallel=True, cache=True)
@@ -123,7 +130,11 @@ def gemm_bias_requant_u8(x, wp, bp, rq, out, row_tile):
     n_pix = x.shape[0]
     panels = bp.shape[0]
     row_tasks = (n_pix + row_tile - 1) // row_tile
+    sums = np.empty(n_pix if needs_row_sums(wp) else 0, np.int32)
+    for task in prange(row_tasks if needs_row_sums(wp) else 0):
+        p0 = np.int64(task) * row_tile
+        offset_row_sums(x, p0, min(row_tile, n_pix - p0), wp, bp, sums[p0:])
     for task in prange(row_tasks * panels):
         t = np.int64(task)
         p0 = t // panels * row_tile
-        gemm_rows(x, p0, min(row_tile, n_pix - p0), wp, bp, t % panels, rq, out)
+        gemm_rows(x, p0, min(row_tile, n_pix - p0), wp, bp, t % panels, rq, out, sums, p0)

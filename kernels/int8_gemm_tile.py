@@ -10,7 +10,8 @@ lane: 64 multiply-adds per instruction, four times an f32 FMA). Two kinds of pac
 - "u8" (uint8 graphs, weights q_w - zp_w): each output channel's weights w shifted to u = w + c in 0..255, the
   activations flipped to x - 128 (xor 0x80) so that they are the signed operand:
   sum x*w = sum (x - 128)*u + 128*sum u - c*sum x. The packing folds 128*sum u into the bias; the tile subtracts
-  c times the row's activation sum (computed beside it) as it stores. int16 products (vpdpwssd) would take two
+  c times the row's activation sum (kernels.int8_gemm.offset_row_sums) as it stores. c = -min w is one number
+  per tensor: a uint8 graph's weights have one zero point. int16 products (vpdpwssd) would take two
   instructions per 4 channels and a byte shuffle per row: this is one, like s8.
 
 On a CPU without AVX-512 VNNI (``DOT_INSTRUCTIONS`` False, from llvmlite's host features; or
@@ -71,8 +72,8 @@ def _dot_step(builder, kind, acc, xg, wv):
 def _add_groups(builder, acc, products, group):
     """acc + the sums of each lane's ``group`` consecutive elements of ``products`` (16 * group int32)."""
     for i in range(group):
-        part = builder.shuffle_vector(products, products,
-                                      ir.Constant(ir.VectorType(I32, LANES), [lane * group + i for lane in range(LANES)]))
+        every = ir.Constant(ir.VectorType(I32, LANES), [lane * group + i for lane in range(LANES)])
+        part = builder.shuffle_vector(products, products, every)
         acc = builder.add(acc, part)
     return acc
 
@@ -84,7 +85,7 @@ def _field(context, builder, rq_type, rq, name):
     return data(context, builder, typ, value) if isinstance(typ, types.Array) else value
 
 
-def _requantizer(context, builder, rq_type, rq):
+def requantizer(context, builder, rq_type, rq):
     """A function (acc <16 x i32>, channel offset i64) -> <16 x i32> outputs in 0..255, for ``rq``'s type."""
     field = lambda name: _field(context, builder, rq_type, rq, name)  # noqa: E731
 
@@ -112,17 +113,18 @@ def _requantizer(context, builder, rq_type, rq):
         m = load(multiplier, channel, VI32)
         positive = builder.icmp_signed(">", s, vi32(0))
         x = builder.shl(acc, builder.select(positive, s, vi32(0)))  # wraps in int32
-        # SaturatingRoundingDoublingHighMul(x, m): (x*m + nudge) / 2**31 toward zero; MIN*MIN saturates
-        t = builder.mul(builder.sext(x, VI64), builder.sext(m, VI64))
-        t = builder.add(t, builder.select(builder.icmp_signed(">=", t, vi64(0)), vi64(2**30), vi64(1 - 2**30)))
-        t = builder.add(t, builder.select(builder.icmp_signed("<", t, vi64(0)), vi64(2**31 - 1), vi64(0)))
+        # SaturatingRoundingDoublingHighMul(x, m) = (x*m + nudge) / 2**31 toward zero, nudge 2**30 or 1 - 2**30 by
+        # the sign: both cases are floor((x*m + 2**30) / 2**31), one shift (for p < 0, truncating p + 1 - 2**30 is
+        # flooring p + 1 - 2**30 + 2**31 - 1). MIN*MIN saturates.
+        t = builder.add(builder.mul(builder.sext(x, VI64), builder.sext(m, VI64)), vi64(2**30))
         high = builder.trunc(builder.ashr(t, vi64(31)), VI32)
         both_min = builder.and_(builder.icmp_signed("==", x, vi32(-2**31)), builder.icmp_signed("==", m, vi32(-2**31)))
         high = builder.select(both_min, vi32(2**31 - 1), high)
         # RoundingDivideByPOT(high, -s): shift right, + 1 where the remainder exceeds half (half, ties, if negative)
         right = builder.select(positive, vi32(0), builder.sub(vi32(0), s))
         mask = builder.sub(builder.shl(vi32(1), right), vi32(1))
-        threshold = builder.add(builder.ashr(mask, vi32(1)), builder.zext(builder.icmp_signed("<", high, vi32(0)), VI32))
+        negative = builder.zext(builder.icmp_signed("<", high, vi32(0)), VI32)
+        threshold = builder.add(builder.ashr(mask, vi32(1)), negative)
         up = builder.zext(builder.icmp_signed(">", builder.and_(high, mask), threshold), VI32)
         y = builder.add(builder.add(builder.ashr(high, right), up), zero_point)
         y = builder.select(builder.icmp_signed(">", y, lo), y, lo)
@@ -198,13 +200,15 @@ def _emit_tile(context, builder, mr, nv, kind, args, array_types):
     builder.position_at_end(finish)
     byte_mask = ir.Constant(ir.VectorType(ir.IntType(1), 4), None)
     for lane in range(4):
-        byte_mask = builder.insert_element(byte_mask, builder.icmp_signed("<", const(lane), left), ir.Constant(I32, lane))
+        inside = builder.icmp_signed("<", const(lane), left)
+        byte_mask = builder.insert_element(byte_mask, inside, ir.Constant(I32, lane))
     masked_load = declare(builder, "llvm.masked.load.v4i8.p0", GROUP_BYTES,
                           [I8.as_pointer(), I32, ir.VectorType(ir.IntType(1), 4), GROUP_BYTES])
 
     def x_tail(r):
         ptr = builder.gep(x_rows[r], [builder.mul(full, const(4))])
-        group = builder.call(masked_load, [ptr, ir.Constant(I32, 1), byte_mask, ir.Constant(GROUP_BYTES, [missing] * 4)])
+        missing_bytes = ir.Constant(GROUP_BYTES, [missing] * 4)
+        group = builder.call(masked_load, [ptr, ir.Constant(I32, 1), byte_mask, missing_bytes])
         return builder.bitcast(group, I32)
 
     acc_tail = step(acc_after, full, x_tail)
@@ -218,14 +222,12 @@ def _emit_tile(context, builder, mr, nv, kind, args, array_types):
             acc[r][v].add_incoming(acc_after[r][v], with_tail)
             acc[r][v].add_incoming(acc_tail[r][v], tail_end)
 
-    if kind == "u8":  # acc -= c * (the row's activation sum); c follows the bias in the packed panel
-        offsets = [builder.load(builder.gep(pb, [builder.add(b_off, const(nr + v * LANES))]), typ=VI32, align=4)
-                   for v in range(nv)]
+    if kind == "u8":  # acc -= c * (the row's activation sum), computed beside the tile
         for r in range(mr):
             row_sum = splat(builder, builder.load(builder.gep(psums, [builder.add(s_off, const(r))]), typ=I32), VI32)
-            acc[r] = [builder.sub(acc[r][v], builder.mul(offsets[v], row_sum)) for v in range(nv)]
+            acc[r] = [builder.sub(acc[r][v], row_sum) for v in range(nv)]
 
-    requantize = _requantizer(context, builder, typ["rq"], value["rq"])
+    requantize = requantizer(context, builder, typ["rq"], value["rq"])
     masks = [lane_mask(builder, builder.sub(cols, const(v * LANES))) for v in range(nv)]
     store = declare(builder, f"llvm.masked.store.v{LANES}i8.p0", ir.VoidType(), [VOUT, I8.as_pointer(), I32, MASK])
     for r in range(mr):
@@ -245,7 +247,7 @@ def qgemm_tile(typingctx, nr, x, x_off, ldx, k, w, w_off, b, b_off, sums, s_off,
     x, x_off, ldx, k    uint8 activations: row r, input channel i at x_off + r*ldx + i (any C-contiguous array)
     w, w_off            the panel's packed weights (kernels.int8_gemm: int8 "s8" or uint8 "u8") from element w_off
     b, b_off            the panel's packed int32 bias (nr values), then its nr column offsets c ("u8"), from b_off
-    sums, s_off         int32 activation sum of row r at s_off + r (read for "u8" weights only)
+    sums, s_off         c times row r's activation sum at s_off + r (read for "u8" weights only)
     rq, c_off           requantization (kernels.int8_requant), the panel's first channel c_off
     out, o_off, ldo     uint8 output row r at o_off + r*ldo
     rows, cols          valid rows (<= qtile_rows(nr)) and columns (<= nr); the others are not stored

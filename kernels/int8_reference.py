@@ -37,8 +37,9 @@ def multiply_by_quantized_multiplier_ref(acc, multiplier, shift):
 
 
 def requant_fixed_ref(acc, multiplier, shift, out_zp, out_min, out_max):
-    """TFLite reference: clamp(MultiplyByQuantizedMultiplier(acc, m, s) + zp, lo, hi)."""
-    y = multiply_by_quantized_multiplier_ref(acc, multiplier, shift) + out_zp
+    """TFLite reference: clamp(MultiplyByQuantizedMultiplier(acc, m, s) + zp, lo, hi), the + zp in int32 as TFLite
+    adds it (wrapping, as x86 does, for the results within zp of 2**31 that no conv reaches)."""
+    y = _int32_wrap(multiply_by_quantized_multiplier_ref(acc, multiplier, shift) + out_zp)
     return np.clip(y, out_min, out_max).astype(np.uint8)
 
 

@@ -1,7 +1,8 @@
 """Requantization of int32 accumulators to uint8 outputs: the output step of every integer kernel.
 
 Two arithmetics, one per oracle, chosen by the type of the parameters a kernel is given (each kernel is
-compiled once per type, so the choice costs nothing at run time):
+compiled once per type, so the choice costs nothing at run time; the tiles emit it in vector form,
+kernels.int8_gemm_tile.requantizer):
 
 - ``Fp32Requant`` (XNNPACK, LiteRT's default delegate, "fp32" in its kernel names):
   y = lrintf(min(max(float32(acc) * scale[c], lo - zp), hi - zp)) + zp, every operation in float32, rounding
@@ -10,7 +11,8 @@ compiled once per type, so the choice costs nothing at run time):
   lo, hi), where MultiplyByQuantizedMultiplier(x, m, s) = RoundingDivideByPOT(
   SaturatingRoundingDoublingHighMul(x * 2**max(s, 0), m), max(-s, 0)): the high half of the doubled 64-bit
   product, nudged by 2**30 (1 - 2**30 when negative) and truncated toward zero, then a division by 2**-s rounding
-  half away from zero. x * 2**s wraps in int32, as the compiled C does; conv accumulators never reach that.
+  half away from zero. x * 2**s and the + zp wrap in int32, as the compiled C does; conv accumulators never get
+  near that.
 
 Activations are uint8 in memory for uint8 and int8 graphs alike (int8 stored + 128), so ``zp``, ``lo`` and ``hi``
 are in uint8 units: lo, hi the output range with the fused activation (0..255), zp the output zero point.
@@ -21,8 +23,6 @@ past its last channel (values there are never stored).
 from collections import namedtuple
 
 import numpy as np
-from numba import types
-from numba.extending import overload
 
 PAD_CHANNELS = 64
 
@@ -34,9 +34,6 @@ Fp32Requant = namedtuple("Fp32Requant", ("scale", "out_zp", "out_min_less_zp", "
 #   out_zp, out_min, out_max:   int             zp, lo, hi
 FixedRequant = namedtuple("FixedRequant", ("multiplier", "shift", "out_zp", "out_min", "out_max"))
 
-INT32_MIN = np.int64(-2**31)
-INT32_MAX = np.int64(2**31 - 1)
-NUDGE = np.int64(2**30)
 
 
 def _per_channel(values, channels, dtype):
@@ -59,44 +56,10 @@ def fp32_requant(scale, out_zp, out_min, out_max, channels):
 
 
 def fixed_requant(multiplier, shift, out_zp, out_min, out_max, channels):
-    """FixedRequant for ``channels`` outputs; multiplier and shift int32, per tensor (scalars) or per channel."""
+    """FixedRequant for ``channels`` outputs; multiplier and shift int32, per tensor (scalars) or per channel, shift
+    in [-31, 31] (TFLite's RoundingDivideByPOT takes exponents up to 31; shifts of 32 bits are undefined in IR)."""
     _check_bounds(out_zp, out_min, out_max)
+    if np.any(np.abs(np.asarray(shift)) > 31):
+        raise ValueError("shifts must lie in [-31, 31]")
     return FixedRequant(_per_channel(multiplier, channels, np.int32), _per_channel(shift, channels, np.int32),
                         int(out_zp), int(out_min), int(out_max))
-
-
-def requantize(rq, acc, c):
-    """uint8 value of accumulator ``acc`` (int32) of channel ``c`` under ``rq``; Numba only (an overload per type)."""
-    raise NotImplementedError("requantize is compiled into the Numba kernels only")
-
-
-def _is(typ, cls):
-    return isinstance(typ, types.BaseNamedTuple) and typ.instance_class is cls
-
-
-@overload(requantize, inline="always")
-def _requantize(rq, acc, c):
-    if _is(rq, Fp32Requant):
-        def fp32(rq, acc, c):
-            v = np.float32(acc) * rq.scale[c]
-            v = min(max(v, rq.out_min_less_zp), rq.out_max_less_zp)
-            return np.uint8(np.int32(np.rint(v)) + rq.out_zp)
-        return fp32
-    if _is(rq, FixedRequant):
-        def fixed(rq, acc, c):
-            shift = np.int64(rq.shift[c])
-            x = np.int64(np.int32(np.int64(acc) << max(shift, 0)))  # x * 2**left_shift in int32
-            m = np.int64(rq.multiplier[c])
-            if x == INT32_MIN and m == INT32_MIN:
-                high = INT32_MAX  # the one product that overflows the doubling
-            else:
-                t = x * m
-                t += NUDGE if t >= 0 else 1 - NUDGE
-                high = (t + (INT32_MAX if t < 0 else 0)) >> 31  # t / 2**31, truncated toward zero
-            right = max(-shift, 0)
-            mask = (np.int64(1) << right) - 1
-            threshold = (mask >> 1) + (1 if high < 0 else 0)
-            y = (high >> right) + (1 if (high & mask) > threshold else 0) + rq.out_zp
-            return np.uint8(min(max(y, rq.out_min), rq.out_max))
-        return fixed
-    return None

@@ -5,6 +5,11 @@ requantization modes with rounding ties (accumulators landing on x.5 after scali
 bounds, negative accumulators, shifts on both sides of zero, K = 1 and sizes that are not multiples of the tiles
 (4 or 2 input channels per group, 16-64 output channels per panel), padding with stride 2, and dilation 2.
 """
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -14,6 +19,7 @@ from tinynet.kernels import int8_reference as ref
 from tinynet.kernels.gemm_tile import PANEL_WIDTHS
 from tinynet.kernels.int8_conv import conv2d_nhwc_u8
 from tinynet.kernels.int8_depthwise import dwconv2d_nhwc_u8
+from tinynet.kernels.int8_depthwise_tile import pack_depthwise
 from tinynet.kernels.int8_gemm import gemm_bias_requant_u8, pack_gemm_s8, pack_gemm_s16
 from tinynet.kernels.int8_requant import fixed_requant, fp32_requant
 
@@ -99,7 +105,8 @@ def test_fixed_requantization_matches_reference(acc, multiplier, shift, bounds, 
     acc = np.array([acc], np.int32)
     n = acc.shape[1]
     got = requantize_through_gemm(acc, fixed_requant(multiplier, shift, zp, lo, hi, n))
-    np.testing.assert_array_equal(got, ref.requant_fixed_ref(acc, np.full(n, multiplier), np.full(n, shift), zp, lo, hi))
+    expected = ref.requant_fixed_ref(acc, np.full(n, multiplier), np.full(n, shift), zp, lo, hi)
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_requantization_by_hand():
@@ -140,10 +147,7 @@ def pads_and_output(rng, h, w, kh, kw, stride, dilation):
     return (pads, out_hw) if min(out_hw) >= 1 else (None, None)
 
 
-@given(n=st.integers(1, 2), h=st.integers(1, 12), w=st.integers(1, 12), c=CHANNELS, k=st.sampled_from([1, 3, 5]),
-       stride=st.sampled_from([1, 2]), dilation=st.sampled_from([1, 2]), kind=WEIGHTS, mode=MODES, seed=SEEDS)
-@FAST
-def test_depthwise_matches_reference(n, h, w, c, k, stride, dilation, kind, mode, seed):
+def check_depthwise(n, h, w, c, k, stride, dilation, kind, mode, seed):
     rng = np.random.default_rng(seed)
     pads, out_hw = pads_and_output(rng, h, w, k, k, stride, dilation)
     if pads is None:
@@ -154,12 +158,27 @@ def test_depthwise_matches_reference(n, h, w, c, k, stride, dilation, kind, mode
     rq, params = requant_params(rng, mode, c, typical)
     pad_value = int(rng.integers(0, 256))
     out = np.zeros((n, *out_hw, c), np.uint8)
-    dwconv2d_nhwc_u8(x, wt, bias, rq, out, stride, dilation, pads[0], pads[2], pad_value)
+    dwconv2d_nhwc_u8(x, pack_depthwise(wt), bias, rq, out, k, k, stride, dilation, pads[0], pads[2], pad_value)
     np.testing.assert_array_equal(out, ref.dwconv2d_nhwc_u8_ref(x, wt, bias, params, stride, dilation, pads, pad_value))
 
 
-@given(n=st.integers(1, 2), h=st.integers(1, 10), w=st.integers(1, 10), cin=st.integers(1, 5), cout=CHANNELS,
-       k=st.sampled_from([1, 2, 3]), stride=st.sampled_from([1, 2]), dilation=st.sampled_from([1, 2]),
+@given(n=st.integers(1, 2), h=st.integers(1, 12), w=st.integers(1, 12), c=CHANNELS, k=st.sampled_from([1, 3, 5]),
+       stride=st.sampled_from([1, 2]), dilation=st.sampled_from([1, 2]), kind=WEIGHTS, mode=MODES, seed=SEEDS)
+@FAST
+def test_depthwise_matches_reference(n, h, w, c, k, stride, dilation, kind, mode, seed):
+    check_depthwise(n, h, w, c, k, stride, dilation, kind, mode, seed)
+
+
+@given(h=st.integers(1, 9), w=st.integers(1, 12), c=st.sampled_from([32, 64, 96, 127, 129, 300]),
+       k=st.sampled_from([3, 5, 7]), stride=st.sampled_from([1, 2]), kind=WEIGHTS, mode=MODES, seed=SEEDS)
+@settings(max_examples=20, deadline=None)
+def test_depthwise_wide_channels_match_reference(h, w, c, k, stride, kind, mode, seed):
+    """Several 32-channel blocks of the depthwise tile, whole and partial, and the 7x7 kernels of its generic loop."""
+    check_depthwise(1, h, w, c, k, stride, 1, kind, mode, seed)
+
+
+@given(n=st.integers(1, 2), h=st.integers(1, 10), w=st.integers(1, 10),
+       cin=st.one_of(st.integers(1, 5), st.integers(6, 24)), cout=CHANNELS, k=st.sampled_from([1, 2, 3]), stride=st.sampled_from([1, 2]), dilation=st.sampled_from([1, 2]),
        nr=st.sampled_from(PANEL_WIDTHS), kind=WEIGHTS, mode=MODES, seed=SEEDS)
 @FAST
 def test_conv_matches_reference(n, h, w, cin, cout, k, stride, dilation, nr, kind, mode, seed):
@@ -196,9 +215,28 @@ def test_packing_and_parameters_refuse_what_the_kernels_cannot_take():
         pack_gemm_s8(np.zeros((3, 4), np.int16), np.zeros(4, np.int32))
     with pytest.raises(ValueError, match="255"):
         pack_gemm_s16(np.full((3, 4), 256), np.zeros(4, np.int32))
+    with pytest.raises(ValueError, match="255"):
+        pack_depthwise(np.full((3, 3, 4), -256))
     with pytest.raises(ValueError, match="span"):  # no uint8 graph has -200 and 200 in one output channel
         pack_gemm_s16(np.array([[-200], [200]]), np.zeros(1, np.int32))
     with pytest.raises(ValueError, match="0..255"):
         fp32_requant(0.1, 0, 10, 300, 4)
     with pytest.raises(ValueError, match="0..255"):
         fixed_requant(2**30, 0, -1, 0, 255, 4)
+    with pytest.raises(ValueError, match="31"):
+        fixed_requant(2**30, -32, 0, 0, 255, 4)
+
+
+@pytest.mark.slow
+def test_widening_fallback_matches_reference(tmp_path):
+    """The tiles as emitted for CPUs without AVX-512 VNNI (TINYNET_INT8_DOT=widen: plain widening vector IR), run
+    through this file's kernel tests in a fresh process with an empty kernel cache (Numba keys its cache by CPU,
+    not by that variable)."""
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_int8_kernels as t; "
+            "from tinynet.kernels import int8_gemm_tile; assert not int8_gemm_tile.DOT_INSTRUCTIONS; "
+            "t.test_requantization_by_hand(); t.test_gemm_matches_reference(); t.test_depthwise_matches_reference(); "
+            "t.test_depthwise_wide_channels_match_reference(); t.test_conv_matches_reference(); "
+            "t.test_mobilenet_stem_matches_reference()")
+    env = {**os.environ, "TINYNET_INT8_DOT": "widen", "NUMBA_CACHE_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]

@@ -18,7 +18,8 @@ FAMILIES = ("mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_
 # Compile seconds on the project machine, to split a cold compile between processes; others count as 1 s.
 COMPILE_SECONDS = {"expand_dwconv2d_nhwc_f32": 7.4, "dwconv2d_nhwc_f32": 4.2, "conv2d_nhwc_f32": 4.2,
                    "squeeze_excite_nhwc_f32": 4.0, "gemm_bias_act_f32": 2.6, "global_avg_pool_nhwc_f32": 0.7,
-                   "fake_quantize_f32": 0.5}
+                   "fake_quantize_f32": 0.5, "conv2d_nhwc_u8": 13.7, "gemm_bias_requant_u8": 11.1,
+                   "dwconv2d_nhwc_u8": 4.9}
 TINY_INPUT = (1, 32, 32, 3)
 
 
@@ -89,22 +90,24 @@ class IntegerKernelCalls:
     def __init__(self):
         from tinynet.kernels.int8_conv import conv2d_nhwc_u8
         from tinynet.kernels.int8_depthwise import dwconv2d_nhwc_u8
+        from tinynet.kernels.int8_depthwise_tile import pack_depthwise
         from tinynet.kernels.int8_elementwise import add_u8, mul_fp32_u8
-        from tinynet.kernels.int8_resize import resize_bilinear_q11_u8
         from tinynet.kernels.int8_gemm import gemm_bias_requant_u8, pack_gemm_s8, pack_gemm_s16
         from tinynet.kernels.int8_requant import fixed_requant, fp32_requant
+        from tinynet.kernels.int8_resize import resize_bilinear_q11_u8
 
         x = np.zeros((1, 4, 4, 8), np.uint8)
         self.steps = []
         for rq in (fp32_requant(0.01, 128, 0, 255, 8), fixed_requant(2**30, -7, 128, 0, 255, 8)):
             for pack, dtype in ((pack_gemm_s8, np.int8), (pack_gemm_s16, np.int16)):
                 wp, bp = pack(np.ones((8, 8), dtype), np.zeros(8, np.int32))
-                self.steps.append((gemm_bias_requant_u8, [x.reshape(16, 8), wp, bp, rq, np.empty((16, 8), np.uint8), 8]))
+                self.steps.append((gemm_bias_requant_u8, [x.reshape(16, 8), wp, bp, rq, np.empty((16, 8), np.uint8),
+                                                          8]))
                 wp, bp = pack(np.ones((72, 8), dtype), np.zeros(8, np.int32))
                 self.steps.append((conv2d_nhwc_u8, [x, wp, bp, rq, np.empty((1, 2, 2, 8), np.uint8), 3, 3, 2, 1, 0, 0,
                                                     128]))
-            self.steps.append((dwconv2d_nhwc_u8, [x, np.ones((3, 3, 8), np.int16), np.zeros(8, np.int32), rq,
-                                                  np.empty((1, 4, 4, 8), np.uint8), 1, 1, 1, 1, 128]))
+            self.steps.append((dwconv2d_nhwc_u8, [x, pack_depthwise(np.ones((3, 3, 8))), np.zeros(8, np.int32), rq,
+                                                  np.empty((1, 4, 4, 8), np.uint8), 3, 3, 1, 1, 1, 1, 128]))
 
         rows, gate = x.reshape(16, 8), x.reshape(16, 8)[:1]
         self.steps.append((add_u8, [rows, gate, np.empty((16, 8), np.uint8), 1 << 19, 1 << 20, 1 << 20, 20, 0, 0, 255]))

@@ -26,6 +26,7 @@ from tinynet.errors import UnsupportedModelError
 from tinynet.kernels import conv_output_size
 from tinynet.kernels.int8_conv import conv2d_nhwc_u8
 from tinynet.kernels.int8_depthwise import dwconv2d_nhwc_u8
+from tinynet.kernels.int8_depthwise_tile import pack_depthwise
 from tinynet.kernels.int8_elementwise import add_u8, mul_fp32_u8
 from tinynet.kernels.int8_gemm import aligned_empty, gemm_bias_requant_u8, pack_gemm_s8, pack_gemm_s16
 from tinynet.kernels.int8_requant import fixed_requant, fp32_requant
@@ -275,6 +276,8 @@ class DepthwiseConv2d(_Convolution):
     def setup(self):
         super().setup()
         self.fast = self.fast and self.strides() is not None
+        if self.fast:
+            self.packed_weights = pack_depthwise(self.weights)
 
     def run(self, x, *_):
         multiplier = self.cout // x.shape[3]
@@ -285,8 +288,8 @@ class DepthwiseConv2d(_Convolution):
             oh, ow, (top, _, left, _) = self.spatial(x.shape, kh, kw)
             out = self.buffer((x.shape[0], oh, ow, self.cout))
             stride, dilation = self.strides()
-            dwconv2d_nhwc_u8(np.ascontiguousarray(x), self.weights, self.folded_bias, self.rq, out, stride, dilation,
-                             top, left, self.x_zero_point)
+            dwconv2d_nhwc_u8(np.ascontiguousarray(x), self.packed_weights, self.folded_bias, self.rq, out, kh, kw,
+                             stride, dilation, top, left, self.x_zero_point)
             return out
         kh, kw = self.weights.shape[:2]
         acc = self.bias.copy()
