@@ -86,3 +86,40 @@ def test_resize_is_xnnpacks_two_lerps(h, w, out_h, out_w, channels, seed):
         bl, br = int(x[0, bottom[r], left[c], k]), int(x[0, bottom[r], right[c], k])
         t, b = tl * 2048 + (tr - tl) * int(ax[c]), bl * 2048 + (br - bl) * int(ax[c])
         assert got == (t * 2048 + (b - t) * int(ay[r]) + 2 ** 21) >> 22
+
+
+def test_lookup_is_indexing():
+    from tinynet.kernels.int8_elementwise import lookup_u8
+
+    x = np.random.default_rng(0).integers(0, 256, 1000, dtype=np.uint8)
+    table = np.random.default_rng(1).integers(0, 256, 256, dtype=np.uint8)
+    out = np.empty_like(x)
+    lookup_u8(x, table, out)
+    assert np.array_equal(out, np.array([table[v] for v in x]))
+
+
+@given(st.integers(1, 7), st.integers(1, 7), st.integers(1, 4), st.integers(1, 3), st.integers(1, 2),
+       st.booleans(), st.integers(0, 2 ** 31))
+@settings(max_examples=60, deadline=None)
+def test_average_pool_rounds_as_tflite(h, w, k, channels, stride, signed, seed):
+    """Windows clipped to the image (SAME padding at the borders), n taps each; the file's values averaged with
+    TFLite's rounding, computed here with Fractions."""
+    import math
+    from fractions import Fraction
+
+    from tinynet.kernels.int8_elementwise import average_pool_u8
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (1, h, w, channels), dtype=np.uint8)
+    out_h, out_w = -(-h // stride), -(-w // stride)
+    top, left = max((out_h - 1) * stride + k - h, 0) // 2, max((out_w - 1) * stride + k - w, 0) // 2
+    offset = 128 if signed else 0
+    out = np.empty((1, out_h, out_w, channels), np.uint8)
+    average_pool_u8(x, out, k, k, stride, stride, top, left, offset, 0, 255)
+    for (_, r, c, ch), got in np.ndenumerate(out):
+        rows = range(max(r * stride - top, 0), min(r * stride - top + k, h))
+        cols = range(max(c * stride - left, 0), min(c * stride - left + k, w))
+        values = [int(x[0, i, j, ch]) - offset for i in rows for j in cols]
+        mean = Fraction(sum(values), len(values))
+        rounded = math.floor(mean + Fraction(1, 2)) if mean >= 0 else -math.floor(-mean + Fraction(1, 2))
+        assert got == rounded + offset

@@ -91,7 +91,7 @@ class IntegerKernelCalls:
         from tinynet.kernels.int8_conv import conv2d_nhwc_u8
         from tinynet.kernels.int8_depthwise import dwconv2d_nhwc_u8
         from tinynet.kernels.int8_depthwise_tile import pack_depthwise
-        from tinynet.kernels.int8_elementwise import add_u8, mul_fp32_u8
+        from tinynet.kernels.int8_elementwise import add_u8, average_pool_u8, lookup_u8, mul_fp32_u8
         from tinynet.kernels.int8_gemm import gemm_bias_requant_u8, pack_gemm_s8, pack_gemm_s16
         from tinynet.kernels.int8_requant import fixed_requant, fp32_requant
         from tinynet.kernels.int8_resize import resize_bilinear_q11_u8
@@ -112,6 +112,8 @@ class IntegerKernelCalls:
         rows, gate = x.reshape(16, 8), x.reshape(16, 8)[:1]
         self.steps.append((add_u8, [rows, gate, np.empty((16, 8), np.uint8), 1 << 19, 1 << 20, 1 << 20, 20, 0, 0, 255]))
         self.steps.append((mul_fp32_u8, [rows, rows, np.empty((16, 8), np.uint8), 128, 0, np.float32(0.01), 0, 0, 255]))
+        self.steps.append((lookup_u8, [x.reshape(-1), np.zeros(256, np.uint8), np.empty(128, np.uint8)]))
+        self.steps.append((average_pool_u8, [x, np.empty((1, 2, 2, 8), np.uint8), 3, 3, 2, 2, 1, 1, 128, 0, 255]))
         rows_at, weights = np.arange(4), np.zeros(4, np.int32)
         self.steps.append((resize_bilinear_q11_u8, [x, rows_at, rows_at, weights, rows_at, rows_at, weights,
                                                     np.empty((1, 4, 4, 8), np.uint8)]))

@@ -27,7 +27,7 @@ from tinynet.kernels import conv_output_size
 from tinynet.kernels.int8_conv import conv2d_nhwc_u8
 from tinynet.kernels.int8_depthwise import dwconv2d_nhwc_u8
 from tinynet.kernels.int8_depthwise_tile import pack_depthwise
-from tinynet.kernels.int8_elementwise import add_u8, mul_fp32_u8
+from tinynet.kernels.int8_elementwise import add_u8, average_pool_u8, lookup_u8, mul_fp32_u8
 from tinynet.kernels.int8_gemm import aligned_empty, gemm_bias_requant_u8, pack_gemm_s8, pack_gemm_s16
 from tinynet.kernels.int8_requant import fixed_requant, fp32_requant
 from tinynet.kernels.int8_resize import resize_bilinear_q11_u8
@@ -443,7 +443,13 @@ class HardSwish(Operator):
         return np.clip(y, *STORED_RANGE)
 
     def run(self, x):
-        return self.table[x]
+        return _lookup(self, x)
+
+
+def _lookup(op, x):
+    out = op.buffer(x.shape)
+    lookup_u8(np.ascontiguousarray(x).reshape(-1), op.table, out.reshape(-1))
+    return out
 
 
 def _int16_multiplier(m):
@@ -462,7 +468,7 @@ class Logistic(Operator):
         self.table = np.clip(np.floor(sigmoid / out_q.scale + f32(0.5)) + out_q.zero_point, 0, 255).astype(np.uint8)
 
     def run(self, x):
-        return self.table[x]
+        return _lookup(self, x)
 
 
 # --- pooling, softmax -------------------------------------------------------------------------------------
@@ -480,22 +486,15 @@ class AveragePool2d(Operator):
     def run(self, x):
         o = self.op.options
         kh, kw = o["filter_h"], o["filter_w"]
-        rows = [conv_output_size(x.shape[1], kh, o["stride_h"], "tf_same") if o["padding"] == 0 else
-                ((x.shape[1] - kh) // o["stride_h"] + 1, 0)]
-        cols = [conv_output_size(x.shape[2], kw, o["stride_w"], "tf_same") if o["padding"] == 0 else
-                ((x.shape[2] - kw) // o["stride_w"] + 1, 0)]
-        (oh, top), (ow, left) = rows[0], cols[0]
-        offset = 128 if self.q.signed else 0  # sums of the file's values, not the stored ones
-        out = np.empty((x.shape[0], oh, ow, x.shape[3]), np.int64)
-        for r in range(oh):
-            r0, r1 = max(r * o["stride_h"] - top, 0), min(r * o["stride_h"] - top + kh, x.shape[1])
-            for c in range(ow):
-                c0, c1 = max(c * o["stride_w"] - left, 0), min(c * o["stride_w"] - left + kw, x.shape[2])
-                n = (r1 - r0) * (c1 - c0)
-                total = x[:, r0:r1, c0:c1].astype(np.int64).sum(axis=(1, 2)) - offset * n
-                rounded = np.where(total >= 0, (total + n // 2) // n, -((-total + n // 2) // n))
-                out[:, r, c] = rounded + offset
-        return np.clip(out, self.lo, self.hi).astype(np.uint8)
+        geometry = []
+        for size, k, stride in ((x.shape[1], kh, o["stride_h"]), (x.shape[2], kw, o["stride_w"])):
+            geometry.append(conv_output_size(size, k, stride, "tf_same") if o["padding"] == 0 else
+                            ((size - k) // stride + 1, 0))
+        (oh, top), (ow, left) = geometry
+        out = self.buffer((x.shape[0], oh, ow, x.shape[3]))
+        average_pool_u8(np.ascontiguousarray(x), out, kh, kw, o["stride_h"], o["stride_w"], top, left,
+                        128 if self.q.signed else 0, self.lo, self.hi)
+        return out
 
 
 class Mean(Operator):
