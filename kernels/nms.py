@@ -11,8 +11,9 @@ import numpy as np
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _greedy_nms(boxes, order, iou_threshold):
-    """Indices (into ``boxes``) kept by greedy NMS visiting boxes in ``order``.
+def _greedy_nms(boxes, order, iou_threshold, max_kept):
+    """Indices (into ``boxes``) kept by greedy NMS visiting boxes in ``order``, stopping once ``max_kept`` are kept
+    (the later ones could only be kept after them, so the first ``max_kept`` are the same either way).
 
     The boxes are gathered in visiting order into one array per coordinate, and each kept box computes its IoU with
     every later box into a scratch row, suppressed or not, before marking those above the threshold: that loop is
@@ -31,6 +32,8 @@ def _greedy_nms(boxes, order, iou_threshold):
     keep = np.empty(n, dtype=np.int64)
     kept = 0
     for a in range(n):
+        if kept == max_kept:
+            break
         if suppressed[a]:
             continue
         keep[kept] = order[a]
@@ -61,16 +64,18 @@ def descending_order(scores):
     return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
 
 
-def nms_in_order(boxes, order, iou_threshold):
-    """Greedy NMS visiting boxes in a given ``order`` (e.g. a score order with the caller's tie rule): kept indices."""
+def nms_in_order(boxes, order, iou_threshold, max_kept=None):
+    """Greedy NMS visiting boxes in a given ``order`` (e.g. a score order with the caller's tie rule): kept indices,
+    at most ``max_kept`` (TFLite's NMS stops there; the search stops too, which saves most of its work)."""
     boxes, _ = _check(boxes, np.zeros(len(boxes)))
-    return _greedy_nms(boxes, np.asarray(order, dtype=np.int64), boxes.dtype.type(iou_threshold))
+    order = np.asarray(order, dtype=np.int64)
+    return _greedy_nms(boxes, order, boxes.dtype.type(iou_threshold), len(order) if max_kept is None else max_kept)
 
 
 def nms(boxes, scores, iou_threshold):
     """torchvision.ops.nms: indices of the kept boxes, by descending score."""
     boxes, scores = _check(boxes, scores)
-    return _greedy_nms(boxes, descending_order(scores), boxes.dtype.type(iou_threshold))
+    return _greedy_nms(boxes, descending_order(scores), boxes.dtype.type(iou_threshold), len(scores))
 
 
 def batched_nms(boxes, scores, class_ids, iou_threshold):
@@ -90,7 +95,7 @@ def batched_nms(boxes, scores, class_ids, iou_threshold):
     threshold = boxes.dtype.type(iou_threshold)
     kept = np.zeros(len(scores), dtype=bool)
     for group in np.split(grouped, starts):
-        kept[_greedy_nms(boxes, group, threshold)] = True
+        kept[_greedy_nms(boxes, group, threshold, len(group))] = True
     return order[kept[order]]
 
 

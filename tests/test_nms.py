@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinynet.kernels.nms import batched_nms, nms, top_descending
+from tinynet.kernels.nms import batched_nms, descending_order, nms, nms_in_order, top_descending
 
 
 def iou_pair_ref(a, b):
@@ -66,6 +66,14 @@ def test_nms_matches_reference(items, thr, dtype):
 def test_batched_nms_matches_reference(items, thr):
     boxes, scores, classes = unpack(items, np.float32)
     assert batched_nms(boxes, scores, classes, thr).tolist() == batched_nms_ref(boxes, scores, classes, thr)
+
+
+@settings(max_examples=200, deadline=None)
+@given(case, threshold, st.integers(0, 45))
+def test_nms_stopping_at_max_kept_keeps_the_first_of_all(items, thr, max_kept):
+    boxes, scores, _ = unpack(items, np.float32)
+    order = descending_order(scores)
+    assert nms_in_order(boxes, order, thr, max_kept).tolist() == nms_ref(boxes, scores, thr)[:max_kept]
 
 
 @settings(max_examples=300, deadline=None)
