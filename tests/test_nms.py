@@ -71,9 +71,11 @@ def test_batched_nms_matches_reference(items, thr):
 @settings(max_examples=200, deadline=None)
 @given(case, threshold, st.integers(0, 45))
 def test_nms_stopping_at_max_kept_keeps_the_first_of_all(items, thr, max_kept):
-    boxes, scores, _ = unpack(items, np.float32)
+    boxes, scores, classes = unpack(items, np.float32)
     order = descending_order(scores)
     assert nms_in_order(boxes, order, thr, max_kept).tolist() == nms_ref(boxes, scores, thr)[:max_kept]
+    assert batched_nms(boxes, scores, classes, thr, max_kept).tolist() == \
+        batched_nms_ref(boxes, scores, classes, thr)[:max_kept]
 
 
 @settings(max_examples=300, deadline=None)
@@ -111,6 +113,7 @@ def test_thousands_of_boxes():
     classes = rng.integers(0, 5, 2000)
     assert nms(boxes, scores, 0.55).tolist() == nms_ref(boxes, scores, 0.55)
     assert batched_nms(boxes, scores, classes, 0.55).tolist() == batched_nms_ref(boxes, scores, classes, 0.55)
+    assert batched_nms(boxes, scores, classes, 0.55, 300).tolist() == batched_nms_ref(boxes, scores, classes, 0.55)[:300]
 
 
 def test_matches_torchvision():
