@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinynet.kernels.nms import batched_nms, nms, top_descending
+from tinynet.kernels.nms import batched_nms, descending_order, nms, nms_in_order, top_descending
 
 
 def iou_pair_ref(a, b):
@@ -68,6 +68,16 @@ def test_batched_nms_matches_reference(items, thr):
     assert batched_nms(boxes, scores, classes, thr).tolist() == batched_nms_ref(boxes, scores, classes, thr)
 
 
+@settings(max_examples=200, deadline=None)
+@given(case, threshold, st.integers(0, 45))
+def test_nms_stopping_at_max_kept_keeps_the_first_of_all(items, thr, max_kept):
+    boxes, scores, classes = unpack(items, np.float32)
+    order = descending_order(scores)
+    assert nms_in_order(boxes, order, thr, max_kept).tolist() == nms_ref(boxes, scores, thr)[:max_kept]
+    assert batched_nms(boxes, scores, classes, thr, max_kept).tolist() == \
+        batched_nms_ref(boxes, scores, classes, thr)[:max_kept]
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from([0.0, -0.0, 0.1, 0.5, 0.5, 0.9, 1.0, float("nan")]), max_size=60), st.integers(1, 70))
 def test_top_descending_is_a_stable_sort_cut_at_k(scores, k):
@@ -103,6 +113,7 @@ def test_thousands_of_boxes():
     classes = rng.integers(0, 5, 2000)
     assert nms(boxes, scores, 0.55).tolist() == nms_ref(boxes, scores, 0.55)
     assert batched_nms(boxes, scores, classes, 0.55).tolist() == batched_nms_ref(boxes, scores, classes, 0.55)
+    assert batched_nms(boxes, scores, classes, 0.55, 300).tolist() == batched_nms_ref(boxes, scores, classes, 0.55)[:300]
 
 
 def test_matches_torchvision():

@@ -364,8 +364,10 @@ COMMANDS = {
     "detect": (lambda args: detect_cli.run(args, open_model, image_files, note, EXIT_FAILURE),
                "Find objects: labelled boxes per photo (detection models).",
                "Boxes, labels and scores per image with a detection model (SSDLite320: a torchvision\n"
-               "ssdlite320_mobilenet_v3_large .pth); --draw writes copies of the photos with the boxes drawn.",
-               "tinynet detect street.jpg --model ssdlite320_coco.pth --threshold 0.5 --draw boxes/"),
+               "ssdlite320_mobilenet_v3_large .pth; a TF Object Detection API SSD .tflite; or either imported\n"
+               "into the store); --draw writes copies of the photos with the boxes drawn. Images run --batch at a time.",
+               "tinynet detect street.jpg --model ssdlite320_coco.pth --threshold 0.5 --draw boxes/\n"
+               "  tinynet import ssdlite320_coco.pth --name ssdlite && tinynet detect photos/ --model ssdlite"),
     "pull": (cmd_pull, "Download a pretrained model into the store.",
              "Download official pretrained weights (see `tinynet models`), verify them, convert them to\n"
              "tinynet's format and keep them in the store ($TINYNET_HOME, default ~/.cache/tinynet).\n"
@@ -373,7 +375,8 @@ COMMANDS = {
              "tinynet pull mobilenet_v3_large"),
     "import": (cmd_import, "Add a local weight file to the store (works offline).",
                "Convert a .pth (torchvision/timm), .safetensors, .tflite, .h5 (Keras) or a TensorFlow .tgz\n"
-               "holding a .tflite into the store, under --name (default: the file's name).",
+               "holding a .tflite into the store, under --name (default: the file's name). Detectors too\n"
+               "(SSDLite320 .pth, TF-OD SSD .tflite): then `tinynet detect --model NAME`.",
                "tinynet import mobilenet_v2_1.0_224_quant.tflite --name mobilenet_v2\n"
                "  tinynet classify photo.jpg --model mobilenet_v2"),
     "labels": (cmd_labels, "List a model's classes.",

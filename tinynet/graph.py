@@ -320,6 +320,7 @@ class GraphPlan:
         shapes = head_shapes(nodes, {name: t.shape for name, t in tensors.items()}, padding)
         context = BindContext(weights, self.backbone._packed, threads, padding)
         self.steps = []
+        self.step_nodes = []  # per step, the node it computes: for profiles (bench/graph_steps.py)
         # Each node output gets its own buffer: head tensors are small (SSDLite's largest is 20x20x672 floats),
         # and a buffer shared with a later node would break the per_anchor views that alias them. The exception:
         # the parts of a concat that can be written straight into its buffer (in_place_concats) are.
@@ -343,6 +344,7 @@ class GraphPlan:
                 out = (aligned_empty(size) if dtype == np.float32 else np.empty(size, dtype)).reshape(shapes[node.name])
             tensors[node.name] = out
             self.steps.extend(kind.bind(node, ins, out, context))
+            self.step_nodes += [node.name] * (len(self.steps) - len(self.step_nodes))
         self.outputs = {name: tensors[name] for name in outputs}
 
     def run(self, x):

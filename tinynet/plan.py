@@ -148,6 +148,7 @@ class Plan:
         symbolic = fuse_expand_depthwise(symbolic, shapes, activation_grid or {}, fuse_min_floats, kept)
         views = self._allocate(symbolic, shapes, kept)
         self.steps = []
+        self.step_layers = []  # per step, the layer it computes ("02.expand+02.dw" for a fused pair): for profiles
         self.input_view = {}  # step index -> shape of the network input (tensor 0) the step reads, bound per call
         for step in symbolic:
             if step["src"] == 0:
@@ -159,6 +160,8 @@ class Plan:
                 lo, q, levels = grid
                 dst = views[step["dst"]]
                 self.steps.append((fake_quantize_f32, [dst.reshape(-1, dst.shape[-1]), np.float32(lo), np.float32(q), int(levels)]))
+            name = step["layer"].name if "expand" not in step else f"{step['expand'].name}+{step['layer'].name}"
+            self.step_layers += [name] * (len(self.steps) - len(self.step_layers))
         self.tensors = views  # tensor id -> array view
         self.output = output
 

@@ -100,9 +100,10 @@ class DetectionModel(DenseTask, Model):
         if errors not in ("raise", "return"):
             raise TinynetError(f"errors must be 'raise' or 'return', got {errors!r}")
         if not isinstance(images, (list, tuple)):
-            return self.detect([images], score_threshold, top, batch_size)[0]
+            return self.detect([images], score_threshold, top, batch_size, errors)[0]
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise TinynetError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
+
         def prepare(chunk):
             """Per image: (x, geometry), or the ImageError that stopped it."""
             prepared = []

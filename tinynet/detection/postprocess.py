@@ -32,7 +32,7 @@ def torchvision_ssd(cls_logits, bbox_regression, anchors_xyxy, image_size, origi
         picked_scores.append(by_class[label, best])
         picked_labels.append(np.full(len(best), label, dtype=np.int64))
     boxes, scores, labels = (np.concatenate(parts) for parts in (picked_boxes, picked_scores, picked_labels))
-    keep = batched_nms(boxes, scores, labels, nms_threshold)[:detections_per_img]
+    keep = batched_nms(boxes, scores, labels, nms_threshold, detections_per_img)
     boxes = boxes[keep]
     if original_size is not None:
         # Scaled per axis, as torchvision resizes each axis independently.

@@ -112,11 +112,13 @@ def single_class_nms(boxes, scores, max_detections, options):
     """Indices of the boxes kept by TFLite's NonMaxSuppressionSingleClassHelper, best first."""
     candidates = np.flatnonzero(scores >= np.float32(options.nms_score_threshold))
     order = candidates[descending_order(scores[candidates])]
-    return nms_in_order(boxes, order, np.float32(options.nms_iou_threshold))[:max_detections]
+    return nms_in_order(boxes, order, np.float32(options.nms_iou_threshold), max_detections)
 
 
 def _best_classes(class_scores, k):
     """Per anchor, its k best class indices, best first (ties: the lower class, as std::max_element for k = 1)."""
+    if k == 1 and not np.isnan(class_scores).any():  # argmax is that first maximum, without sorting every row
+        return np.argmax(class_scores, axis=1)[:, None]
     return np.argsort(-class_scores, axis=1, kind="stable")[:, :k]
 
 
