@@ -2,6 +2,8 @@
 
     python bench/models.py                         # every model, batch 1 and 8, 1 and 2 threads
     python bench/models.py --models mobilenet_v2 --batches 1 --threads 2 --rounds 9
+    python bench/models.py --batches 1 --threads 2 --contention 1     # with one busy neighbour process
+    python bench/models.py --engines tinynet litert --variant fixed:TINYNET_ADAPT_THREADS=0   # A/B of a setting
 
 Fairness:
 - Same weights and the same function: every peer's model is exported from the tinynet model
@@ -14,10 +16,16 @@ Fairness:
   the engines in a shuffled order; a worker runs ``--runs`` timed forwards per visit after a sleep
   that lets the previous engine's threads go idle. Reported: the median (and p10-p90) over all
   rounds, and tinynet's median divided by each peer's.
+- ``--contention N`` starts N busy neighbour processes (``while True: pass``) before the workers and
+  stops them after: the situation of a program that shares the machine.
+- ``--variant NAME:VAR=VALUE,...`` adds a tinynet worker "tinynet[NAME]" with those environment
+  variables, alternated with the others like any engine: an A/B of a setting in one run.
+The load average is printed before and after each table: other work on the machine shows there.
 Peers that are not installed are skipped with a note (pip install -e .[bench]).
 """
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -61,13 +69,17 @@ def worker(engine, threads):
         print(json.dumps(reply), flush=True)
 
 
-class Worker:
-    """A worker process for one engine and thread count."""
+BUSY_LOOP = "while True: pass"
 
-    def __init__(self, engine, threads):
+
+class Worker:
+    """A worker process for one engine and thread count, with extra environment variables ``env``."""
+
+    def __init__(self, engine, threads, env=None):
         self.engine = engine
         self.process = subprocess.Popen([sys.executable, __file__, "--worker", engine, "--threads", str(threads)],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                        env={**os.environ, **(env or {})})
 
     def ask(self, **request):
         self.process.stdin.write(json.dumps(request) + "\n")
@@ -92,9 +104,23 @@ def check_logits(workers, arch, batch):
             raise SystemExit(f"{name} {arch} batch {batch}: logits differ from tinynet's by {err:.2g} (relative)")
 
 
-def measure(engine_names, archs, batches, threads, rounds, runs, gap):
-    """{(arch, batch, engine): [seconds, ...]} for one thread count."""
+def parse_variant(text):
+    """"NAME:VAR=VALUE,..." -> ("tinynet[NAME]", {VAR: VALUE, ...})."""
+    name, _, settings = text.partition(":")
+    pairs = [item.partition("=") for item in settings.split(",") if item]
+    if not name or not pairs or any(not var or not eq for var, eq, _ in pairs):
+        raise SystemExit(f"--variant {text!r}: expected NAME:VAR=VALUE[,VAR=VALUE...]")
+    return f"tinynet[{name}]", {var: value for var, _, value in pairs}
+
+
+def load_average():
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def measure(engine_names, variants, archs, batches, threads, rounds, runs, gap):
+    """{(arch, batch, engine): [seconds, ...]} for one thread count; ``variants``: {name: env} of tinynet workers."""
     workers = {e: Worker(e, threads) for e in engine_names}
+    workers.update({name: Worker("tinynet", threads, env) for name, env in variants.items()})
     try:
         pairs = [(a, b) for a in archs for b in batches]
         for arch, batch in pairs:
@@ -141,6 +167,10 @@ def main():
     parser.add_argument("--rounds", type=int, default=7, help="visits per (model, batch, engine)")
     parser.add_argument("--runs", type=int, default=10, help="timed forwards per visit at batch 1 (a third at batch 8)")
     parser.add_argument("--gap", type=float, default=0.1, help="seconds of idle before each visit")
+    parser.add_argument("--contention", type=int, default=0, metavar="N",
+                        help="busy neighbour processes to run during the measurement")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:VAR=VALUE,...",
+                        help="also time tinynet with these environment variables, as engine tinynet[NAME]")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -154,10 +184,19 @@ def main():
     names = [e for e in args.engines if e not in missing]
     if "tinynet" not in names:
         raise SystemExit("tinynet itself must be one of the engines")
+    variants = dict(parse_variant(v) for v in args.variant)
     print(f"# {' '.join(sys.argv)}")
-    for threads in args.threads:
-        times = measure(names, args.models, args.batches, threads, args.rounds, args.runs, args.gap)
-        print(report(times, names, args.models, args.batches, threads), flush=True)
+    print(f"# {load_average()} before", flush=True)
+    neighbours = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(args.contention)]
+    try:
+        for threads in args.threads:
+            times = measure(names, variants, args.models, args.batches, threads, args.rounds, args.runs, args.gap)
+            print(report(times, names + list(variants), args.models, args.batches, threads), flush=True)
+            print(f"# {load_average()}", flush=True)
+    finally:
+        for neighbour in neighbours:
+            neighbour.kill()
+            neighbour.wait()
 
 
 if __name__ == "__main__":

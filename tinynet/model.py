@@ -175,7 +175,7 @@ class Model:
         with self._pooled_plan(key, lambda: Plan(self.layers[:n_layers], self.weights, self.padding, x.shape, threads,
                                                  grid, packed_weights=self._packed_weights, taps=taps)) as plan:
             numba.set_num_threads(threads)  # per calling thread in Numba, so set on every call (~2 us)
-            with compile_notice():
+            with compile_notice(plan):
                 output = plan.run(x)
                 return {name: plan.tapped(name).copy() for name in taps} if taps else output.copy()
 
