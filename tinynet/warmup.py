@@ -15,6 +15,11 @@ it in milliseconds. Compiling everything takes tens of seconds of one core, so:
   ``warmup(kernels=...)`` first, for the plan's kernels only: a V2 classifier needs 6 of the 12 kernels,
   about 60 % of the compile time. Should Numba still compile during the pass (a cache miss it
   reports), a watcher thread says so.
+- ``fusion_ready()``: the fused expand + depthwise kernel is the costliest to compile (6 of the 17
+  CPU-seconds of a V2 classifier's kernels), and a plan computes the same logits without it, bit
+  for bit (the expand and depthwise convs as two kernels, ~5 % slower). So a process that finds it
+  missing from the cache plans without it, and after its first forward pass compiles it in a
+  background process (niced, detached) for the next runs. That process's plans stay unfused.
 """
 import os
 import subprocess
@@ -28,11 +33,13 @@ from contextlib import contextmanager
 from tinynet.kernel_registry import COMPILE_SECONDS, dispatchers, engine_kernels, plan_steps, tiny_plans
 
 POLL_SECONDS = 0.1
+DEFERRED = "expand_dwconv2d_nhwc_f32"  # compiled after a cold first run, not before it (fusion_ready)
 NOTICE = ("tinynet: compiling the kernels for this machine (first run; they are cached on disk "
           "afterwards, and `tinynet warmup` does this ahead of time)...")
 
 _all_ready = False  # a call without a plan has warmed every kernel
 _ready_plans = weakref.WeakSet()  # plans whose kernels are warm
+_deferred_started = False
 
 
 def compiling():
@@ -70,9 +77,27 @@ def compile_kernels(names):
                 kernel(*([x.reshape(inputs[i]), *args[1:]] if i in inputs else args))
 
 
+def fusion_ready():
+    """Whether plans may fuse expand + depthwise convs: the fused kernel is compiled here or cached on disk."""
+    kernel = engine_kernels()[DEFERRED]
+    return bool(kernel.signatures) or not cache_is_cold({DEFERRED})
+
+
+def compile_deferred():
+    """Start compiling the fused kernel in a background process that outlives this one, unless it is ready or this
+    process has started one already."""
+    global _deferred_started
+    if _deferred_started or fusion_ready():
+        return
+    _deferred_started = True
+    code = f"import os; os.nice(10); from tinynet.warmup import compile_kernels; compile_kernels({{{DEFERRED!r}}})"
+    subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True)
+
+
 def split(processes, names=None):
     """Kernel names (``names``; default all) in ``processes`` groups of about equal compile time (longest first, to
-    the lightest group)."""
+    the lightest group), the lightest group first (warmup compiles it in the process that also has to run)."""
     groups = [[] for _ in range(processes)]
     load = [0.0] * processes
     timed = {name: COMPILE_SECONDS.get(name, 1.0) for name in (engine_kernels() if names is None else names)}
@@ -80,7 +105,7 @@ def split(processes, names=None):
         lightest = load.index(min(load))
         groups[lightest].append(name)
         load[lightest] += seconds
-    return [g for g in groups if g]
+    return sorted((g for g in groups if g), key=lambda g: sum(timed[name] for name in g))
 
 
 def warmup(progress=None, processes=None, kernels=None):
@@ -97,7 +122,7 @@ def warmup(progress=None, processes=None, kernels=None):
         code = "import sys; from tinynet.warmup import compile_kernels; compile_kernels(set(sys.argv[1:]))"
         mine, *theirs = split(processes, kernels)
         workers = [subprocess.Popen([sys.executable, "-c", code, *group]) for group in theirs]
-        compile_kernels(set(mine))  # while the workers compile theirs: one start-up of Python and Numba less
+        compile_kernels(set(mine))  # while the workers compile theirs: one start-up of Python and Numba fewer
         for worker in workers:
             worker.wait()
     if kernels is not None:
@@ -152,5 +177,6 @@ def compile_notice(plan=None, stream=None):
             _all_ready = True
         else:
             _ready_plans.add(plan)
+            compile_deferred()
         if shown:
             print(f"tinynet: kernels ready ({time.perf_counter() - started:.0f} s)", file=stream, flush=True)
