@@ -30,7 +30,7 @@ Contention: a parallel region ends when every thread has done its static share, 
 busy process on one of the 2 cores each region waits for a thread the OS has descheduled, 60 times
 per forward. tinynet therefore takes, per call, no more threads than the cores other processes
 leave free (tinynet.threads.resolve, tinynet.contention: an instant count of the machine's runnable
-threads from /proc/loadavg minus this process's own, ~2-5 us, looked at once per 5 ms at most), so
+threads from /proc/loadavg minus this process's own, 1-25 us, looked at once per 5 ms at most), so
 one busy neighbour means 1 thread on this machine. Measured A/B, each variant in its own process,
 alternated (`python bench/models.py --batches 1 --threads 2 --engines tinynet onnxruntime litert
 --variant fixed:TINYNET_ADAPT_THREADS=0 --variant passive:TINYNET_ADAPT_THREADS=0,OMP_WAIT_POLICY=passive
@@ -44,8 +44,13 @@ Also tried, in a lab of 56 GEMM calls of MobileNet shapes back to back (load 7-9
 claiming tasks from an atomic counter (its own range first, then stealing from the back of the
 other's, as pthreadpool does) instead of the static split: 77 ms against 110 static at 2 threads,
 both behind 1 thread (63 ms); with OMP_WAIT_POLICY=passive, static and claimed 25 ms against 24 at
-1 thread. Waiting, not the split, is what a descheduled thread costs, and one thread does not wait.
-LiteRT stays ahead under heavy load (V2 7.5 ms there): its 2 threads keep more than one core's share.
+1 thread in one run, 31 and 27 against 75 in another (load 10): threads that sleep while they wait are
+served first when they wake. On whole models, though, a passive wait at 2 threads lost to the adaptive
+count (the table above: its 60 wake-ups per forward cost more than the small kernels take), so the split
+stays static and the count adapts. LiteRT stays ahead under heavy load (V2 7.5 ms there): its worker
+sleeps ~30 times per invoke and its 2 threads keep more than one core's share (bench/README.md,
+"Under contention"): work claimed from a counter with a passive wait on whole models is the next thing
+to measure.
 """
 import os
 

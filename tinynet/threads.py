@@ -15,6 +15,7 @@ another process holds stalls every kernel: on this project's 2 cores with one bu
 asked for), for benchmarks of the fixed count.
 """
 import os
+import threading
 import time
 
 import numba
@@ -23,10 +24,11 @@ from tinynet import contention
 from tinynet.errors import TinynetError
 
 ADAPT = os.environ.get("TINYNET_ADAPT_THREADS", "1") != "0"
-PROBE_SECONDS = 0.005  # V3-Small takes ~1.2 ms: a probe (2-5 us) every few forwards at most
+PROBE_SECONDS = 0.005  # V3-Small takes ~1.2 ms: a probe (1-25 us) every few forwards at most
 
 _default = None
 _probe = (float("-inf"), 1)  # (time.monotonic() of the last look, cores free then)
+_probe_lock = threading.Lock()
 
 
 def max_threads():
@@ -53,11 +55,14 @@ def check_threads(n):
 
 
 def free_cores():
-    """Cores that other processes leave free now, at least 1 (the last look, if it is under PROBE_SECONDS old)."""
+    """Cores that other processes leave free now, at least 1 (the last look, if it is under PROBE_SECONDS old or
+    another Python thread is looking)."""
     global _probe
-    now = time.monotonic()
-    if now - _probe[0] > PROBE_SECONDS:
-        _probe = (now, max(1, contention.cores() - contention.busy_cores()))
+    if time.monotonic() - _probe[0] > PROBE_SECONDS and _probe_lock.acquire(blocking=False):
+        try:
+            _probe = (time.monotonic(), max(1, contention.cores() - contention.busy_cores()))
+        finally:
+            _probe_lock.release()
     return _probe[1]
 
 
