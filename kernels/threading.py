@@ -49,8 +49,11 @@ served first when they wake. On whole models, though, a passive wait at 2 thread
 count (the table above: its 60 wake-ups per forward cost more than the small kernels take), so the split
 stays static and the count adapts. LiteRT stays ahead under heavy load (V2 7.5 ms there): its worker
 sleeps ~30 times per invoke and its 2 threads keep more than one core's share (bench/README.md,
-"Under contention"): work claimed from a counter with a passive wait on whole models is the next thing
-to measure.
+"Under contention"). A lab that swapped claimed-task versions of the GEMM, depthwise and stem kernels
+into whole plans (same task bodies, bit-identical logits) found claiming + OMP_WAIT_POLICY=passive the
+fastest under contention and behind 1 thread without it (bench/README.md, "What was tried"); it needs
+the passive wait process-wide, whose cost on a quiet machine is not measured yet, so it is not the
+default.
 """
 import os
 
