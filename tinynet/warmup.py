@@ -12,8 +12,9 @@ it in milliseconds. Compiling everything takes tens of seconds of one core, so:
   two cores halve the wait.
 - ``compile_notice(plan)`` wraps the first forward pass of a process. A cold cache (no entry for this
   CPU in the cache index of a kernel the plan calls) is announced on stderr and filled by
-  ``warmup(kernels=...)`` first, for the plan's kernels only: a V2 classifier needs 6 of the 12 kernels,
-  about 60 % of the compile time. Should Numba still compile during the pass (a cache miss it
+  ``warmup(kernels=...)`` first, for the plan's kernels only: the quantized V2 classifier calls 5 of
+  the 12 kernels, 16 CPU-seconds of compiling instead of 36 on this project's machine
+  (bench/README.md, "Start-up"). Should Numba still compile during the pass (a cache miss it
   reports), a watcher thread says so.
 - ``fusion_ready()``: the fused expand + depthwise kernel is the costliest to compile (6 of the 17
   CPU-seconds of a V2 classifier's kernels), and a plan computes the same logits without it, bit
