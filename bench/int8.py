@@ -6,7 +6,7 @@ tinynet's own float path on it (the file dequantized), batch 1.
 Each engine runs in a worker process of its own and the engines alternate over rounds (bench/timing.py):
   tinynet      tinynet.load(file): precision "int8", profile "litert" (bit for bit LiteRT's outputs)
   litert       ai-edge-litert's Interpreter, default resolver (XNNPACK); without it for a file the delegate refuses
-  float        tinynet.load(file, precision="float"): dequantized weights on tinynet's float32 kernels
+  tinynet[float] tinynet.load(file, precision="float"): dequantized weights on tinynet's float32 kernels
 All get the same photo: the uint8 bytes the file takes (float inputs: the values its graph takes). The table gives
 medians (p10-p90) and tinynet's median over each. ``--split FILE`` prints where tinynet's integer forward spends
 its time, per operator kind (one process, 50 forwards).
@@ -32,7 +32,7 @@ FILES = ["coral_test_data/mobilenet_v1_0.25_128_quant.tflite", "coral_test_data/
          "atu_model_zoo/Mobilenet_v3_small_quant.tflite",
          "tqminlo_mobilenetv3_by_c/v3-large-minimalistic_224_1.0_uint8.tflite"]
 PHOTO = SHARED / "images" / "parrot.jpg"
-ENGINES = ["tinynet", "litert", "float"]
+ENGINES = ["tinynet", "litert", "tinynet[float]"]
 
 
 def photo_input(model):
@@ -50,7 +50,7 @@ def make_runner(engine, threads):
             int8.threads = threads
             x = photo_input(int8)
             return (lambda: int8.forward(x)), (lambda: int8.forward(x))
-        if engine == "float":
+        if engine == "tinynet[float]":
             model = tinynet.load(path, precision="float")
             model.threads = threads
             x = model.preprocess(PHOTO)

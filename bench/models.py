@@ -15,9 +15,16 @@ Fairness:
   that lets the previous engine's threads go idle. Reported: the median (and p10-p90) over all
   rounds, and tinynet's median divided by each peer's and by the best peer's. (The workers, the
   alternation and the table are bench/timing.py's, shared with detect.py and detect_tflite.py.)
+- ``--contention N`` starts N busy neighbour processes (``while True: pass``) before the workers and
+  stops them after: the situation of a program that shares the machine.
+- ``--variant NAME:VAR=VALUE,...`` adds a tinynet worker "tinynet[NAME]" with those environment
+  variables, alternated with the others like any engine: an A/B of a setting in one run.
+The load average is printed before and after each table: other work on the machine shows there.
 Peers that are not installed are skipped with a note (pip install -e .[bench]).
 """
 import argparse
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -29,6 +36,7 @@ import timing  # noqa: E402  (bench/, on the path just above)
 ARCHS = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"]
 ENGINES = ["tinynet", "onnxruntime", "litert", "torch"]
 TOLERANCE = 1e-4
+BUSY_LOOP = "while True: pass"
 
 
 def make_runner(engine, threads):
@@ -37,6 +45,19 @@ def make_runner(engine, threads):
     import tinynet
 
     return lambda case: engines.make(engine, tinynet.create(case["arch"]), case["batch"], threads)
+
+
+def parse_variant(text):
+    """"NAME:VAR=VALUE,..." -> ("tinynet[NAME]", {VAR: VALUE, ...})."""
+    name, _, settings = text.partition(":")
+    pairs = [item.partition("=") for item in settings.split(",") if item]
+    if not name or not pairs or any(not var or not eq for var, eq, _ in pairs):
+        raise SystemExit(f"--variant {text!r}: expected NAME:VAR=VALUE[,VAR=VALUE...]")
+    return f"tinynet[{name}]", {var: value for var, _, value in pairs}
+
+
+def load_average():
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main():
@@ -48,6 +69,10 @@ def main():
     parser.add_argument("--rounds", type=int, default=7, help="visits per (model, batch, engine)")
     parser.add_argument("--runs", type=int, default=10, help="timed forwards per visit at batch 1 (a third at batch 8)")
     parser.add_argument("--gap", type=float, default=0.1, help="seconds of idle before each visit")
+    parser.add_argument("--contention", type=int, default=0, metavar="N",
+                        help="busy neighbour processes to run during the measurement")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:VAR=VALUE,...",
+                        help="also time tinynet with these environment variables, as engine tinynet[NAME]")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -64,11 +89,23 @@ def main():
     print(f"# {' '.join(sys.argv)}")
     cases = [{"arch": a, "batch": b} for a in args.models for b in args.batches]
     commands = {e: (lambda threads, e=e: timing.worker_command(__file__, e, threads)) for e in names}
+    for name, env in dict(parse_variant(v) for v in args.variant).items():  # tinynet under other settings
+        settings = [f"{var}={value}" for var, value in env.items()]
+        commands[name] = lambda threads, s=settings: ["env", *s, *timing.worker_command(__file__, "tinynet", threads)]
     check = lambda workers, case: timing.check_outputs(workers, case, TOLERANCE, f"{case['arch']} batch {case['batch']}")
     describe = lambda case, threads: {"model": case["arch"].replace("mobilenet_", ""), "batch": str(case["batch"]),
                                       "threads": str(threads)}
-    timing.run_all(commands, cases, args.threads, args.rounds,
-                   lambda case: args.runs if case["batch"] == 1 else max(2, args.runs // 3), args.gap, describe, check)
+    print(f"# {load_average()} before", flush=True)
+    neighbours = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(args.contention)]
+    try:
+        timing.run_all(commands, cases, args.threads, args.rounds,
+                       lambda case: args.runs if case["batch"] == 1 else max(2, args.runs // 3), args.gap, describe,
+                       check)
+    finally:
+        for neighbour in neighbours:
+            neighbour.kill()
+            neighbour.wait()
+    print(f"# {load_average()} after", flush=True)
 
 
 if __name__ == "__main__":

@@ -105,7 +105,7 @@ def alternate(workers, cases, rounds, runs, gap):
 def table(times, engines, rows):
     """A markdown table. ``rows``: [(cells, case index)], ``cells`` {column: text} naming the case (the same columns
     in every row). Per engine its median ms (p10-p90), then tinynet's median over each peer's and over the best."""
-    peers = [e for e in engines if e != "tinynet"]
+    peers = [e for e in engines if not e.startswith("tinynet")]  # tinynet[...]: tinynet under other settings
     head = list(rows[0][0]) + [f"{e} ms" for e in engines] + [f"tinynet / {p}" for p in peers]
     if len(peers) > 1:
         head.append("tinynet / best peer")

@@ -22,10 +22,38 @@ core back soon after it. Measured with 2 threads, batch 1, V3-Small, 20 forwards
 pause (as bench/models.py runs them): p50 / p90 1.35-1.50 / 7.5 ms spinning 2000 iterations (~25 us),
 1.27-1.31 / 1.6-1.7 ms with 20000, 1.24-1.56 / 1.6-1.8 ms spinning for ever (OMP_WAIT_POLICY=active).
 The price: the workers burn up to ~0.3 ms of CPU after each forward, and when another busy process
-shares the cores, a spinning worker loses its core for whole scheduler slices. On a loaded machine
-use 1 thread (``tinynet.set_threads(1)``, ``--threads 1``) or set OMP_WAIT_POLICY=passive. libgomp
-reads these variables when it is loaded, so this module sets them before anything loads it;
-explicit OMP_WAIT_POLICY or GOMP_SPINCOUNT in the environment always win.
+shares the cores, a spinning worker loses its core for whole scheduler slices. libgomp reads these
+variables when it is loaded, so this module sets them before anything loads it; explicit
+OMP_WAIT_POLICY or GOMP_SPINCOUNT in the environment always win.
+
+Contention: a parallel region ends when every thread has done its static share, so with another
+busy process on one of the 2 cores each region waits for a thread the OS has descheduled, 60 times
+per forward. tinynet therefore takes, per call, no more threads than the cores other processes
+leave free (tinynet.threads.resolve, tinynet.contention: an instant count of the machine's runnable
+threads from /proc/loadavg minus this process's own, 1-25 us, looked at once per 5 ms at most), so
+one busy neighbour means 1 thread on this machine. Measured A/B, each variant in its own process,
+alternated (`python bench/models.py --batches 1 --threads 2 --engines tinynet onnxruntime litert
+--variant fixed:TINYNET_ADAPT_THREADS=0 --variant passive:TINYNET_ADAPT_THREADS=0,OMP_WAIT_POLICY=passive
+--rounds 5 --contention 1`), batch 1, median ms, V1 / V2 / V3-Large / V3-Small, on a machine other
+work kept busy too (load average 1.7 -> 4.5):
+- adaptive (the default):      32.0 / 19.4 / 22.7 / 7.1
+- fixed 2 threads, spinning:   48.7 / 56.2 / 115.4 / 63.0
+- fixed 2 threads, passive:    40.3 / 58.3 / 111.0 / 66.1
+With 2 neighbours (load 4.5 -> 8.9): adaptive 51.9 / 46.9 / 49.6 / 21.4, fixed 44.7 / 109.8 / 85.4 / 105.1.
+Also tried, in a lab of 56 GEMM calls of MobileNet shapes back to back (load 7-9): each thread
+claiming tasks from an atomic counter (its own range first, then stealing from the back of the
+other's, as pthreadpool does) instead of the static split: 77 ms against 110 static at 2 threads,
+both behind 1 thread (63 ms); with OMP_WAIT_POLICY=passive, static and claimed 25 ms against 24 at
+1 thread in one run, 31 and 27 against 75 in another (load 10): threads that sleep while they wait are
+served first when they wake. On whole models, though, a passive wait at 2 threads lost to the adaptive
+count (the table above: its 60 wake-ups per forward cost more than the small kernels take), so the split
+stays static and the count adapts. LiteRT stays ahead under heavy load (V2 7.5 ms there): its worker
+sleeps ~30 times per invoke and its 2 threads keep more than one core's share (bench/README.md,
+"Under contention"). A lab that swapped claimed-task versions of the GEMM, depthwise and stem kernels
+into whole plans (same task bodies, bit-identical logits) found claiming + OMP_WAIT_POLICY=passive the
+fastest under contention and behind 1 thread without it (bench/README.md, "What was tried"); it needs
+the passive wait process-wide, whose cost on a quiet machine is not measured yet, so it is not the
+default.
 """
 import os
 

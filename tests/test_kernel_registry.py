@@ -2,6 +2,8 @@
 from tinynet import warmup
 from tinynet.graph import NODE_KINDS
 from tinynet.kernel_registry import dispatchers, engine_kernels, plan_steps, tiny_plans
+from tinynet.model import create
+from tinynet.plan import Plan
 
 
 def test_every_node_kinds_kernels_are_registered():
@@ -27,3 +29,13 @@ def test_backbone_and_head_kernels_are_both_found():
 def test_warmup_split_covers_the_registry():
     groups = warmup.split(3)
     assert sorted(n for g in groups for n in g) == sorted(engine_kernels())
+
+
+def test_a_plan_names_the_kernels_it_calls_and_the_split_keeps_to_them():
+    model = create("mobilenet_v1", width=0.25, num_classes=8)
+    plan = Plan(model.layers, model.weights, model.padding, (1, 32, 32, 3), 2)  # too small to fuse; no SE in V1
+    names = warmup.plan_kernels(plan)
+    assert {"conv2d_nhwc_f32", "dwconv2d_nhwc_f32", "gemm_bias_act_f32"} <= names
+    assert not names & {"expand_dwconv2d_nhwc_f32", "squeeze_excite_nhwc_f32", "_blend_rows_f32"}
+    groups = warmup.split(2, names)
+    assert sorted(n for g in groups for n in g) == sorted(names)

@@ -1,10 +1,15 @@
-"""The thread count is honoured: tinynet.set_threads, Model(threads=), per calling Python thread.
+"""The thread count is honoured: tinynet.set_threads, Model(threads=), per calling Python thread; fewer threads
+while other processes hold the cores (tinynet.contention).
 
 Numba's thread count is per Python thread, so what matters is the count in force on the calling
 thread when the kernels run. ``threads_used`` observes it the way the kernels would: a parallel loop
-that records which of Numba's threads ran its iterations.
+that records which of Numba's threads ran its iterations. The tests of the asked-for count turn the
+adaptation off: other work on the test machine would otherwise lower the count they check.
 """
+import subprocess
+import sys
 import threading
+import time
 
 import numba
 import numpy as np
@@ -12,6 +17,7 @@ import pytest
 from numba import njit, prange
 
 import tinynet
+from tinynet import contention, threads
 from tinynet.errors import TinynetError
 
 TWO = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs NUMBA_NUM_THREADS >= 2")
@@ -28,6 +34,11 @@ def _thread_ids(n):
 def threads_used():
     """How many of Numba's threads a parallel loop started now on this Python thread runs on."""
     return len(set(_thread_ids(64 * numba.config.NUMBA_NUM_THREADS).tolist()))
+
+
+@pytest.fixture(autouse=True)
+def fixed_count(monkeypatch):
+    monkeypatch.setattr(threads, "ADAPT", False)  # the ``busy`` fixture, requested after it, turns it back on
 
 
 @pytest.fixture
@@ -93,3 +104,58 @@ def test_invalid_thread_counts_are_rejected(bad, model_and_input):
         tinynet.set_threads(bad)
     with pytest.raises(TinynetError, match="threads must be an integer"):
         tinynet.Model(model.arch, model.layers, model.weights, threads=bad).forward(x)
+
+
+@pytest.fixture
+def busy(monkeypatch):
+    """Pretend that other processes hold ``busy.cores`` cores of a 4-core machine."""
+    state = type("Busy", (), {"cores": 0})()
+    monkeypatch.setattr(contention, "cores", lambda: 4)
+    monkeypatch.setattr(contention, "busy_cores", lambda: state.cores)
+    monkeypatch.setattr(threads, "_probe", (float("-inf"), 1))
+    monkeypatch.setattr(threads, "ADAPT", True)
+    monkeypatch.setattr(threads, "max_threads", lambda: 4)
+    return state
+
+
+def test_a_call_takes_only_the_cores_other_processes_leave(busy):
+    assert threads.resolve(None) == 4
+    busy.cores = 3
+    time.sleep(threads.PROBE_SECONDS * 2)
+    assert threads.resolve(None) == 1 and threads.resolve(3) == 1
+    busy.cores = 1
+    assert threads.resolve(None) == 1  # the last look is reused for PROBE_SECONDS
+    time.sleep(threads.PROBE_SECONDS * 2)
+    assert threads.resolve(None) == 3 and threads.resolve(2) == 2
+    busy.cores = 9
+    time.sleep(threads.PROBE_SECONDS * 2)
+    assert threads.resolve(None) == 1  # never fewer than one
+
+
+def test_adapting_can_be_turned_off(busy, monkeypatch):
+    busy.cores = 3
+    monkeypatch.setattr(threads, "ADAPT", False)
+    assert threads.resolve(None) == 4 and threads.resolve(2) == 2
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux's /proc")
+def test_a_busy_neighbour_process_is_seen_and_this_process_is_not():
+    idle = [contention.busy_cores() for _ in range(20)]
+    neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # past its start-up
+        seen = [contention.busy_cores() for _ in range(20)]
+    finally:
+        neighbour.kill()
+        neighbour.wait()
+    # A CPU-bound neighbour is runnable at every sample; other work on the test machine can only add to it.
+    assert min(seen) >= 1
+    # This process's own runnable threads (the caller, spinning kernel threads) are not counted: samples taken
+    # right after a 2-thread forward, whose workers still spin, do not see more than the idle samples did.
+    model = tinynet.create("mobilenet_v3_small", width=0.5, num_classes=10)
+    x = np.zeros((1, 64, 64, 3), np.float32)
+    after_forward = []
+    for _ in range(20):
+        model.forward(x)
+        after_forward.append(contention.busy_cores())
+    assert min(after_forward) <= max(idle)

@@ -8,11 +8,11 @@ import numpy as np
 from tinynet import preprocess as preprocessing
 from tinynet.errors import ImageError, TinynetError
 from tinynet.labels import labels_for
-from tinynet.plan import Plan
+from tinynet.plan import FUSE_MIN_FLOATS, NO_FUSION, Plan
 from tinynet.tasks.classification import Prediction, softmax, top_labels  # noqa: F401  (tinynet.model API)
 from tinynet.spec import check_weights, count, infer_width, layers_for_width
 from tinynet.threads import resolve as resolve_threads
-from tinynet.warmup import compile_notice
+from tinynet.warmup import compile_notice, fusion_ready
 
 MIN_INPUT_SIZE = 32
 CLASSIFY_BATCH = 32  # images per forward in Model.classify: bounds memory for long lists
@@ -26,7 +26,8 @@ class Model:
     weights  name -> float32 array in runtime layout, BatchNorm folded (see tinynet.spec)
     padding  "symmetric" (PyTorch-trained weights) or "tf_same" (TensorFlow-trained weights)
     meta     free-form metadata carried by the weights: "preprocess", "labels", "source", ...
-    threads  threads for the kernels; None uses tinynet.set_threads's value, else all cores (tinynet.threads)
+    threads  the most threads for the kernels (fewer while other processes hold cores); None uses
+             tinynet.set_threads's value, else all cores (tinynet.threads)
 
     ``quantized_activations`` (default: True when the weights carry meta["activation_grid"]) snaps each
     layer's output to the 8-bit grid a quantization-aware-trained model was trained with (TF1 uint8
@@ -182,9 +183,10 @@ class Model:
         grid = self.meta.get("activation_grid") if self.quantized_activations else None
         key = (x.shape, n_layers, threads, grid is not None, taps)
         with self._pooled_plan(key, lambda: Plan(self.layers[:n_layers], self.weights, self.padding, x.shape, threads,
-                                                 grid, packed_weights=self._packed_weights, taps=taps)) as plan:
+                                                 grid, FUSE_MIN_FLOATS if fusion_ready() else NO_FUSION,
+                                                 packed_weights=self._packed_weights, taps=taps)) as plan:
             numba.set_num_threads(threads)  # per calling thread in Numba, so set on every call (~2 us)
-            with compile_notice():
+            with compile_notice(plan):
                 output = plan.run(x)
                 return {name: plan.tapped(name).copy() for name in taps} if taps else output.copy()
 

@@ -6,12 +6,29 @@ The kernels run on Numba's thread pool (OpenMP layer, see kernels/threading.py).
 ``threads``, the process default set with ``set_threads``, or all of Numba's threads
 (NUMBA_NUM_THREADS, by default the number of cores). The plan of each input shape is made for its
 thread count (its GEMM tiles split the work for that many threads).
+
+That count is the most a call uses: each call takes no more threads than there are cores that other processes
+leave free at that moment (tinynet.contention; looked at again at most every PROBE_SECONDS), and at least one. A
+parallel kernel ends only when all its threads have done their share, so one thread that waits for a core
+another process holds stalls every kernel: on this project's 2 cores with one busy neighbour, 2 threads made V2
+5-10x slower than 1 (figures in kernels/threading.py). TINYNET_ADAPT_THREADS=0 turns this off (always the count
+asked for), for benchmarks of the fixed count.
 """
+import os
+import threading
+import time
+
 import numba
 
+from tinynet import contention
 from tinynet.errors import TinynetError
 
+ADAPT = os.environ.get("TINYNET_ADAPT_THREADS", "1") != "0"
+PROBE_SECONDS = 0.005  # V3-Small takes ~1.2 ms: a probe (1-25 us) every few forwards at most
+
 _default = None
+_probe = (float("-inf"), 1)  # (time.monotonic() of the last look, cores free then)
+_probe_lock = threading.Lock()
 
 
 def max_threads():
@@ -37,6 +54,20 @@ def check_threads(n):
     return n
 
 
+def free_cores():
+    """Cores that other processes leave free now, at least 1 (the last look, if it is under PROBE_SECONDS old or
+    another Python thread is looking)."""
+    global _probe
+    if time.monotonic() - _probe[0] > PROBE_SECONDS and _probe_lock.acquire(blocking=False):
+        try:
+            _probe = (time.monotonic(), max(1, contention.cores() - contention.busy_cores()))
+        finally:
+            _probe_lock.release()
+    return _probe[1]
+
+
 def resolve(threads):
-    """The thread count for one call: a model's own ``threads`` if set, else the process default."""
-    return check_threads(threads) if threads is not None else get_threads()
+    """The thread count for one call: a model's own ``threads`` if set, else the process default; fewer when
+    other processes hold cores (unless TINYNET_ADAPT_THREADS=0)."""
+    wanted = check_threads(threads) if threads is not None else get_threads()
+    return min(wanted, free_cores()) if ADAPT and wanted > 1 else wanted
