@@ -104,9 +104,11 @@ def alternate(workers, cases, rounds, runs, gap):
 
 def table(times, engines, rows):
     """A markdown table. ``rows``: [(cells, case index)], ``cells`` {column: text} naming the case (the same columns
-    in every row). Per engine its median ms (p10-p90), then tinynet's median over each peer's and over the best."""
-    peers = [e for e in engines if not e.startswith("tinynet")]  # tinynet[...]: tinynet under other settings
-    head = list(rows[0][0]) + [f"{e} ms" for e in engines] + [f"tinynet / {p}" for p in peers]
+    in every row). Per engine its median ms (p10-p90), then tinynet's median over each other engine's and over the
+    best peer's; engines named tinynet[...] (tinynet under other settings) are not peers."""
+    others = [e for e in engines if e != "tinynet"]
+    peers = [e for e in others if not e.startswith("tinynet")]
+    head = list(rows[0][0]) + [f"{e} ms" for e in engines] + [f"tinynet / {p}" for p in others]
     if len(peers) > 1:
         head.append("tinynet / best peer")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -116,7 +118,7 @@ def table(times, engines, rows):
         for e in engines:
             p10, p90 = np.percentile(times[(i, e)], [10, 90]) * 1e3
             row.append(f"{median[e]:.2f} ({p10:.2f}-{p90:.2f})")
-        row += [f"{median['tinynet'] / median[p]:.2f}" for p in peers]
+        row += [f"{median['tinynet'] / median[p]:.2f}" for p in others]
         if len(peers) > 1:
             row.append(f"**{median['tinynet'] / min(median[p] for p in peers):.2f}**")
         lines.append("| " + " | ".join(row) + " |")
