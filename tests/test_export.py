@@ -128,7 +128,8 @@ def test_activation_grids_of_a_qat_model_are_exported(tmp_path, format):
     another runtime, so these logits agree to a few percent, not 1e-4 (measured: at most 0.15 in LiteRT and 0.43 in ONNX Runtime, whose optimiser fuses the pairs into
     its own kernels, for logits up to 10.7); with
     float_activations=True the export matches tinynet's float activations to 1e-4."""
-    model = tinynet.load(shared_path("weights", "tqminlo_mobilenetv3_by_c", "v3-large-minimalistic_224_1.0_uint8.tflite"))
+    model = tinynet.load(shared_path("weights", "tqminlo_mobilenetv3_by_c", "v3-large-minimalistic_224_1.0_uint8.tflite"),
+                         precision="float")  # the float path, whose layers and grids the export writes
     assert model.quantized_activations
     x = model.preprocess(shared_path("images", "chelsea.png"))
     run = onnx_logits if format == "onnx" else litert_logits
