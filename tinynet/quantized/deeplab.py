@@ -43,7 +43,7 @@ class QuantizedDeeplabModel(TfliteDeeplabModel):
             q = np.rint(x / self.input_quant.scale) + self.input_quant.file_zero_point
             x = np.clip(q, 0, 255).astype(np.uint8)
         numba.set_num_threads(resolve_threads(self.threads))
-        with compile_notice(), self._pooled_plan(("int8", x.shape[1:]), dict) as workspace:
+        with compile_notice(self.program), self._pooled_plan(("int8", x.shape[1:]), dict) as workspace:
             return np.stack([self.program.run([image[None]], workspace=workspace, outputs=(output,))[0][0]
                              for image in x])
 

@@ -82,6 +82,10 @@ class Operator:
 
     refusal = None  # why XNNPACK would refuse this operator (kernel set "xnnpack" only), or None
 
+    def kernel_functions(self):
+        """The Numba kernels this operator calls (tinynet.warmup compiles just these on a cold cache)."""
+        return ()
+
     def __init__(self, op, tensors, kernels):
         self.op, self.tensors, self.kernels = op, tensors, kernels
         self.inputs, self.output = op.inputs, op.outputs[0]
@@ -243,6 +247,9 @@ class Conv2d(_Convolution):
             self.wp, self.bp = self.packed(self.weights.reshape(kh * kw * cin, cout))
             self.pointwise = kh == kw == 1 and self.strides() == (1, 1)
 
+    def kernel_functions(self):
+        return ((gemm_bias_requant_u8 if self.pointwise else conv2d_nhwc_u8),) if self.fast else ()
+
     def run(self, x, *_):
         if self.fast:
             kh, kw, cin, cout = self.weights.shape
@@ -279,6 +286,9 @@ class DepthwiseConv2d(_Convolution):
         if self.fast:
             self.packed_weights = pack_depthwise(self.weights)
 
+    def kernel_functions(self):
+        return (dwconv2d_nhwc_u8,) if self.fast else ()
+
     def run(self, x, *_):
         multiplier = self.cout // x.shape[3]
         if multiplier != 1:  # each input channel feeds `multiplier` outputs, in order
@@ -307,6 +317,9 @@ class FullyConnected(_Convolution):
         super().setup()
         if self.fast:
             self.wp, self.bp = self.packed(self.weights)
+
+    def kernel_functions(self):
+        return (gemm_bias_requant_u8,) if self.fast else ()
 
     def run(self, x, *_):
         if self.fast:
@@ -368,6 +381,9 @@ class Add(_Binary):
             self.multipliers = [qa.quantize_multiplier(float(q.scale) / twice_max) for q in (self.a_q, self.b_q)]
             self.out_multiplier = qa.quantize_multiplier(twice_max / ((1 << 20) * float(self.out_q.scale)))
 
+    def kernel_functions(self):
+        return (add_u8,) if self.kernels == "xnnpack" else ()
+
     def kernel(self, a, b, out):
         add_u8(a, b, out, self.add_bias, self.am, self.bm, self.shift, self.out_q.zero_point, self.lo, self.hi)
 
@@ -400,6 +416,9 @@ class Mul(_Binary):
             self.scale = (self.a_q.scale * self.b_q.scale) / self.out_q.scale
         else:
             self.multiplier = qa.quantize_multiplier(float(self.a_q.scale) * float(self.b_q.scale) / float(self.out_q.scale))
+
+    def kernel_functions(self):
+        return (mul_fp32_u8,) if self.kernels == "xnnpack" else ()
 
     def kernel(self, a, b, out):
         mul_fp32_u8(a, b, out, self.a_q.zero_point, self.b_q.zero_point, self.scale, self.out_q.zero_point,
@@ -442,6 +461,9 @@ class HardSwish(Operator):
         y = qa.rounding_divide_by_pot(doubled_high, -self.out_exponent) + self.out_q.zero_point
         return np.clip(y, *STORED_RANGE)
 
+    def kernel_functions(self):
+        return (lookup_u8,)
+
     def run(self, x):
         return _lookup(self, x)
 
@@ -467,6 +489,9 @@ class Logistic(Operator):
             sigmoid = f32(1) / (f32(1) + np.exp(-real, dtype=f32))
         self.table = np.clip(np.floor(sigmoid / out_q.scale + f32(0.5)) + out_q.zero_point, 0, 255).astype(np.uint8)
 
+    def kernel_functions(self):
+        return (lookup_u8,)
+
     def run(self, x):
         return _lookup(self, x)
 
@@ -482,6 +507,9 @@ class AveragePool2d(Operator):
             self.fail("input and output quantization differ")
         self.q = out_q
         self.lo, self.hi = self.activation_bounds(out_q)
+
+    def kernel_functions(self):
+        return (average_pool_u8,)
 
     def run(self, x):
         o = self.op.options
@@ -716,6 +744,9 @@ class ResizeBilinear(Operator):
         lower = np.maximum(scaled // (1 << 10), 0)  # C truncates where Python floors: the same past max(., 0)
         upper = np.minimum((scaled + (1 << 10) - 1) // (1 << 10), n_in - 1)
         return lower, upper, scaled
+
+    def kernel_functions(self):
+        return (resize_bilinear_q11_u8,) if self.kernels == "xnnpack" else ()
 
     def axes(self, shape):
         key = shape[1:3]

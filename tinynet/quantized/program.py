@@ -37,6 +37,12 @@ class Program:
         self.input_tensors = [graph.tensors[i] for i in graph.inputs]
         self.output_tensors = [graph.tensors[i] for i in self.output_indices]
 
+    @property
+    def steps(self):
+        """(kernel, None) per Numba kernel the operators call: what tinynet.warmup.compile_notice takes of a plan,
+        so that a cold cache compiles these kernels only."""
+        return [(kernel, None) for kernel in dict.fromkeys(k for op in self.operators for k in op.kernel_functions())]
+
     def _prepare(self, graph):
         return [OPERATORS[graph.operators[i].name](graph.operators[i], graph.tensors, self.kernels) for i in self.needed]
 
