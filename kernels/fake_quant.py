@@ -30,19 +30,3 @@ def fake_quantize_f32(x, lo, step, levels):
             # addition rounds to nearest even. Unlike rint's libm call, this vectorises (half the kernel's time).
             q = (q + ROUNDER) - ROUNDER
             row[c] = lo + q * step
-
-
-@njit(parallel=True, cache=True)
-def requantize_f32(x, out, scale, lo, hi):
-    """out = round-half-even(clamp(x * scale, lo, hi)), row by row: XNNPACK's "fp32" requantization of integer
-    accumulators (stored exactly as float32) to q - zero_point. No fastmath: every step is one float32 operation,
-    as in XNNPACK, so results are bit for bit its.
-
-    x, out: (rows, C) float32 (out may be x)
-    scale:  float32, input_scale * kernel_scale / output_scale as XNNPACK computes it (in float32)
-    lo, hi: float32 integers, the output range (and fused activation) in units of the output scale, minus zp
-    """
-    for r in prange(x.shape[0]):
-        row, dst = x[r], out[r]
-        for c in range(row.shape[0]):
-            dst[c] = np.rint(min(max(row[c] * scale, lo), hi))

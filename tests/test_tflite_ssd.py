@@ -66,7 +66,7 @@ def test_expected_photos_from_their_stored_inputs(model, photo):
 
 @pytest.mark.parametrize("photo", EXPECTED)
 def test_head_tensors_and_outputs_are_litert_s_bit_for_bit(model, photo):
-    # The file's uint8 arithmetic runs exactly (tinynet.detection.tflite_integer): LiteRT's raw head tensors and its
+    # The file's integer graph runs as LiteRT runs it (tinynet.quantized): LiteRT's raw head tensors and its
     # four postprocess outputs, to the bit, not just the criterion above.
     f = np.load(shared_path("weights", "expected", "ssd_mobilenet_v1", f"{photo}.npz"))
     out = model.forward((f["input"].astype(np.float32) - 128) / 128)
@@ -132,17 +132,17 @@ def test_forward_outputs_and_anchors(model):
 
 
 def test_network_structure(model):
+    """tinynet.load gives the file's integer graph (tinynet.quantized.ssd) over the float network read from it
+    (layers, head nodes, anchors, postprocess), whose structure this checks."""
+    assert model.precision == "int8" and model.program.kernels == "xnnpack"
     net = model.network
-    # Integer network: the stem is the plan's one backbone layer, the other 26 are graph nodes named as layers.
-    assert net.backbone == "mobilenet_v1_ssd" and [layer.name for layer in model.layers] == ["00.conv"]
-    assert net.integer_input == 1 / 128 and model.width == 0.75 and model.layers[0].act is None
+    assert net.backbone == "mobilenet_v1_ssd" and len(model.layers) == 27 and model.width == 0.75
+    assert [layer.cout for layer in model.layers if layer.name in ("01.pw", "02.pw", "13.pw")] == [48, 96, 768]
     nodes = {n.name: n for n in net.nodes}
-    assert [nodes[f"{i:02d}.pw"].cout for i in (1, 2, 13)] == [48, 96, 768]  # depth 0.75
-    assert nodes["00.conv.q"].kind == "requant" and nodes["01.dw"].inputs == ("00.conv.q",)
-    assert nodes["extra.0"].inputs == ("13.pw.q",) and nodes["box.0"].inputs == nodes["cls.0"].inputs == ("11.pw.q",)
-    assert nodes["class_scores.q"].kind == "lut" and nodes["class_scores"].kind == "dequantize"
-    assert [n.name for n in net.nodes][-2:] == ["box_encodings", "class_scores"]
+    assert nodes["extra.0"].inputs == ("13.pw",) and nodes["box.0"].inputs == nodes["cls.0"].inputs == ("11.pw",)
     assert net.outputs == ("box_encodings", "class_scores")
+    assert tinynet.load(shared_path("weights", "edje_tflite_od", "ssd_mobilenet_v1.tflite"),
+                        precision="float").precision == "float"
 
 
 def test_float_path_of_the_same_file_rounds_on_the_grids():

@@ -35,7 +35,6 @@ def dispatchers(function):
 
 def tiny_head(backbone_layers):
     """One node of every kind over a tiny backbone's middle 1x1 conv and its last layer (tinynet.graph)."""
-    from tinynet.detection import tflite_integer  # noqa: F401  (it registers node kinds)
     from tinynet.graph import NODE_KINDS, Node
 
     pointwise = [layer.name for layer in backbone_layers if layer.op == "pw"]
@@ -47,13 +46,8 @@ def tiny_head(backbone_layers):
              Node("t.add", "add", ("t.mul", "t.concat")),
              Node("t.resize", "resize", ("t.conv",), options=(("size", (4, 6)), ("half_pixel_centers", True))),
              Node("t.argmax", "argmax", ("t.resize",)),
-             # uint8 TFLite detectors (tinynet.detection.tflite_ssd, tflite_integer)
+             # uint8 TFLite files on the float path (tinynet.detection.tflite_ssd, segmentation.tflite_deeplab)
              Node("t.quantize", "quantize", ("t.pw",), options=(("grid", (0.0, 0.1, 256)),)),
-             Node("t.requant", "requant", ("t.pw",), options=(("scale", 0.5), ("lo", -128), ("hi", 127))),
-             Node("t.rescale", "rescale", ("t.requant",), options=(("zp_in", 128), ("scale", 0.5), ("bias", -64.0),
-                                                                   ("zp_out", 0))),
-             Node("t.lut", "lut", ("t.requant",), options=(("table", tuple(range(256))), ("zp_in", 128))),
-             Node("t.dequantize", "dequantize", ("t.lut",), options=(("scale", 0.1),)),
              Node("t.dw2", "dw", (deep,), k=3, options=(("dilation", 2),)),
              Node("t.conv2", "conv", (last,), 8, k=3, options=(("dilation", 3),)),
              Node("t.pool", "image_pool", ("t.conv2",)))

@@ -5,13 +5,12 @@
 
 A tinynet.detection.model.DetectionModel whose head is the file's (tinynet.detection.tflite_ssd) and whose
 results come from the file's own TFLite_Detection_PostProcess (its options and anchors;
-tinynet.detection.tflite_postprocess). A uint8 file runs its integer arithmetic exactly (tflite_integer), a float
-one in float32. Preprocessing is the one these files are run with: the whole image resized
+tinynet.detection.tflite_postprocess). This is the float path (a uint8 file's weights dequantized, its tensors
+rounded to their grids); tinynet.load gives a uint8 file's integer graph, tinynet.quantized.ssd. Preprocessing is the one these files are run with: the whole image resized
 to the input size (Pillow bilinear, aspect ratio not kept), bytes q fed as the input quantization says
 ((q - 128) / 128 in the shared file).
 """
 import zipfile
-from dataclasses import replace
 from io import BytesIO
 
 import numba
@@ -45,8 +44,6 @@ class TfliteSsdModel(DetectionModel):
         height, width = network.input_size
         layers = layers_for_weights(network.backbone, {k: v.shape for k, v in network.weights.items()})
         self._width = infer_width(network.backbone, layers)
-        if network.integer_input is not None:  # the other backbone layers are graph nodes (tflite_ssd.ssd_network)
-            layers = (replace(layers[0], act=None),)
         meta = {"preprocess": {"preset": "tf", "size": height, "crop_fraction": 1.0, "range": list(network.input_range)},
                 "source": source}
         if labels:
@@ -66,11 +63,6 @@ class TfliteSsdModel(DetectionModel):
     def _head_weight_shapes(self, layers):
         shapes = backbone_shapes(layers, (1, *self.network.input_size, 3), "tf_same")
         return head_weight_shapes(self.network.nodes, shapes, "tf_same")
-
-    @property
-    def precision(self):
-        """"int8" when the network runs LiteRT's integer arithmetic (tinynet.detection.tflite_integer)."""
-        return "int8" if self.network.integer_input is not None else "float"
 
     @property
     def input_size(self):
@@ -101,8 +93,6 @@ class TfliteSsdModel(DetectionModel):
         if x.shape[1:3] != self.network.input_size:
             raise TinynetError(f"expected a batch (N, {self.network.input_size[0]}, {self.network.input_size[1]}, 3), "
                                f"got {x.shape}; model.preprocess makes one")
-        if self.network.integer_input is not None:  # its tensors hold q - zero_point: (q - 128) / 128 -> q - 128
-            x = np.rint(x / np.float32(self.network.integer_input))
         threads = resolve_threads(self.threads)
         grid = self.network.activation_grid if self.quantized_activations else None
         make = lambda: GraphPlan(self.layers, self.head, self.outputs, self.weights, self.padding, x.shape, threads,

@@ -38,7 +38,6 @@ class SsdNetwork:
     input_range: tuple  # real values of input bytes 0 and 255
     anchors: np.ndarray  # (anchors, 4) ycenter, xcenter, h, w
     options: object  # tinynet.detection.tflite_postprocess.PostprocessOptions
-    integer_input: float = None  # integer networks: input scale; their tensors hold q - zero_point (see below)
 
 
 def _backbone_layers(arch):
@@ -54,25 +53,15 @@ def _backbone_layers(arch):
     return layers
 
 
-def ssd_network(d, integer=False):
-    """The SsdNetwork of DetectionGraph ``d``; UnsupportedModelError names where the file stops fitting.
-
-    ``integer``: run a uint8 file's arithmetic exactly as LiteRT does (tinynet.detection.tflite_integer): every
-    tensor holds q - zero_point as float32 integers, convs accumulate them exactly (checked: every partial sum stays
-    below 2**24) and each result is requantized as XNNPACK does. Only the stem conv is a backbone layer then (the
-    plan's activation grid cannot requantize); the other backbone layers are graph nodes under their layer names.
-    Returns None when the file is not a per-tensor uint8 graph or a sum could exceed float32's integers."""
-    if integer:
-        from tinynet.detection import tflite_integer
-        if not tflite_integer.exact(d):
-            return None
-    return _Builder(d, integer).run()
+def ssd_network(d):
+    """The SsdNetwork of DetectionGraph ``d``; UnsupportedModelError names where the file stops fitting. (A uint8
+    file's integer graph runs in tinynet.quantized.ssd; this is its float path, on the file's grids.)"""
+    return _Builder(d).run()
 
 
 class _Builder:
-    def __init__(self, d, integer=False):
+    def __init__(self, d):
         self.d = d
-        self.integer = integer
         self.names = {d.input: None}  # DetectionGraph tensor -> tinynet tensor name (None: the image)
         self.weights, self.grid, self.nodes = {}, {}, []
         self.consumers = {}
@@ -97,18 +86,12 @@ class _Builder:
             else:  # sigmoid
                 if node.name != self.d.class_scores:
                     raise UnsupportedModelError(f"{node.name}: a LOGISTIC that does not give the postprocess its scores")
-                if self.integer:
-                    self._integer_sigmoid(node)
-                else:
-                    self._emit(Node("class_scores", "sigmoid", self._reads(node)), node)
-        if self.integer:
-            self._dequantize_outputs()
+                self._emit(Node("class_scores", "sigmoid", self._reads(node)), node)
         for role, tensor in zip(OUTPUTS, (self.d.box_encodings, self.d.class_scores)):
             if self.names.get(tensor) != role:
                 raise UnsupportedModelError(f"the postprocess reads {tensor}, which is not the head's {role}")
         return SsdNetwork(BACKBONE, self.weights, tuple(self.nodes), OUTPUTS, self.grid, self.d.input_size,
-                          self.d.input_range, self.d.anchors, self.d.options,
-                          self.d.input_quant[0] if self.integer else None)
+                          self.d.input_range, self.d.anchors, self.d.options)
 
     # ---- backbone ----------------------------------------------------------------------------------------------
 
@@ -124,18 +107,11 @@ class _Builder:
                 raise UnsupportedModelError(f"the graph's backbone is not MobileNet V1: layer {layer} should be a "
                                             f"{kind} {k}x{k} stride {stride} with {act}, found {found}")
             previous = node.name
-            if self.integer and position > 0:
-                self._conv(node, layer)
-                continue
-            weights = node.integer if self.integer else node.weights
             for part in ("w", "b"):
-                self.weights[f"{layer}.{part}"] = np.ascontiguousarray(weights[part], np.float32)
-            if node.grid is not None and not self.integer:
+                self.weights[f"{layer}.{part}"] = np.ascontiguousarray(node.weights[part], np.float32)
+            if node.grid is not None:
                 self.grid[layer] = list(node.grid)
             self.names[node.name] = layer
-            if self.integer:  # the stem runs without its activation: requantizing clamps instead
-                self.nodes.append(_requant(f"{layer}.q", layer, node.integer))
-                self.names[node.name] = f"{layer}.q"
         return len(layers)
 
     # ---- head --------------------------------------------------------------------------------------------------
@@ -200,13 +176,8 @@ class _Builder:
     def _conv(self, node, name):
         reads = self._reads(node)
         cout = node.weights["b"].shape[0]
-        weights = node.integer if self.integer else node.weights
         for part in ("w", "b"):
-            self.weights[f"{name}.{part}"] = np.ascontiguousarray(weights[part], np.float32)
-        if self.integer:
-            self.nodes += [Node(name, node.kind, reads, cout, node.k, node.stride), _requant(f"{name}.q", name, node.integer)]
-            self.names[node.name] = f"{name}.q"
-            return
+            self.weights[f"{name}.{part}"] = np.ascontiguousarray(node.weights[part], np.float32)
         self._emit(Node(name, node.kind, reads, cout, node.k, node.stride, node.act), node)
 
     def _reshape(self, node):
@@ -228,38 +199,7 @@ class _Builder:
         if node.name not in roles or None in forms or node.axis != 1:
             raise UnsupportedModelError(f"{node.name} is not a concatenation of per-anchor head outputs over anchors")
         reads = self._reads(node)
-        if self.integer:
-            from tinynet.detection.tflite_integer import rescale_node
-            parts = []
-            for name, t in zip(reads, node.inputs):
-                rescaled = rescale_node(f"{name.removesuffix('.anchors')}.rescaled", name, self._node(t).quant, node.quant)
-                if rescaled is not None:
-                    self.nodes.append(rescaled)
-                parts.append(name if rescaled is None else rescaled.name)
-            self.nodes.append(Node(f"{roles[node.name]}.q", "concat", tuple(parts), options=(("axis", 1),)))
-            self.names[node.name] = self.nodes[-1].name
-            return
         self._emit(Node(roles[node.name], "concat", reads, options=(("axis", 1),)), node)
-
-    def _integer_sigmoid(self, node):
-        from tinynet.detection.tflite_integer import lut_node
-        self.nodes.append(lut_node("class_scores.q", self._reads(node)[0], self._node(node.inputs[0]).quant, node.quant))
-        self.names[node.name] = self.nodes[-1].name
-
-    def _dequantize_outputs(self):
-        """The outputs in real units, (q - zp) * scale, as the postprocess dequantizes them."""
-        for role, tensor in zip(OUTPUTS, (self.d.box_encodings, self.d.class_scores)):
-            source = self.names.get(tensor)
-            if source != f"{role}.q":
-                raise UnsupportedModelError(f"the postprocess reads {tensor}, which is not the head's {role}")
-            self.nodes.append(Node(role, "dequantize", (source,), options=(("scale", self._node(tensor).quant[0]),)))
-            self.names[tensor] = role
-
-
-
-def _requant(name, source, integer):
-    return Node(name, "requant", (source,), options=(("scale", integer["scale"]), ("lo", integer["lo"]),
-                                                     ("hi", integer["hi"])))
 
 
 def _per_anchor_form(shape):

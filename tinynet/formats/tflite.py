@@ -66,7 +66,7 @@ def from_bytes(data, name, arch=None, precision=None, profile="litert"):
     ``precision`` and ``profile`` as for ``load``."""
     graph = read_graph(data, f"TFLite file {name}")
     if is_detection_graph(graph):
-        return _detector(graph, data, name, arch, precision)
+        return _detector(graph, data, name, arch, precision, profile)
     if is_segmentation_graph(graph):
         return _segmenter(graph, name, arch, precision, profile)
     steps = walk(graph)
@@ -101,19 +101,25 @@ def _has_integer_weights(graph):
                if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"))
 
 
-def _detector(graph, data, name, arch, precision):
+def _detector(graph, data, name, arch, precision, profile="litert"):
     """A TF Object Detection API SSD (it ends in TFLite_Detection_PostProcess) as a detection model."""
     from tinynet.detection.tflite_model import TfliteSsdModel, labels_from_file
     from tinynet.detection.tflite_ssd import BACKBONE, ssd_network
     if arch not in (None, BACKBONE):
         raise UnsupportedModelError(f"{name} is an SSD detector on {BACKBONE}; --arch {arch} does not apply")
     detection = read_detection_graph(graph)
-    integer = ssd_network(detection, integer=True) if precision != "float" else None  # exact uint8 arithmetic
-    if precision == "int8" and integer is None:
-        raise UnsupportedModelError(f"{name} has no integer graph tinynet runs exactly (precision='float')")
-    network = integer or ssd_network(detection)
-    return TfliteSsdModel(network, labels_from_file(data, network.options.num_classes), f"tflite:{name}",
-                          file_bytes=data)
+    network = ssd_network(detection)
+    model = TfliteSsdModel(network, labels_from_file(data, network.options.num_classes), f"tflite:{name}",
+                           file_bytes=data)
+    if precision == "float":
+        return model
+    from tinynet.quantized.ssd import QuantizedSsdModel
+    try:
+        return QuantizedSsdModel(model, graph, profile)  # a quantized file: its integer graph
+    except UnsupportedModelError:
+        if precision == "int8":
+            raise
+        return model  # a float file, or one whose graph is not all integer
 
 
 def _segmenter(graph, name, arch, precision, profile):

@@ -33,7 +33,6 @@ class Node:
     axis: int = None  # concat: the output axis joined (>= 1)
     grid: tuple = None  # (lo, step, levels) of the quantized output tensor; None in float graphs
     quant: tuple = None  # (scale, zero_point) of a per-tensor uint8 output, else None
-    integer: dict = None  # convs of uint8 graphs: the integer arithmetic LiteRT runs (see _integer_conv)
     options: dict = field(default_factory=dict)  # what a reader's own kinds need (a resize's size, ...)
 
 
@@ -84,7 +83,6 @@ class DagReader(_Walker):
                 raise UnsupportedModelError(f"{step.describe()}: tinynet runs relu, relu6 or no activation there")
             node = Node(step.kind, None, (self._read(op, op.inputs[0]),), None, step.k, step.stride, act,
                         op.options["dilation_h"], step.weights)
-            node.integer = self._integer_conv(op) if not chain.ops else None
             return self._named(node, chain.end), chain.next
         if len(op.outputs) != 1 or not variable:
             raise WeightsError(f"corrupt TFLite graph: {op.describe()} has inputs {op.inputs} and outputs {op.outputs}")
@@ -112,27 +110,6 @@ class DagReader(_Walker):
         node.grid = tensor.grid()
         node.quant = uint8_quant(tensor)
         return node
-
-    def _integer_conv(self, op):
-        """What LiteRT computes for a uint8 conv (XNNPACK's "fp32" requantization), or None for other graphs:
-        acc = sum((q_x - zp_x) * (q_w - zp_w)) + bias_q exactly, then q - zp_out = round-half-even(clamp(
-        float32(acc) * scale, lo, hi)), scale = float32(s_x) * float32(s_w) / float32(s_out) in float32, lo..hi the
-        output range (and a fused ReLU/ReLU6) in units of s_out. ``w``/``b``: integer weights (q_w - zp_w, runtime
-        layout) and bias_q, as float64."""
-        x, w, out = (uint8_quant(self.tensors[t]) for t in (op.inputs[0], op.inputs[1], op.outputs[0]))
-        bias = self.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
-        if None in (x, w, out) or bias is None or bias.dtype != np.int32 or bias.data is None:
-            return None
-        step, _ = self._conv(op, op.inputs[0], None, False)
-        scale = np.float32(x[0]) * np.float32(w[0]) / np.float32(out[0])
-        lo, hi = -out[1], 255 - out[1]
-        fused = op.options.get("activation", 0)
-        if fused in (1, 3):
-            lo = max(lo, 0)
-        if fused == 3:
-            hi = min(hi, int(np.rint(np.float32(6) / np.float32(out[0]))))
-        return {"w": np.rint(step.weights["w"] / w[0]), "b": bias.data.astype(np.float64), "scale": float(scale),
-                "lo": lo, "hi": hi}
 
     def _check_concat_shapes(self, op, axis):
         shapes = [self.tensors[t].shape for t in op.inputs]
