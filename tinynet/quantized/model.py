@@ -12,15 +12,13 @@ import numba
 import numpy as np
 
 from tinynet.errors import TinynetError
-from tinynet.formats.tflite import STORED_TENSOR
+from tinynet.formats.tflite import IMAGENET_WITH_BACKGROUND, STORED_TENSOR
 from tinynet.model import Model
 from tinynet.quantized.ops import Quant
 from tinynet.quantized.program import Program
 from tinynet.tasks.classification import softmax
 from tinynet.threads import resolve as resolve_threads
 from tinynet.warmup import compile_notice
-
-IMAGENET_WITH_BACKGROUND = 1001
 
 
 class QuantizedModel(Model):
