@@ -122,3 +122,28 @@ def test_concat_parts_written_in_place_give_the_concatenation(backbone):
     b = (taps["18.conv"] @ weights["b.w"] + weights["b.b"]).reshape(2, -1, 4)
     expected = np.concatenate([a, b], axis=1)
     assert np.abs(both - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+def test_fresh_outputs_are_new_arrays_with_the_same_values(backbone):
+    """A fresh output is written into a new array on every run (the caller keeps it; the next run does not
+    overwrite it), with the values the plan's own buffer gets; one that another node reads is refused."""
+    model, layers = backbone
+    nodes = (Node("b", "pw", ("18.conv",), 5),
+             Node("up", "resize", ("b",), options=(("size", (9, 11)), ("half_pixel_centers", True))),
+             Node("best", "argmax", ("b",)))
+    x = RNG.standard_normal((2, 97, 131, 3)).astype(np.float32)
+    weights = head_weights(model, nodes, x.shape)
+    kept = GraphPlan(layers, nodes, ("up", "best"), weights, "symmetric", x.shape, 2)
+    fresh = GraphPlan(layers, nodes, ("up", "best"), weights, "symmetric", x.shape, 2, fresh=("up", "best"))
+    expected = {name: array.copy() for name, array in kept.run(x).items()}
+    first = fresh.run(x)
+    second = fresh.run(x[::-1].copy())
+    assert first["best"].dtype == np.int32 and first["up"].shape == (2, 9, 11, 5)
+    for name in ("up", "best"):
+        assert first[name] is not second[name]
+        assert np.array_equal(first[name], expected[name])  # not overwritten by the second run
+        assert np.array_equal(second[name], expected[name][::-1])
+    with pytest.raises(ValueError, match="no other node reads"):
+        GraphPlan(layers, nodes, ("b", "up"), weights, "symmetric", x.shape, 1, fresh=("b",))
+    with pytest.raises(ValueError, match="not a head node"):
+        GraphPlan(layers, nodes, ("18.conv",), weights, "symmetric", x.shape, 1, fresh=("18.conv",))

@@ -312,7 +312,11 @@ class GraphPlan:
     """Kernel calls and buffers of backbone + head for one input shape; ``run`` returns {output name: array view}."""
 
     def __init__(self, layers, nodes, outputs, weights, padding, input_shape, threads, activation_grid=None,
-                 packed_weights=None):
+                 packed_weights=None, fresh=()):
+        """``fresh``: outputs written into a new array on every run, which the caller then owns (no copy of a
+        buffer the next run overwrites: a segmentation model's 520x520x21 logits were a 2.5 ms single-threaded
+        copy). Each must be a head node of a kernel kind that no other node reads; its kernel calls are bound
+        at each run (cheap: a resize computes its taps per call anyway) and run after the other steps."""
         taps = tuple(dict.fromkeys(backbone_reads(nodes, outputs)))
         self.backbone = Plan(layers, weights, padding, input_shape, threads, activation_grid,
                              packed_weights=packed_weights, taps=taps)
@@ -321,6 +325,9 @@ class GraphPlan:
         context = BindContext(weights, self.backbone._packed, threads, padding)
         self.steps = []
         self.step_nodes = []  # per step, the node it computes: for profiles (bench/graph_steps.py)
+        self._context = context
+        self._fresh = []  # (node, its input arrays, output shape, dtype) of the fresh outputs
+        read = {t for node in nodes for t in node.inputs}
         # Each node output gets its own buffer: head tensors are small (SSDLite's largest is 20x20x672 floats),
         # and a buffer shared with a later node would break the per_anchor views that alias them. The exception:
         # the parts of a concat that can be written straight into its buffer (in_place_concats) are.
@@ -335,22 +342,37 @@ class GraphPlan:
                 continue
             if node.name in in_place:
                 continue  # its parts wrote it
+            dtype = np.int32 if node.kind in INTEGER_OUTPUT_KINDS else np.float32
+            if node.name in fresh:
+                if node.name in read or node.name in part_of or node.name not in outputs:
+                    raise ValueError(f"node {node.name}: a fresh output must be an output that no other node reads")
+                self._fresh.append((node, ins, shapes[node.name], dtype))
+                continue
             size = int(np.prod(shapes[node.name]))
             if node.name in part_of:
                 concat, offset = part_of[node.name]
                 out = tensors[concat].reshape(-1)[offset:offset + size].reshape(shapes[node.name])
             else:
-                dtype = np.int32 if node.kind in INTEGER_OUTPUT_KINDS else np.float32
                 out = (aligned_empty(size) if dtype == np.float32 else np.empty(size, dtype)).reshape(shapes[node.name])
             tensors[node.name] = out
             self.steps.extend(kind.bind(node, ins, out, context))
             self.step_nodes += [node.name] * (len(self.steps) - len(self.step_nodes))
-        self.outputs = {name: tensors[name] for name in outputs}
+        missing = [name for name in fresh if name not in {node.name for node, *_ in self._fresh}]
+        if missing:
+            raise ValueError(f"fresh output {missing[0]!r} is not a head node of a kernel kind")
+        self.outputs = {name: tensors[name] for name in outputs if name not in fresh}
 
     def run(self, x):
-        """Run backbone and head on ``x`` (N, H, W, 3) float32 C-contiguous; {output name: view}, overwritten by
-        the next run."""
+        """Run backbone and head on ``x`` (N, H, W, 3) float32 C-contiguous; {output name: array}: views that the
+        next run overwrites, except the ``fresh`` outputs, new arrays."""
         self.backbone.run(x)
         for kernel, args in self.steps:
             kernel(*args)
-        return self.outputs
+        results = dict(self.outputs)
+        for node, ins, shape, dtype in self._fresh:
+            size = int(np.prod(shape))
+            out = (aligned_empty(size) if dtype == np.float32 else np.empty(size, dtype)).reshape(shape)
+            for kernel, args in NODE_KINDS[node.kind].bind(node, ins, out, self._context):
+                kernel(*args)
+            results[node.name] = out
+        return results

@@ -65,11 +65,11 @@ class SegmentationModel(DenseTask, Model):
         grid = self.meta.get("activation_grid") if self.quantized_activations else None
         key = ("graph", x.shape, threads, output, grid is not None)
         with self._pooled_plan(key, lambda: GraphPlan(self.layers, head, (output,), self.weights, self.padding,
-                                                      x.shape, threads, grid,
-                                                      packed_weights=self._packed_weights)) as plan:
+                                                      x.shape, threads, grid, packed_weights=self._packed_weights,
+                                                      fresh=(output,))) as plan:
             numba.set_num_threads(threads)
             with compile_notice():
-                return plan.run(x)[output].copy()
+                return plan.run(x)[output]
 
     def low_res_logits(self, x):
         """The head's output before the final resize: (N, h, w, classes) float32 (torchvision's ``low_res_out``
