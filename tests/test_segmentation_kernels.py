@@ -19,6 +19,7 @@ from tinynet import kernels
 from tinynet.kernels import reference as ref
 from tinynet.kernels.activation import ACTIVATIONS
 from tinynet.kernels.argmax import argmax_channels_nhwc
+from tinynet.kernels.dilated_depthwise import wide_path_applies, widened_filter
 from tinynet.kernels.channel_ops import concat_channels_nhwc, image_pool_nhwc_f32, sigmoid_gate_nhwc_f32
 from tinynet.kernels.gemm_tile import PANEL_WIDTHS
 from tinynet.kernels.resize import resize_bilinear_nhwc_f32
@@ -169,6 +170,37 @@ def test_dilated_depthwise_matches_reference(n, h, w, c, k, stride, dilation, pa
     kernels.dwconv2d_dilated_nhwc_f32(x, wt, b, out, stride, dilation, pad_top, pad_left, act)
     expected = ref.dwconv2d_nhwc_ref(x, wt, b, (ho, wo), stride, pad_top, pad_left, act, dilation)
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5 * (1 + k * k * 4 + 2))
+
+
+@settings(max_examples=80, deadline=None)
+@given(n=st.integers(1, 2), h=st.integers(1, 20), w=st.integers(1, 20), c=CHANNELS, k=st.sampled_from([3, 5]),
+       dilation=st.integers(2, 4), padding=PADDING, act=ACT, groups=st.integers(1, 3), seed=SEEDS)
+def test_dilated_depthwise_through_wide_pixels_matches_reference(n, h, w, c, k, dilation, padding, act, groups,
+                                                                 seed):
+    """The tile over wide pixels of dilation*C channels, plus the plain patch of the last W mod dilation
+    columns: widths below one wide pixel, rows shorter than the kernel, channel groups off the phases."""
+    rng = np.random.default_rng(seed)
+    x, wt, b = values(rng, (n, h, w, c)), values(rng, (k, k, c)), values(rng, (c,))
+    ho, wo, pad_top, pad_left = dilated_geometry(h, w, k, 1, dilation, padding)
+    if not wide_path_applies(k, 1, dilation, c, w, wo, pad_left):
+        assert dilation * c < 16  # the only reason at stride 1: fewer wide channels than one vector
+        return
+    out = np.full((n, ho, wo, c), np.nan, np.float32)
+    kernels.dwconv2d_dilated_wide_nhwc_f32(x, *widened_filter(wt, b, dilation), wt, b, out, dilation, pad_top,
+                                           pad_left, act, groups, np.zeros(w * c, np.float32))
+    expected = ref.dwconv2d_nhwc_ref(x, wt, b, (ho, wo), 1, pad_top, pad_left, act, dilation)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5 * (1 + k * k * 4 + 2))
+
+
+def test_wide_path_takes_the_dilated_rows_of_the_torchvision_backbones():
+    """LR-ASPP's and DeepLab's rows 13-15 (33x33 at 520x520, 5x5, dilation 2, 672 and 960 channels); not stride 2,
+    a 1x1 filter or a padding that is no whole number of wide pixels."""
+    for channels in (672, 960):
+        _, _, _, pad_left = dilated_geometry(33, 33, 5, 1, 2, "symmetric")
+        assert wide_path_applies(5, 1, 2, channels, 33, 33, pad_left)
+    assert not wide_path_applies(5, 2, 2, 960, 33, 17, 4)
+    assert not wide_path_applies(1, 1, 2, 960, 33, 33, 0)
+    assert not wide_path_applies(3, 1, 2, 960, 33, 33, 1)
 
 
 @settings(max_examples=60, deadline=None)

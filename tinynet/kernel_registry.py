@@ -48,7 +48,8 @@ def tiny_head(backbone_layers):
              Node("t.argmax", "argmax", ("t.resize",)),
              # uint8 TFLite files on the float path (tinynet.detection.tflite_ssd, segmentation.tflite_deeplab)
              Node("t.quantize", "quantize", ("t.pw",), options=(("grid", (0.0, 0.1, 256)),)),
-             Node("t.dw2", "dw", (deep,), k=3, options=(("dilation", 2),)),
+             Node("t.dw2", "dw", (deep,), k=3, options=(("dilation", 2),)),  # through wide pixels (stride 1)
+             Node("t.dw3", "dw", (deep,), k=3, stride=2, options=(("dilation", 2),)),  # the general loop
              Node("t.conv2", "conv", (last,), 8, k=3, options=(("dilation", 3),)),
              Node("t.pool", "image_pool", ("t.conv2",)))
     missing = set(NODE_KINDS) - {node.kind for node in nodes}

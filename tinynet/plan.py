@@ -27,6 +27,7 @@ import numpy as np
 from tinynet import kernels
 from tinynet.errors import TinynetError
 from tinynet.kernels import activation_code, conv_output_size
+from tinynet.kernels.dilated_depthwise import wide_path_applies, widened_filter
 from tinynet.kernels.fake_quant import fake_quantize_f32
 from tinynet.kernels.gemm import NO_RESIDUAL
 from tinynet.kernels.gemm_tile import LANES, TILE_ROWS
@@ -107,6 +108,18 @@ def pointwise_call(src2d, wp, bp, dst2d, act, residual, threads):
     k = wp.shape[1]
     row_tile = gemm_row_tile(dst2d.shape[0], k, dst2d.shape[1], bp.shape[1], threads)
     return kernels.gemm_bias_act_f32, [src2d, wp, bp, dst2d, act, residual, row_tile]
+
+
+def dilated_depthwise_call(src, w, b, dst, stride, dilation, pads, act, threads):
+    """The kernel call of a dilated depthwise conv: (kernel, args). The register tile through wide pixels where it
+    applies (kernels.dilated_depthwise: 33x33x960 5x5 at dilation 2), else the general loop."""
+    k, channels = w.shape[0], w.shape[2]
+    if not wide_path_applies(k, stride, dilation, channels, src.shape[2], dst.shape[2], pads[1]):
+        return kernels.dwconv2d_dilated_nhwc_f32, [src, w, b, dst, stride, dilation, *pads, act]
+    groups = depthwise_groups(dst.shape[0] * dst.shape[1], dilation * channels, threads)
+    zeros = aligned_zeros(src.shape[2] * src.shape[3])
+    return kernels.dwconv2d_dilated_wide_nhwc_f32, [src, *widened_filter(w, b, dilation), w, b, dst, dilation, *pads,
+                                                    act, groups, zeros]
 
 
 def fuse_expand_depthwise(steps, shapes, activation_grid, min_floats, kept=frozenset()):
@@ -244,8 +257,7 @@ class Plan:
         if layer.op == "dw" and "expand" in step:
             return [self._expand_depthwise(step, src, dst, w, b, weights, threads)]
         if layer.op == "dw" and layer.dilation > 1:
-            return [(kernels.dwconv2d_dilated_nhwc_f32, [src, w, b, dst, layer.stride, layer.dilation, *step["pads"],
-                                                         act])]
+            return [dilated_depthwise_call(src, w, b, dst, layer.stride, layer.dilation, step["pads"], act, threads)]
         if layer.op == "dw":
             groups = depthwise_groups(dst.shape[0] * dst.shape[1], dst.shape[3], threads)
             zeros = aligned_zeros(src.shape[2] * src.shape[3])
