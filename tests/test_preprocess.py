@@ -14,7 +14,7 @@ from PIL import Image
 import tinynet
 from conftest import shared_path
 from tinynet.errors import ImageError, TinynetError
-from tinynet.preprocess import Preprocess, batch, for_model, open_image, resolve, to_array
+from tinynet.preprocess import Preprocess, batch, for_model, normalise_rows_f32, open_image, resolve, to_array
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -372,3 +372,14 @@ def test_corrupted_files_either_decode_or_raise_image_error(tmp_path, fmt, cut, 
         assert str(e).startswith(str(path)) and "\n" not in str(e)
     else:
         assert image.mode == "RGB"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(0, 2**32 - 1))
+def test_normalise_rows_is_the_broadcast_bit_for_bit(h, w, seed):
+    """The detection and segmentation transforms' per-channel normalisation, against plain broadcasting."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, (h, w, 3)).astype(np.float32)
+    mean, std = rng.uniform(0.1, 0.9, 3), rng.uniform(0.1, 0.5, 3)
+    expected = (x - mean.astype(np.float32)) / std.astype(np.float32)
+    np.testing.assert_array_equal(normalise_rows_f32(x.copy(), mean, std), expected)

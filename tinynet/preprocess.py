@@ -176,6 +176,16 @@ def to_array(image, preprocess=None):
     return x
 
 
+def normalise_rows_f32(x, mean, std):
+    """x (H, W, 3) float32, C-contiguous, in place: (x - mean) / std per channel, the same float32 operation on each
+    value as broadcasting against (3,), but as rows of W x 3 values against mean (std) repeated W times: the
+    broadcast's inner loop of 3 does not vectorise (a 720p photo: 46 -> 8 ms for the detection transform)."""
+    rows = x.reshape(x.shape[0], -1)
+    rows -= np.tile(np.asarray(mean, dtype=np.float32), x.shape[1])
+    rows /= np.tile(np.asarray(std, dtype=np.float32), x.shape[1])
+    return x
+
+
 def batch(images, preprocess=None):
     """Several images preprocessed into one batch: (N, size, size, 3) float32."""
     p = resolve(preprocess)

@@ -3,7 +3,7 @@ no crop. Same float32 operations in the same order as torchvision's ToTensor and
 import numpy as np
 from PIL import Image
 
-from tinynet.preprocess import open_image
+from tinynet.preprocess import normalise_rows_f32, open_image
 
 
 def resized_size(height, width, shorter):
@@ -18,7 +18,5 @@ def torchvision_segmentation_input(image, shorter, mean, std):
     photo = open_image(image)
     height, width = resized_size(photo.height, photo.width, shorter)
     rgb = np.asarray(photo.resize((width, height), Image.BILINEAR), dtype=np.float32)
-    x = rgb / np.float32(255)
-    x -= np.asarray(mean, dtype=np.float32)
-    x /= np.asarray(std, dtype=np.float32)
-    return np.ascontiguousarray(x[None]), (photo.height, photo.width)
+    x = normalise_rows_f32(rgb / np.float32(255), mean, std)
+    return x[None], (photo.height, photo.width)
