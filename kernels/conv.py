@@ -80,24 +80,36 @@ def _valid_taps(ix0, dilation, kw, width):
     return kx0, max(kx0, kx1)
 
 
-DILATED_ROW_BLOCK = 8  # output rows per task: each tap's weights are read once for them all
+DILATED_ROW_BLOCK = 8  # output rows per task at most: each tap's weights are read once for them all
+
+
+def dilated_row_block(rows, panels, threads):
+    """Output rows per task of conv2d_dilated_nhwc_f32 (N*Ho = ``rows``): DILATED_ROW_BLOCK, or fewer so that the
+    blocks are a multiple of ``threads`` in number when the panels do not divide between the threads."""
+    blocks = -(-rows // DILATED_ROW_BLOCK)
+    if panels % threads:
+        blocks = min(rows, -(-blocks // threads) * threads)
+    return -(-rows // blocks)
 
 
 @njit(parallel=True, cache=True)
-def conv2d_dilated_nhwc_f32(x, wp, bp, out, kh, stride, dilation, pad_top, pad_left, act):
+def conv2d_dilated_nhwc_f32(x, wp, bp, out, kh, stride, dilation, pad_top, pad_left, act, block):
     """conv2d_nhwc_f32 with taps ``dilation`` pixels apart (atrous, DeepLab's ASPP); same packed weights.
 
-    One task per weight panel and block of DILATED_ROW_BLOCK output rows, panel by panel: the static split gives
-    each of T threads panels/T panels over all the rows, the same work whatever the rows' share of taps inside
-    the image (split block by block, 5 blocks of a 33-row map made halves of 0.81-0.88 of each other's work at
-    2 threads: ASPP's rates 12, 24, 36). The pixels of a row are cut into runs
+    One task per weight panel and block of ``block`` output rows (dilated_row_block), panel by panel: the static split
+    gives each of T threads panels/T panels over all the rows, the same work whatever the rows' share of taps
+    inside the image (split block by block, 5 blocks of a 33-row map made halves of 0.81-0.88 of each other's
+    work at 2 threads: ASPP's rates 12, 24, 36). When the panels do not divide between the threads, the blocks
+    are a multiple of the threads in number, so that the rows do (1 panel, 33 rows, 2 threads: 6 blocks of 6
+    rows or fewer, not 5 of 8, which split 24 + 9 rows). The pixels of a row are cut into runs
     whose taps inside the image are the same kernel columns [kx0, kx1); for each run, each kernel row and each row
     of the block where that kernel row is inside the image, one sweep of kernels.gemm_tile's micro-kernel: the
     run's pixels start ``stride * Cin`` floats apart and a pixel's taps are kx1 - kx0 segments of Cin floats
     ``dilation * Cin`` apart. The first sweep of a row writes bias + taps, the others add their taps to what is
     stored (the output as the residual, zero bias); the activation comes last. Only taps inside the image are
     computed (at 33x33 with dilation 24 or 36, most taps of most pixels leave it), and a kernel row's weights
-    serve the whole block of rows while they are in cache. Dilation 1 keeps conv2d_nhwc_f32.
+    serve the whole block of rows while they are in cache. That reuse also makes it the faster kernel at
+    dilation 1 when the weights are large (tinynet.graph's "conv" nodes, ROW_BLOCK_MIN_CIN).
     """
     n_img, height, width, cin = x.shape
     out_h, out_w, n_out = out.shape[1], out.shape[2], out.shape[3]
@@ -106,12 +118,12 @@ def conv2d_dilated_nhwc_f32(x, wp, bp, out, kh, stride, dilation, pad_top, pad_l
     zero_bias = np.zeros_like(bp)
     flat = out.reshape(-1, n_out)  # the output as a residual: row r of a sweep at o_off + r * n_out
     rows = n_img * out_h
-    blocks = (rows + DILATED_ROW_BLOCK - 1) // DILATED_ROW_BLOCK
+    blocks = (rows + block - 1) // block
     for task in prange(blocks * panels):
         t = np.int64(task)
         j = t // blocks
-        r0 = (t - j * blocks) * DILATED_ROW_BLOCK
-        r1 = min(r0 + DILATED_ROW_BLOCK, rows)
+        r0 = (t - j * blocks) * block
+        r1 = min(r0 + block, rows)
         cols = min(nr, n_out - j * nr)
         written = np.zeros(DILATED_ROW_BLOCK, np.bool_)
         ox = 0

@@ -20,6 +20,7 @@ from tinynet.kernels import reference as ref
 from tinynet.kernels.activation import ACTIVATIONS
 from tinynet.kernels.argmax import argmax_channels_nhwc
 from tinynet.kernels.dilated_depthwise import wide_path_applies, widened_filter
+from tinynet.kernels.conv import DILATED_ROW_BLOCK, dilated_row_block
 from tinynet.kernels.channel_ops import concat_channels_nhwc, image_pool_nhwc_f32, sigmoid_gate_nhwc_f32
 from tinynet.kernels.gemm_tile import PANEL_WIDTHS
 from tinynet.kernels.resize import resize_bilinear_nhwc_f32
@@ -206,16 +207,22 @@ def test_wide_path_takes_the_dilated_rows_of_the_torchvision_backbones():
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(1, 2), h=st.integers(1, 14), w=st.integers(1, 14), cin=st.integers(1, 5), cout=CHANNELS,
        k=st.sampled_from([1, 3]), stride=st.sampled_from([1, 2]), dilation=DILATION, padding=PADDING, act=ACT,
-       nr=st.sampled_from(PANEL_WIDTHS), seed=SEEDS)
-def test_dilated_conv_matches_reference(n, h, w, cin, cout, k, stride, dilation, padding, act, nr, seed):
+       nr=st.sampled_from(PANEL_WIDTHS), block=st.integers(1, 8), seed=SEEDS)
+def test_dilated_conv_matches_reference(n, h, w, cin, cout, k, stride, dilation, padding, act, nr, block, seed):
     rng = np.random.default_rng(seed)
     x, wt, b = values(rng, (n, h, w, cin)), values(rng, (k, k, cin, cout)), values(rng, (cout,))
     ho, wo, pad_top, pad_left = dilated_geometry(h, w, k, stride, dilation, padding)
     out = np.full((n, ho, wo, cout), np.nan, np.float32)
     kernels.conv2d_dilated_nhwc_f32(x, *kernels.pack_weights(wt.reshape(-1, cout), b, nr), out, k, stride, dilation,
-                                    pad_top, pad_left, act)
+                                    pad_top, pad_left, act, block)
     expected = ref.conv2d_nhwc_ref(x, wt, b, (ho, wo), stride, pad_top, pad_left, act, dilation)
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5 * (1 + k * k * cin * 4 + 2))
+
+
+@pytest.mark.parametrize("rows, panels, threads, expected", [
+    (33, 4, 2, 7), (33, 1, 2, 6), (33, 3, 2, 6), (33, 1, 1, 7), (1, 1, 2, 1), (7, 1, 2, 4), (16, 2, 2, 8)])
+def test_dilated_row_block_splits_rows_between_threads_when_panels_do_not(rows, panels, threads, expected):
+    assert dilated_row_block(rows, panels, threads) == expected
 
 
 def test_dilated_convs_match_torch():
@@ -233,5 +240,5 @@ def test_dilated_convs_match_torch():
         else:  # torch (Cout, Cin, KH, KW) -> (KH, KW, Cin, Cout)
             hwio = np.ascontiguousarray(weight.transpose(2, 3, 1, 0)).reshape(-1, weight.shape[0])
             kernels.conv2d_dilated_nhwc_f32(x, *kernels.pack_weights(hwio, b, PANEL_WIDTHS[0]), out, k, stride,
-                                            dilation, pad_top, pad_left, 0)
+                                            dilation, pad_top, pad_left, 0, DILATED_ROW_BLOCK)
         np.testing.assert_allclose(out, expected, rtol=0, atol=1e-4, err_msg=f"case {i}")

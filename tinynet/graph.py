@@ -26,6 +26,7 @@ import numpy as np
 from tinynet import kernels
 from tinynet.errors import WeightsError
 from tinynet.kernels import activation_code, conv_output_size
+from tinynet.kernels.conv import dilated_row_block
 from tinynet.kernels.fake_quant import fake_quantize_f32
 from tinynet.kernels.gemm import NO_RESIDUAL
 from tinynet.plan import (Plan, aligned_empty, aligned_zeros, depthwise_groups, dilated_depthwise_call, kernel_array, packed,
@@ -120,12 +121,20 @@ node_kind("dw", bind=_bind_dw, kernels=(kernels.dwconv2d_nhwc_f32, kernels.dwcon
           )(lambda node, shapes, padding: (*_spatial(node, shapes[0], padding)[0], shapes[0][-1]))
 
 
+# Input channels from which a head's KxK conv takes the row-block kernel (kernels.conv2d_dilated_nhwc_f32) at
+# dilation 1 too: its weights serve a block of rows while in cache (CPU ms at 1 thread, conv2d_nhwc_f32 -> it:
+# DeepLab's tail 33x33x256 -> 256 8.5 -> 6.8; 20x20x672 -> 546 31.5 -> 16.8; 65x65x40 -> 64 1.08 -> 0.95), where
+# conv2d_nhwc_f32 keeps the few-channel stems (520x520x3 -> 16 at stride 2: 0.64 against 1.46).
+ROW_BLOCK_MIN_CIN = 32
+
+
 def _bind_conv(node, ins, out, ctx):
     wp, bp = packed(ctx.weights, node.name, ctx.packed)
     _, pads = _spatial(node, ins[0].shape, ctx.padding)
-    if node.option("dilation", 1) > 1:
-        return [(kernels.conv2d_dilated_nhwc_f32, [ins[0], wp, bp, out, node.k, node.stride, node.option("dilation"),
-                                                   *pads, activation_code(node.act)])]
+    if node.option("dilation", 1) > 1 or ins[0].shape[3] >= ROW_BLOCK_MIN_CIN:
+        block = dilated_row_block(out.shape[0] * out.shape[1], wp.shape[0], ctx.threads)
+        return [(kernels.conv2d_dilated_nhwc_f32, [ins[0], wp, bp, out, node.k, node.stride, node.option("dilation", 1),
+                                                   *pads, activation_code(node.act), block])]
     return [(kernels.conv2d_nhwc_f32, [ins[0], wp, bp, out, node.k, node.stride, *pads, activation_code(node.act)])]
 
 
