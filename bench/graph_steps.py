@@ -1,15 +1,18 @@
-"""Where a detector's time goes: each kernel call of its plan (backbone layers and head nodes), its postprocess and
-its preprocessing, in this process.
+"""Where a detector's or a segmentation model's time goes: each kernel call of its plan (backbone layers and head
+nodes), its postprocess and its preprocessing, in this process.
 
     python bench/graph_steps.py [MODEL] [--photo IMAGE] [--threads 2] [--runs 50] [--top 20]
 
-MODEL: a weight file or a stored name (default: the shared SSDLite320). Every step of the plan ``forward`` uses is
-wrapped in a timer, and ``forward`` runs ``--runs`` times on the photo: the table gives each step's best time (a
-step's minimum over the runs is its cost without the noise of other jobs), its node or layer, its kernel and the
-shape it reads, then the sums per kernel and the medians of the whole forward, the postprocess (at the default score
-threshold and at the CLI's 0.3) and the preprocessing. Times of kernels called one after another add up to less
-than a forward at 2 threads: the gaps (fork and join of the thread pool, Python between calls) are in the forward's
-median only.
+MODEL: a weight file or a stored name (default: the shared SSDLite320; the shared LR-ASPP, or a DeepLabv3 .pth,
+for segmentation). Every step of the plan ``forward`` uses is wrapped in a timer, and ``forward`` runs ``--runs``
+times on the photo: the table gives each step's best time (a step's minimum over the runs is its cost without the
+noise of other jobs), its node or layer, its kernel and the shape it reads, then the sums per kernel and the medians
+of the whole forward, the postprocess (detection: at the default score threshold and at the CLI's 0.3;
+segmentation: the mask at the photo's size from the low-resolution logits, as ``segment``) and the preprocessing.
+A segmentation model's output node writes a new array per run (tinynet.graph.GraphPlan ``fresh``), outside the
+plan's steps: its time (the final resize to the input size) is the forward's minus the steps'. Times of kernels
+called one after another add up to less than a forward at 2 threads: the gaps (fork and join of the thread pool,
+Python between calls) are in the forward's median only.
 """
 import argparse
 import sys
@@ -71,7 +74,9 @@ def main():
 
     model = tinynet.load(args.model)
     model.threads = args.threads
-    x, geometry = model.preprocess_with_geometry(args.photo)
+    segmentation = model.task == "segmentation"
+    prepare = model.preprocess_with_size if segmentation else model.preprocess_with_geometry
+    x, geometry = prepare(args.photo)
     steps, times = timed_plan(model, x)
     forward = []
     for _ in range(args.runs):
@@ -96,13 +101,19 @@ def main():
     print("|---|---|---|---|")
     for (where, name), (count, total) in sorted(by_kernel.items(), key=lambda kv: -kv[1][1]):
         print(f"| {where} | {name} | {count} | {total:.0f} |")
-    one = {name: array[0] for name, array in out.items()}
     print(f"\nforward: median {1e3 * np.median(forward):.2f} ms, best {1e3 * min(forward):.2f} ms; "
           f"sum of the steps' best: {sum(best) / 1e3:.2f} ms")
-    for threshold in (None, 0.3):
-        low, median = best_ms(lambda: model.detections(one, geometry, threshold), max(3, args.runs // 5))
-        print(f"postprocess at score threshold {threshold or 'default'}: best {low:.2f} ms, median {median:.2f} ms")
-    low, median = best_ms(lambda: model.preprocess_with_geometry(args.photo), max(3, args.runs // 5))
+    if segmentation:
+        from tinynet.tasks.segmentation import mask_from_logits
+        logits = model.low_res_logits(x)[0]
+        low, median = best_ms(lambda: mask_from_logits(logits, *geometry, **dict(model.resize)), max(3, args.runs // 5))
+        print(f"mask at {geometry[0]}x{geometry[1]} from the logits: best {low:.2f} ms, median {median:.2f} ms")
+    else:
+        one = {name: array[0] for name, array in out.items()}
+        for threshold in (None, 0.3):
+            low, median = best_ms(lambda: model.detections(one, geometry, threshold), max(3, args.runs // 5))
+            print(f"postprocess at score threshold {threshold or 'default'}: best {low:.2f} ms, median {median:.2f} ms")
+    low, median = best_ms(lambda: prepare(args.photo), max(3, args.runs // 5))
     print(f"preprocess of {Path(args.photo).name}: best {low:.2f} ms, median {median:.2f} ms")
 
 
