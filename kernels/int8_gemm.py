@@ -15,7 +15,7 @@ each row's activation sum). NR is the float GEMM's panel width. The register til
 the AMX tiles of kernels.int8_gemm_amx) sweep each panel down the rows, requantizing as they store.
 """
 import numpy as np
-from numba import njit, prange, types
+from numba import config, get_thread_id, njit, prange, types
 from numba.extending import overload
 
 from .gemm_tile import panel_width
@@ -23,6 +23,7 @@ from .int8_gemm_amx import AMX_GROUPS, AMX_INSTRUCTIONS, AMX_ROWS, amx_configure
 from .int8_gemm_tile import qgemm_tile, qtile_rows
 
 S16_RANGE = 255  # uint8 graphs' q_w - zp_w
+MAX_THREADS = config.NUMBA_NUM_THREADS  # the most threads a parallel region runs on
 PACKED_COLUMNS = 3  # rows of bp per panel: VNNI bias, column offset, AMX bias
 # Fewer rows per task, or input channels, go by the VNNI tiles: an AMX step computes 16 rows whatever it stores, and
 # stores its sums and loads them back, which costs more than VNNI's few multiply-adds per row at K <= 32
@@ -169,23 +170,43 @@ def offset_row_sums(x, r0, rows, wp, bp, sums):
             sums[r] = np.int32(total * c)
 
 
+@njit(cache=True)
+def amx_row_tile(n_pix, row_tile):
+    """Rows per task on the AMX tiles: as many tasks as ``row_tile`` (the VNNI tiles' split, from the caller) rounded
+    up to whole 16-row steps gives, of equal size (49 rows in tasks of 5: 4 tasks of 13 rows, where 16-row tasks
+    would leave one thread 32 rows and the other 17 at 2 threads)."""
+    tasks = (n_pix + AMX_ROWS - 1) // AMX_ROWS if row_tile < AMX_ROWS else (n_pix + row_tile - 1) // row_tile
+    return (n_pix + tasks - 1) // max(tasks, 1)
+
+
 @njit(parallel=True, cache=True)
 def gemm_bias_requant_u8(x, wp, bp, rq, out, row_tile):
-    """out = requant(x @ w + bias'), threaded over tasks of ``row_tile`` rows x one panel (the float GEMM's split).
+    """out = requant(x @ w + bias'), threaded over tasks of ``row_tile`` rows x one panel (the float GEMM's split; on
+    the AMX tiles, amx_row_tile's).
 
     x:      (P, K) uint8       P pixels (N*H*W of an NHWC tensor) by K input channels
     wp, bp: pack_gemm_s8 / pack_gemm_s16 of w (K, M) and bias' (M,)
     rq:     kernels.int8_requant.Fp32Requant or FixedRequant for M channels
     out:    (P, M) uint8       written
+
+    The tasks go row block by row block, panels inside; the static split gives each thread a run of them. For "u8"
+    weights each thread computes the activation sums of a row block as it enters it, into a buffer of its own, in
+    the same parallel region (a region of their own cost a second fork and join per layer).
     """
     n_pix = x.shape[0]
     panels = bp.shape[0]
-    row_tasks = (n_pix + row_tile - 1) // row_tile
-    sums = np.empty(n_pix if needs_row_sums(wp) else 0, np.int32)
-    for task in prange(row_tasks if needs_row_sums(wp) else 0):
-        p0 = np.int64(task) * row_tile
-        offset_row_sums(x, p0, min(row_tile, n_pix - p0), wp, bp, sums[p0:])
-    for task in prange(row_tasks * panels):
+    if runs_on_amx() and x.shape[1] >= AMX_MIN_DEPTH:
+        row_tile = amx_row_tile(n_pix, row_tile)
+    u8 = needs_row_sums(wp)
+    sums = np.empty((MAX_THREADS, row_tile if u8 else 0), np.int32)
+    block_of_thread = np.full(MAX_THREADS, -1)
+    for task in prange((n_pix + row_tile - 1) // row_tile * panels):
         t = np.int64(task)
-        p0 = t // panels * row_tile
-        gemm_rows(x, p0, min(row_tile, n_pix - p0), wp, bp, t % panels, rq, out, sums, p0)
+        block = t // panels
+        p0 = block * row_tile
+        rows = min(row_tile, n_pix - p0)
+        thread = get_thread_id()
+        if u8 and block_of_thread[thread] != block:
+            offset_row_sums(x, p0, rows, wp, bp, sums[thread])
+            block_of_thread[thread] = block
+        gemm_rows(x, p0, rows, wp, bp, t % panels, rq, out, sums[thread], 0)
