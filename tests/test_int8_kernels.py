@@ -3,7 +3,8 @@
 Integer kernels must agree exactly: every comparison is equality of uint8 outputs. The drawn cases cover both
 requantization modes with rounding ties (accumulators landing on x.5 after scaling), saturation at both output
 bounds, negative accumulators, shifts on both sides of zero, K = 1 and sizes that are not multiples of the tiles
-(4 or 2 input channels per group, 16-64 output channels per panel), padding with stride 2, and dilation 2.
+(4 or 2 input channels per group, 16-64 output channels per panel, 16 rows and 64 input channels per AMX step),
+padding with stride 2, and dilation 2.
 """
 import os
 import subprocess
@@ -122,7 +123,7 @@ def test_requantization_by_hand():
     np.testing.assert_array_equal(requantize_through_gemm(acc, clamped), [[101, 103, 99, 97, 105, 106, 110, 110, 90]])
 
 
-@given(pixels=st.integers(1, 41), k=st.one_of(st.integers(1, 9), st.integers(1, 70)),
+@given(pixels=st.integers(1, 41), k=st.one_of(st.integers(1, 9), st.integers(1, 70), st.integers(120, 200)),
        m=st.one_of(CHANNELS, st.integers(49, 140)), row_tile=st.integers(1, 20), nr=st.sampled_from(PANEL_WIDTHS),
        kind=WEIGHTS, mode=MODES, seed=SEEDS)
 @FAST
@@ -228,15 +229,18 @@ def test_packing_and_parameters_refuse_what_the_kernels_cannot_take():
 
 
 @pytest.mark.slow
-def test_widening_fallback_matches_reference(tmp_path):
-    """The tiles as emitted for CPUs without AVX-512 VNNI (TINYNET_INT8_DOT=widen: plain widening vector IR), run
-    through this file's kernel tests in a fresh process with an empty kernel cache (Numba keys its cache by CPU,
-    not by that variable)."""
+@pytest.mark.parametrize("dot, check", [
+    ("widen", "assert not int8_gemm_tile.DOT_INSTRUCTIONS and not int8_gemm_amx.AMX_INSTRUCTIONS"),
+    ("vnni", "assert not int8_gemm_amx.AMX_INSTRUCTIONS")])
+def test_fallback_tiles_match_reference(tmp_path, dot, check):
+    """The tiles as emitted for CPUs without AVX-512 VNNI (TINYNET_INT8_DOT=widen: plain widening vector IR) or
+    without AMX (TINYNET_INT8_DOT=vnni: every GEMM row on the VNNI tiles), run through this file's kernel tests in a
+    fresh process with an empty kernel cache (Numba keys its cache by CPU, not by that variable)."""
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_int8_kernels as t; "
-            "from tinynet.kernels import int8_gemm_tile; assert not int8_gemm_tile.DOT_INSTRUCTIONS; "
+            f"from tinynet.kernels import int8_gemm_amx, int8_gemm_tile; {check}; "
             "t.test_requantization_by_hand(); t.test_gemm_matches_reference(); t.test_depthwise_matches_reference(); "
             "t.test_depthwise_wide_channels_match_reference(); t.test_conv_matches_reference(); "
             "t.test_mobilenet_stem_matches_reference()")
-    env = {**os.environ, "TINYNET_INT8_DOT": "widen", "NUMBA_CACHE_DIR": str(tmp_path)}
+    env = {**os.environ, "TINYNET_INT8_DOT": dot, "NUMBA_CACHE_DIR": str(tmp_path)}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
