@@ -14,7 +14,7 @@ cached. The load average is printed: on a shared machine the figures move with i
 
 scikit-learn (not a tinynet dependency) runs in another interpreter, ``--sklearn-python`` (one with
 scikit-learn installed); its rows are left out without it. It is fitted on exactly the features
-tinynet.train used (read back from the feature cache): LogisticRegression on standardised features,
+tinynet.train used (read back from the feature cache): LogisticRegression on StandardScaler features,
 balanced class weights, C=1 (its default), and LogisticRegressionCV over the C equivalent to
 tinynet's L2 grid, both on the images only and on every augmented view.
 """

@@ -46,10 +46,10 @@ def test_fit_reaches_the_optimum():
     y = rng.integers(0, 3, 60)  # random labels: not separable, so the L2 optimum is interior
     w, b, info = head.fit(x, y, 3, l2=0.1, class_weight=None, tol=1e-8)
     assert info["grad_norm"] < 1e-8
-    # The returned (W, b) apply to raw features; mapped back to the standardised problem the penalty is
-    # taken in, the gradient vanishes and no small step lowers the loss.
-    xs = (x - x.mean(0)) / x.std(0)
-    params = np.concatenate([(w * x.std(0)[:, None]).ravel(), b + x.mean(0) @ w])
+    # The returned (W, b) apply to raw features; mapped back to the problem the penalty is taken in (centred,
+    # divided by the features' one overall deviation), the gradient vanishes and no small step lowers the loss.
+    xs = (x - x.mean(0)) / x.std()
+    params = np.concatenate([(w * x.std()).ravel(), b + x.mean(0) @ w])
     weights = np.ones(60)
     loss, grad = head.loss_and_grad(params, xs, y, weights, 0.1, 3)
     assert np.abs(grad).max() < 1e-7
@@ -122,18 +122,27 @@ def test_choose_l2_scores_only_the_rows_asked_for():
     assert images[1e-2][0] == hand / 30 != all_rows[1e-2][0]
 
 
+def test_one_scale_keeps_a_rarely_active_feature_small():
+    # ReLU features: a column that is almost always zero must not be blown up to the size of the others
+    # (per-column standardisation would give both columns deviation 1).
+    rng = np.random.default_rng(5)
+    x = np.stack([rng.uniform(0, 4, 200), np.where(np.arange(200) % 50 == 0, 0.1, 0.0)], axis=1)
+    scaled = head.StandardisedProblem(x, rng.integers(0, 2, 200), 2).x
+    assert scaled[:, 0].std() > 50 * scaled[:, 1].std()  # their raw ratio: 82
+
+
 def test_row_space_fit_matches_a_fit_over_all_features():
     # Fewer rows than features: the fit runs in the rows' span (StandardisedProblem); it must land on the
-    # optimum of the full problem, which lbfgs finds here directly on the standardised features.
+    # optimum of the full problem, which lbfgs finds here directly on the centred, scaled features.
     rng = np.random.default_rng(4)
     x = rng.standard_normal((30, 80)) * rng.uniform(0.1, 5.0, 80) + rng.standard_normal(80)
     y = rng.integers(0, 3, 30)
     w, b, info = head.fit(x, y, 3, l2=0.05, tol=1e-9)
     assert head.StandardisedProblem(x, y, 3).x.shape == (30, 29)  # centred rows: one direction fewer
-    xs = (x - x.mean(0)) / x.std(0)
+    xs = (x - x.mean(0)) / x.std()
     weights = head.class_weights(y, 3)
     full = head.lbfgs(lambda p: head.loss_and_grad(p, xs, y, weights, 0.05, 3), np.zeros(80 * 3 + 3), 2000, 1e-9)[0]
-    w_full = full[:240].reshape(80, 3) / x.std(0)[:, None]
+    w_full = full[:240].reshape(80, 3) / x.std()
     np.testing.assert_allclose(x @ w + b, x @ w_full + full[240:] - x.mean(0) @ w_full, atol=1e-6)
     np.testing.assert_allclose(w, w_full, atol=1e-7)
 

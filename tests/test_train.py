@@ -106,7 +106,7 @@ def test_result_model_has_new_head_labels_and_metadata(tmp_path, small_base):
 @pytest.mark.slow  # 575 backbone runs: 40-100 s on the shared 2-core machine
 def test_flowers5_val_accuracy_well_above_chance():
     result = training.train(shared_path("images", "flowers5"), shared_path("weights", *STRONG_BASE), progress=False)
-    # Measured: 0.827 (head only, default settings: flips and crops, L2 by cross-validation); chance is 0.2.
+    # Measured: 0.813 (head only, default settings: flips and crops, L2 by cross-validation); chance is 0.2.
     assert result.report["val"]["accuracy"] > 0.7
     assert result.report["fit"]["l2"] in training.head.L2_GRID and len(result.report["views"]) == 4
     assert result.report["val_images"] == 75 and result.report["fit"]["grad_norm"] < 1e-5
