@@ -27,9 +27,11 @@ from tinynet.kernels import conv_output_size
 from tinynet.kernels.int8_conv import conv2d_nhwc_u8
 from tinynet.kernels.int8_depthwise import dwconv2d_nhwc_u8
 from tinynet.kernels.int8_depthwise_tile import pack_depthwise
-from tinynet.kernels.int8_elementwise import add_u8, average_pool_u8, lookup_u8, mul_fp32_u8
+from tinynet.kernels.int8_elementwise import (add_fixed_u8, add_u8, average_pool_u8, lookup_u8, mul_fixed_u8,
+                                               mul_fp32_u8, spatial_sums_u8)
+from tinynet.kernels.int8_softmax import softmax_table_u8
 from tinynet.kernels.int8_gemm import aligned_empty, gemm_bias_requant_u8, pack_gemm_s8, pack_gemm_s16
-from tinynet.kernels.int8_requant import fixed_requant, fp32_requant
+from tinynet.kernels.int8_requant import fixed_requant, fixed_simd_requant, fp32_requant
 from tinynet.kernels.int8_resize import resize_bilinear_q11_u8
 from tinynet.plan import gemm_row_tile
 from tinynet.quantized import arithmetic as qa
@@ -81,6 +83,7 @@ class Operator:
     """Base: reads tensors' quantization, names inputs/outputs; subclasses prepare in ``setup`` and run in ``run``."""
 
     refusal = None  # why XNNPACK would refuse this operator (kernel set "xnnpack" only), or None
+    rq = None  # the requantization parameters its kernels take (kernels.int8_requant), if any
 
     def kernel_functions(self):
         """The Numba kernels this operator calls (tinynet.warmup compiles just these on a cold cache)."""
@@ -137,10 +140,11 @@ class Operator:
 class _Convolution(Operator):
     """acc = bias + sum (x - zp_x) * (w - zp_w); requantized per output channel.
 
-    The "xnnpack" and "reference" kernel sets run the integer kernels of tinynet.kernels.int8_* (VNNI where the
-    CPU has it), requantizing as they store; the "optimized" set, whose SIMD rounding those kernels do not
-    implement, accumulates in NumPy (float64 matrix products, exact below 2**53) and requantizes in
-    tinynet.quantized.arithmetic."""
+    Every kernel set runs the integer kernels of tinynet.kernels.int8_* (VNNI where the CPU has it), requantizing as
+    they store, in its arithmetic: fp32 ("xnnpack"), TFLite's fixed point ("reference") or the fixed point of the
+    optimized kernels' SIMD lanes, which every output channel takes ("optimized"). Strides that differ along H and
+    W, which those kernels do not take, accumulate in NumPy (float64 matrix products, exact below 2**53) and
+    requantize in tinynet.quantized.arithmetic."""
 
     def setup(self):
         self._spatial = {}  # (input shape, kh, kw) -> spatial()
@@ -171,11 +175,11 @@ class _Convolution(Operator):
             else:  # per channel: double(input_scale) * double(filter_scale[c]) / double(output_scale)
                 real = np.float64(x_q.scale) * scale.astype(np.float64) / np.float64(out_q.scale)
             self.multiplier, self.shift = (np.array(v, np.int64) for v in zip(*map(qa.quantize_multiplier, real)))
-            self.rq = fixed_requant(self.multiplier, self.shift, self.out_zero_point, self.lo, self.hi, cout)
+            requant = fixed_simd_requant if self.kernels == "optimized" else fixed_requant
+            self.rq = requant(self.multiplier, self.shift, self.out_zero_point, self.lo, self.hi, cout)
         # The kernels' bias folds in the input zero point: bias' = bias - zp_x * sum_k w (border taps read zp_x).
         self.folded_bias = (self.bias - self.x_zero_point * self.weights.reshape(-1, cout).astype(np.int64)
                             .sum(axis=0)).astype(np.int32)
-        self.fast = self.kernels != "optimized"
 
     def _channel_shape(self, w_t):
         shape = [1] * w_t.data.ndim
@@ -242,7 +246,7 @@ class Conv2d(_Convolution):
     def setup(self):
         super().setup()
         kh, kw, cin, cout = self.weights.shape
-        self.fast = self.fast and self.strides() is not None
+        self.fast = self.strides() is not None
         if self.fast:
             self.wp, self.bp = self.packed(self.weights.reshape(kh * kw * cin, cout))
             self.pointwise = kh == kw == 1 and self.strides() == (1, 1)
@@ -282,7 +286,7 @@ class DepthwiseConv2d(_Convolution):
 
     def setup(self):
         super().setup()
-        self.fast = self.fast and self.strides() is not None
+        self.fast = self.strides() is not None
         if self.fast:
             self.packed_weights = pack_depthwise(self.weights)
 
@@ -315,28 +319,24 @@ class FullyConnected(_Convolution):
 
     def setup(self):
         super().setup()
-        if self.fast:
-            self.wp, self.bp = self.packed(self.weights)
+        self.wp, self.bp = self.packed(self.weights)
 
     def kernel_functions(self):
-        return (gemm_bias_requant_u8,) if self.fast else ()
+        return (gemm_bias_requant_u8,)
 
     def run(self, x, *_):
-        if self.fast:
-            rows = np.ascontiguousarray(x.reshape(-1, self.weights.shape[0]))
-            out = self.buffer((rows.shape[0], self.cout))
-            tile = gemm_row_tile(rows.shape[0], rows.shape[1], self.cout, self.wp.shape[2], numba.get_num_threads())
-            gemm_bias_requant_u8(rows, self.wp, self.bp, self.rq, out, tile)
-            return out.reshape(self.tensors[self.output].shape)
-        rows = x.reshape(-1, self.weights.shape[0]).astype(np.float64) - self.x_zero_point
-        acc = (rows @ self.weights.astype(np.float64)).astype(np.int64) + self.bias
-        return self.requantize(acc).reshape(self.tensors[self.output].shape)
+        rows = np.ascontiguousarray(x.reshape(-1, self.weights.shape[0]))
+        out = self.buffer((rows.shape[0], self.cout))
+        tile = gemm_row_tile(rows.shape[0], rows.shape[1], self.cout, self.wp.shape[2], numba.get_num_threads())
+        gemm_bias_requant_u8(rows, self.wp, self.bp, self.rq, out, tile)
+        return out.reshape(self.tensors[self.output].shape)
 
 
 # --- elementwise ------------------------------------------------------------------------------------------
 
 class _Binary(Operator):
-    """Two inputs, either may be a constant (broadcast)."""
+    """Two inputs, either may be a constant (broadcast). With one input a constant scalar, the output is a function
+    of one byte: a table of ``run`` over the 256 values, built at load (exact: the same arithmetic)."""
 
     def setup(self):
         self.a_q, self.b_q, self.out_q = (self.quant(i) for i in (*self.inputs[:2], self.output))
@@ -344,12 +344,26 @@ class _Binary(Operator):
                           for slot in (0, 1) if self.tensor(slot).data is not None}
         self.lo, self.hi = self.activation_bounds(self.out_q)
         self.prepare()
+        self.table = None
+        if len(self.constants) == 1 and next(iter(self.constants.values())).size == 1:
+            (slot, constant), = self.constants.items()
+            every = np.arange(256, dtype=np.int64)
+            a, b = (constant.astype(np.int64), every) if slot == 0 else (every, constant.astype(np.int64))
+            self.table = self.run(a.reshape(-1), b.reshape(-1)).astype(np.uint8)
+            self.variable = self.inputs[1 - slot]
+            self.shape = np.broadcast_shapes(self.tensor(0).shape, self.tensor(1).shape)
+
+    def kernel_functions(self):
+        return (lookup_u8,) if self.table is not None else (self.kernels_by_set[self.kernels == "xnnpack"],)
 
     def __call__(self, values, workspace=None):
         self.workspace = workspace
+        if self.table is not None:
+            values[self.output] = _lookup(self, values[self.variable]).reshape(self.shape)
+            return
         a, b = (self.constants[s] if s in self.constants else values[self.inputs[s]] for s in (0, 1))
-        rows = _as_rows(a, b) if self.kernels == "xnnpack" else None
-        if rows is not None:  # XNNPACK's arithmetic as a Numba kernel (tinynet.kernels.int8_elementwise)
+        rows = _as_rows(a, b)
+        if rows is not None:  # the kernel set's arithmetic as a Numba kernel (tinynet.kernels.int8_elementwise)
             out = self.buffer(np.broadcast_shapes(a.shape, b.shape))
             self.kernel(*rows, out.reshape(rows[0].shape))
             values[self.output] = out
@@ -381,11 +395,14 @@ class Add(_Binary):
             self.multipliers = [qa.quantize_multiplier(float(q.scale) / twice_max) for q in (self.a_q, self.b_q)]
             self.out_multiplier = qa.quantize_multiplier(twice_max / ((1 << 20) * float(self.out_q.scale)))
 
-    def kernel_functions(self):
-        return (add_u8,) if self.kernels == "xnnpack" else ()
+    kernels_by_set = (add_fixed_u8, add_u8)  # (TFLite's, XNNPACK's)
 
     def kernel(self, a, b, out):
-        add_u8(a, b, out, self.add_bias, self.am, self.bm, self.shift, self.out_q.zero_point, self.lo, self.hi)
+        if self.kernels == "xnnpack":
+            add_u8(a, b, out, self.add_bias, self.am, self.bm, self.shift, self.out_q.zero_point, self.lo, self.hi)
+        else:
+            add_fixed_u8(a, b, out, self.a_q.zero_point, self.b_q.zero_point, *self.multipliers, self.out_multiplier,
+                         self.out_q.zero_point, self.lo, self.hi)
 
     def run(self, a, b):
         if self.kernels == "xnnpack":
@@ -417,12 +434,15 @@ class Mul(_Binary):
         else:
             self.multiplier = qa.quantize_multiplier(float(self.a_q.scale) * float(self.b_q.scale) / float(self.out_q.scale))
 
-    def kernel_functions(self):
-        return (mul_fp32_u8,) if self.kernels == "xnnpack" else ()
+    kernels_by_set = (mul_fixed_u8, mul_fp32_u8)  # (TFLite's, XNNPACK's)
 
     def kernel(self, a, b, out):
-        mul_fp32_u8(a, b, out, self.a_q.zero_point, self.b_q.zero_point, self.scale, self.out_q.zero_point,
-                    self.lo, self.hi)
+        if self.kernels == "xnnpack":
+            mul_fp32_u8(a, b, out, self.a_q.zero_point, self.b_q.zero_point, self.scale, self.out_q.zero_point,
+                        self.lo, self.hi)
+        else:
+            mul_fixed_u8(a, b, out, self.a_q.zero_point, self.b_q.zero_point, self.multiplier, self.out_q.zero_point,
+                         self.lo, self.hi)
 
     def run(self, a, b):
         product = (a - self.a_q.zero_point) * (b - self.b_q.zero_point)
@@ -526,7 +546,8 @@ class AveragePool2d(Operator):
 
 
 class Mean(Operator):
-    """MEAN over H and W (a global average pool)."""
+    """MEAN over H and W (a global average pool): the sums by tinynet.kernels.int8_elementwise.spatial_sums_u8, each
+    kernel set's rescaling of the C sums in NumPy, its constants computed at load (n is the input's H * W)."""
 
     def setup(self):
         self.x_q, self.out_q = self.quant(self.inputs[0]), self.quant(self.output)
@@ -534,28 +555,40 @@ class Mean(Operator):
         if axes != (1, 2):
             self.fail(f"it averages over axes {axes}; tinynet runs the spatial mean (1, 2)")
         self.keep_dims = bool(self.op.options.get("keep_dims"))
-
-    def run(self, x, *_):
-        n = x.shape[1] * x.shape[2]
-        total = x.astype(np.int64).sum(axis=(1, 2))
+        _, height, width, channels = self.tensor(0).shape
+        n = height * width
         if self.kernels == "xnnpack":  # XNNPACK: the int32 sum converted with scale x_scale / (n * y_scale)
-            scale = f32(self.x_q.scale) * (f32(1) / f32(n)) / f32(self.out_q.scale)
-            y = np.rint(np.clip((total - n * self.x_q.zero_point).astype(f32) * scale,
-                                -self.out_q.zero_point, 255 - self.out_q.zero_point)) + self.out_q.zero_point
+            self.scale = f32(self.x_q.scale) * (f32(1) / f32(n)) / f32(self.out_q.scale)
+            self.offset = n * self.x_q.zero_point
         elif self.kernels == "optimized":  # optimized Mean: the file's raw sum rescaled, plus a rounded bias
-            raw = total - (128 * n if self.x_q.signed else 0)
+            self.offset = 128 * n if self.x_q.signed else 0
             temp = f32(self.x_q.file_zero_point) * self.x_q.scale / self.out_q.scale
-            bias = self.out_q.file_zero_point - int(temp + f32(0.5) if temp > 0 else temp - f32(0.5))
-            m, shift = qa.quantize_multiplier(float(self.x_q.scale / (f32(n) * self.out_q.scale)))
-            body = raw.shape[-1] // MEAN_SIMD_LANES * MEAN_SIMD_LANES  # the rest: scalar code, another rounding
-            y = np.concatenate([qa.multiply_by_quantized_multiplier_simd(raw[..., :body], m, shift),
-                                qa.multiply_by_quantized_multiplier(raw[..., body:], m, shift)], axis=-1)
-            y = y + bias + (128 if self.out_q.signed else 0)
+            self.bias = (self.out_q.file_zero_point - int(temp + f32(0.5) if temp > 0 else temp - f32(0.5))
+                         + (128 if self.out_q.signed else 0))
+            self.multiplier = qa.quantize_multiplier(float(self.x_q.scale / (f32(n) * self.out_q.scale)))
+            self.body = channels // MEAN_SIMD_LANES * MEAN_SIMD_LANES  # the rest: scalar code, another rounding
         else:  # reference QuantizedMeanOrSum: 1/n folded into the multiplier with integer division
             m, shift = qa.quantize_multiplier(float(self.x_q.scale) / float(self.out_q.scale))
             extra = min(n.bit_length() - 1, 32, 31 + shift)
-            m, shift = (m << extra) // n, shift - extra
-            y = qa.multiply_by_quantized_multiplier(total - n * self.x_q.zero_point, m, shift) + self.out_q.zero_point
+            self.multiplier = ((m << extra) // n, shift - extra)
+            self.offset = n * self.x_q.zero_point
+
+    def kernel_functions(self):
+        return (spatial_sums_u8,)
+
+    def run(self, x, *_):
+        sums = np.empty((x.shape[0], x.shape[3]), np.int64)
+        spatial_sums_u8(x, sums)
+        raw = sums - self.offset
+        if self.kernels == "xnnpack":
+            y = np.rint(np.clip(raw.astype(f32) * self.scale, -self.out_q.zero_point, 255 - self.out_q.zero_point)) \
+                + self.out_q.zero_point
+        elif self.kernels == "optimized":
+            y = np.concatenate([qa.multiply_by_quantized_multiplier_simd(raw[..., :self.body], *self.multiplier),
+                                qa.multiply_by_quantized_multiplier(raw[..., self.body:], *self.multiplier)], axis=-1)
+            y = y + self.bias
+        else:
+            y = qa.multiply_by_quantized_multiplier(raw, *self.multiplier) + self.out_q.zero_point
         y = np.clip(y, *STORED_RANGE).astype(np.uint8)
         return y[:, None, None, :] if self.keep_dims else y
 
@@ -593,22 +626,18 @@ class Softmax(Operator):
             out[r] = np.where(used, np.clip(y, *STORED_RANGE), 0)  # the stored minimum: 0 (uint8) or -128 (int8)
         return out
 
+    def kernel_functions(self):
+        return () if self.kernels == "reference" else (softmax_table_u8,)
+
     def run(self, x):
         rows = x.reshape(-1, x.shape[-1])
         if self.kernels == "reference":
             return self.run_reference(rows).reshape(x.shape)
-        out = np.empty_like(rows)
-        for r, row in enumerate(rows):
-            offset = self.table[255 - int(row.max()):]
-            e = offset[row]
-            total = np.cumsum(e, dtype=f32)[-1]  # a sequential float32 sum, as the kernel adds (not pairwise)
-            probability = e * (f32(1) / f32(total * self.out_q.scale))
-            if self.out_q.signed:  # QuantizeSoftmaxOutput<int8_t>: std::round, plus the zero point
-                q = qa.round_half_away(probability).astype(np.int64) + self.out_q.zero_point
-            else:  # QuantizeSoftmaxOutput<uint8_t> on x86: + 0.5, truncated (the zero point is 0)
-                q = (probability + f32(0.5)).astype(np.int64)
-            out[r] = np.clip(q, *STORED_RANGE)
-        return out.reshape(x.shape)
+        out = self.buffer(x.shape)
+        # QuantizeSoftmaxOutput: std::round plus the zero point (int8), + 0.5 truncated on x86 (uint8, zero point 0)
+        softmax_table_u8(rows, self.table, self.out_q.scale, self.out_q.zero_point if self.out_q.signed else 0,
+                         out.reshape(rows.shape))
+        return out
 
 
 # --- shape, type and copy operators -----------------------------------------------------------------------

@@ -43,6 +43,12 @@ class Program:
         so that a cold cache compiles these kernels only."""
         return [(kernel, None) for kernel in dict.fromkeys(k for op in self.operators for k in op.kernel_functions())]
 
+    @property
+    def requantizations(self):
+        """Names of the requantization arithmetics (kernels.int8_requant) the operators' integer kernels take: of
+        each kernel's signatures, the ones a cold cache compiles (tinynet.warmup.compile_notice)."""
+        return {type(op.rq).__name__ for op in self.operators if op.rq is not None}
+
     def _prepare(self, graph):
         return [OPERATORS[graph.operators[i].name](graph.operators[i], graph.tensors, self.kernels) for i in self.needed]
 
