@@ -71,12 +71,13 @@ class Quant:
 
 
 def to_stored(q, signed):
-    """The file's uint8/int8 values as stored (uint8)."""
-    return (q.astype(np.int16) + 128).astype(np.uint8) if signed else np.asarray(q, np.uint8)
+    """The file's uint8/int8 values as stored (uint8): int8 + 128 is its two's complement bits with the top one
+    flipped."""
+    return np.asarray(q, np.int8).view(np.uint8) ^ np.uint8(0x80) if signed else np.asarray(q, np.uint8)
 
 
 def from_stored(v, signed):
-    return (v.astype(np.int16) - 128).astype(np.int8) if signed else v
+    return (v ^ np.uint8(0x80)).view(np.int8) if signed else v
 
 
 class Operator:
@@ -92,6 +93,8 @@ class Operator:
     def __init__(self, op, tensors, kernels):
         self.op, self.tensors, self.kernels = op, tensors, kernels
         self.inputs, self.output = op.inputs, op.outputs[0]
+        # what ``run`` takes: the computed inputs (not the constants setup folded in, nor absent optional ones)
+        self.computed_inputs = tuple(i for i in op.inputs if i >= 0 and tensors[i].data is None)
         self.setup()
 
     def tensor(self, slot):
@@ -122,7 +125,7 @@ class Operator:
 
     def __call__(self, values, workspace=None):
         self.workspace = workspace
-        values[self.output] = self.run(*(values[i] for i in self.inputs if i >= 0 and i in values))
+        values[self.output] = self.run(*[values[i] for i in self.computed_inputs])
 
     def buffer(self, shape):
         """The uint8 output array of ``shape``: from the caller's workspace (a dict one forward at a time uses,
@@ -147,7 +150,6 @@ class _Convolution(Operator):
     requantize in tinynet.quantized.arithmetic."""
 
     def setup(self):
-        self._spatial = {}  # (input shape, kh, kw) -> spatial()
         x_q, out_q = self.quant(self.inputs[0]), self.quant(self.output)
         w_t = self.tensor(1)
         if w_t.data is None or w_t.dtype not in (np.uint8, np.int8):
@@ -194,14 +196,9 @@ class _Convolution(Operator):
                                     simd=self.kernels == "optimized")
         return y.astype(np.uint8)
 
-    def spatial(self, shape, kh, kw):
-        """(out_h, out_w, (top, bottom, left, right)) for an (N, H, W, C) input."""
-        key = (shape, kh, kw)
-        if key not in self._spatial:
-            self._spatial[key] = self._output_geometry(shape, kh, kw)
-        return self._spatial[key]
-
-    def _output_geometry(self, shape, kh, kw):
+    def spatial(self, kh, kw):
+        """(out_h, out_w, (top, bottom, left, right)) of the (N, H, W, C) input tensor."""
+        shape = self.tensor(0).shape
         o = self.op.options
         sizes, pads = [], []
         for size, k, s, d in ((shape[1], kh, o["stride_h"], o.get("dilation_h", 1)),
@@ -231,7 +228,7 @@ class _Convolution(Operator):
         """Yield ((i, j), (N, OH, OW, C) int32 view of x - zp_x at tap i, j), borders padded with zp_x."""
         o = self.op.options
         sh, sw, dh, dw = o["stride_h"], o["stride_w"], o.get("dilation_h", 1), o.get("dilation_w", 1)
-        oh, ow, (top, bottom, left, right) = self.spatial(x.shape, kh, kw)
+        oh, ow, (top, bottom, left, right) = self.spatial(kh, kw)
         padded = np.pad(x.astype(np.int32) - self.x_zero_point, ((0, 0), (top, bottom), (left, right), (0, 0)))
         for i in range(kh):
             for j in range(kw):
@@ -247,28 +244,27 @@ class Conv2d(_Convolution):
         super().setup()
         kh, kw, cin, cout = self.weights.shape
         self.fast = self.strides() is not None
+        oh, ow, (top, _, left, _) = self.spatial(kh, kw)
+        self.out_shape = (self.tensor(0).shape[0], oh, ow, cout)
         if self.fast:
             self.wp, self.bp = self.packed(self.weights.reshape(kh * kw * cin, cout))
             self.pointwise = kh == kw == 1 and self.strides() == (1, 1)
+            self.gemm = Gemm(self.out_shape[0] * oh * ow, cin, cout, self.wp.shape[2])
+            self.conv_args = (kh, kw, *self.strides(), top, left, self.x_zero_point)  # conv2d_nhwc_u8's after out
 
     def kernel_functions(self):
         return ((gemm_bias_requant_u8 if self.pointwise else conv2d_nhwc_u8),) if self.fast else ()
 
     def run(self, x, *_):
-        if self.fast:
-            kh, kw, cin, cout = self.weights.shape
-            oh, ow, (top, _, left, _) = self.spatial(x.shape, kh, kw)
-            out = self.buffer((x.shape[0], oh, ow, cout))
-            if self.pointwise:
-                rows = x.reshape(-1, cin)
-                tile = gemm_row_tile(rows.shape[0], cin, cout, self.wp.shape[2], numba.get_num_threads())
-                gemm_bias_requant_u8(rows, self.wp, self.bp, self.rq, out.reshape(-1, cout), tile)
-            else:
-                stride, dilation = self.strides()
-                conv2d_nhwc_u8(x, self.wp, self.bp, self.rq, out, kh, kw, stride, dilation, top, left,
-                               self.x_zero_point)
-            return out
-        return self.run_numpy(x)
+        if not self.fast:
+            return self.run_numpy(x)
+        out = self.buffer(self.out_shape)
+        if self.pointwise:
+            gemm_bias_requant_u8(x.reshape(self.gemm.x_shape), self.wp, self.bp, self.rq,
+                                 out.reshape(self.gemm.out_shape), self.gemm.row_tile())
+        else:
+            conv2d_nhwc_u8(x, self.wp, self.bp, self.rq, out, *self.conv_args)
+        return out
 
     def run_numpy(self, x):
         kh, kw = self.weights.shape[:2]
@@ -279,6 +275,22 @@ class Conv2d(_Convolution):
         return self.requantize(acc.astype(np.int64) + self.bias)
 
 
+class Gemm:
+    """The shapes and row tile of a GEMM of ``rows`` x ``k`` activations by k x ``m`` weights in panels ``nr`` wide
+    (tinynet.kernels.int8_gemm), set at load; the row tile per thread count (tinynet.plan.gemm_row_tile)."""
+
+    def __init__(self, rows, k, m, nr):
+        self.x_shape, self.out_shape, self.nr = (rows, k), (rows, m), nr
+        self._tiles = {}
+
+    def row_tile(self):
+        threads = numba.get_num_threads()
+        tile = self._tiles.get(threads)
+        if tile is None:
+            tile = self._tiles[threads] = gemm_row_tile(*self.x_shape, self.out_shape[1], self.nr, threads)
+        return tile
+
+
 class DepthwiseConv2d(_Convolution):
     def runtime_weights(self, w):  # (1, KH, KW, C * multiplier)
         self.cout = w.shape[3]
@@ -287,23 +299,24 @@ class DepthwiseConv2d(_Convolution):
     def setup(self):
         super().setup()
         self.fast = self.strides() is not None
+        kh, kw = self.weights.shape[:2]
+        oh, ow, (top, _, left, _) = self.spatial(kh, kw)
+        self.out_shape = (self.tensor(0).shape[0], oh, ow, self.cout)
+        self.depth_multiplier = self.cout // self.tensor(0).shape[3]  # outputs per input channel, in order
         if self.fast:
             self.packed_weights = pack_depthwise(self.weights)
+            self.conv_args = (kh, kw, *self.strides(), top, left, self.x_zero_point)  # dwconv2d_nhwc_u8's after out
 
     def kernel_functions(self):
         return (dwconv2d_nhwc_u8,) if self.fast else ()
 
     def run(self, x, *_):
-        multiplier = self.cout // x.shape[3]
-        if multiplier != 1:  # each input channel feeds `multiplier` outputs, in order
-            x = np.repeat(x, multiplier, axis=3)
+        if self.depth_multiplier != 1:
+            x = np.repeat(x, self.depth_multiplier, axis=3)
         if self.fast:
-            kh, kw = self.weights.shape[:2]
-            oh, ow, (top, _, left, _) = self.spatial(x.shape, kh, kw)
-            out = self.buffer((x.shape[0], oh, ow, self.cout))
-            stride, dilation = self.strides()
-            dwconv2d_nhwc_u8(np.ascontiguousarray(x), self.packed_weights, self.folded_bias, self.rq, out, kh, kw,
-                             stride, dilation, top, left, self.x_zero_point)
+            out = self.buffer(self.out_shape)
+            dwconv2d_nhwc_u8(np.ascontiguousarray(x), self.packed_weights, self.folded_bias, self.rq, out,
+                             *self.conv_args)
             return out
         kh, kw = self.weights.shape[:2]
         acc = self.bias.copy()
@@ -320,16 +333,18 @@ class FullyConnected(_Convolution):
     def setup(self):
         super().setup()
         self.wp, self.bp = self.packed(self.weights)
+        k = self.weights.shape[0]
+        self.gemm = Gemm(int(np.prod(self.tensor(0).shape)) // k, k, self.cout, self.wp.shape[2])
+        self.out_shape = self.tensors[self.output].shape
 
     def kernel_functions(self):
         return (gemm_bias_requant_u8,)
 
     def run(self, x, *_):
-        rows = np.ascontiguousarray(x.reshape(-1, self.weights.shape[0]))
-        out = self.buffer((rows.shape[0], self.cout))
-        tile = gemm_row_tile(rows.shape[0], rows.shape[1], self.cout, self.wp.shape[2], numba.get_num_threads())
-        gemm_bias_requant_u8(rows, self.wp, self.bp, self.rq, out, tile)
-        return out.reshape(self.tensors[self.output].shape)
+        out = self.buffer(self.gemm.out_shape)
+        gemm_bias_requant_u8(np.ascontiguousarray(x.reshape(self.gemm.x_shape)), self.wp, self.bp, self.rq, out,
+                             self.gemm.row_tile())
+        return out.reshape(self.out_shape)
 
 
 # --- elementwise ------------------------------------------------------------------------------------------
@@ -351,7 +366,11 @@ class _Binary(Operator):
             a, b = (constant.astype(np.int64), every) if slot == 0 else (every, constant.astype(np.int64))
             self.table = self.run(a.reshape(-1), b.reshape(-1)).astype(np.uint8)
             self.variable = self.inputs[1 - slot]
-            self.shape = np.broadcast_shapes(self.tensor(0).shape, self.tensor(1).shape)
+        shapes = [self.tensor(slot).shape for slot in (0, 1)]
+        self.shape = np.broadcast_shapes(*shapes)
+        rows = _as_rows(*(np.zeros(shape, np.uint8) for shape in shapes))  # the kernels' operand shapes, at load
+        self.row_shapes = None if rows is None else tuple(r.shape for r in rows)
+        self.b_expands = rows is not None and rows[1].size != np.prod(shapes[1])  # a scalar b repeated along C
 
     def kernel_functions(self):
         return (lookup_u8,) if self.table is not None else (self.kernels_by_set[self.kernels == "xnnpack"],)
@@ -362,10 +381,11 @@ class _Binary(Operator):
             values[self.output] = _lookup(self, values[self.variable]).reshape(self.shape)
             return
         a, b = (self.constants[s] if s in self.constants else values[self.inputs[s]] for s in (0, 1))
-        rows = _as_rows(a, b)
-        if rows is not None:  # the kernel set's arithmetic as a Numba kernel (tinynet.kernels.int8_elementwise)
-            out = self.buffer(np.broadcast_shapes(a.shape, b.shape))
-            self.kernel(*rows, out.reshape(rows[0].shape))
+        if self.row_shapes is not None:  # the kernel set's arithmetic as a Numba kernel (int8_elementwise)
+            out = self.buffer(self.shape)
+            a_rows, b_rows = _as_rows(a, b) if self.b_expands else (a.reshape(self.row_shapes[0]),
+                                                                     b.reshape(self.row_shapes[1]))
+            self.kernel(a_rows, b_rows, out.reshape(self.row_shapes[0]))
             values[self.output] = out
         else:
             values[self.output] = self.run(a.astype(np.int64), b.astype(np.int64)).astype(np.uint8)

@@ -36,6 +36,8 @@ class Program:
         self._subsets = {self.output_indices: self.operators}  # outputs -> the operators they need
         self.input_tensors = [graph.tensors[i] for i in graph.inputs]
         self.output_tensors = [graph.tensors[i] for i in self.output_indices]
+        self._input_quants = [Quant.of(tensor) for tensor in self.input_tensors]
+        self._quants = {}  # tensor index -> Quant.of its tensor, for the outputs returned
 
     @property
     def steps(self):
@@ -59,11 +61,10 @@ class Program:
         outputs returned then live in it, valid until that next call. ``outputs``: some of the program's output
         tensors, computed alone (only the operators they need run)."""
         values = {}
-        for tensor, x in zip(self.input_tensors, inputs):
+        for tensor, quant, x in zip(self.input_tensors, self._input_quants, inputs):
             if x.shape != tensor.shape or x.dtype != tensor.dtype:
                 raise TinynetError(f"input '{tensor.name}' must be {tensor.dtype} of shape {tensor.shape}, "
                                    f"got {x.dtype} {x.shape}")
-            quant = Quant.of(tensor)
             values[tensor.index] = to_stored(x, quant.signed) if quant else x
         wanted = self.output_indices if outputs is None else tuple(outputs)
         for op in self._operators_for(wanted):
@@ -79,7 +80,9 @@ class Program:
         return self._subsets[outputs]
 
     def _as_file(self, index, value):
-        quant = Quant.of(self.graph.tensors[index])
+        if index not in self._quants:
+            self._quants[index] = Quant.of(self.graph.tensors[index])
+        quant = self._quants[index]
         return from_stored(value, quant.signed) if quant and value.dtype == np.uint8 else value
 
 
