@@ -48,7 +48,8 @@ def test_an_integer_program_names_the_requantizations_its_kernels_take():
 
 @pytest.mark.slow
 def test_a_cold_compile_of_one_requantization_compiles_its_signatures_only(tmp_path):
-    code = ("from tinynet.warmup import compile_kernels; from tinynet.kernels.int8_gemm import gemm_bias_requant_u8 as k; "
+    code = ("from tinynet.warmup import compile_kernels; "
+            "from tinynet.kernels.int8_gemm import gemm_bias_requant_u8 as k; "
             "compile_kernels({'gemm_bias_requant_u8'}, {'FixedSimdRequant'}); "
             "print(sorted(str(s[3]).split('(')[0] for s in k.signatures))")
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}

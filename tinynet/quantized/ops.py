@@ -2,6 +2,7 @@
 
     op = OPERATORS[name](tflite_operator, tensors, kernels)   # constants folded, requantization precomputed
     op(values)                                                  # values: tensor index -> array, output added
+    step = op.bind(workspace); step(values)                     # the same, its buffers and arguments bound once
 
 Storage: every quantized activation is a uint8 array. An int8 tensor is stored plus 128 (what XNNPACK does with
 an xor of 0x80) with its zero point moved by 128 too, so q - zero_point, the only thing arithmetic reads, is the
@@ -29,10 +30,10 @@ from tinynet.kernels.int8_depthwise import dwconv2d_nhwc_u8
 from tinynet.kernels.int8_depthwise_tile import pack_depthwise
 from tinynet.kernels.int8_elementwise import (add_fixed_u8, add_u8, average_pool_u8, lookup_u8, mul_fixed_u8,
                                                mul_fp32_u8, spatial_sums_u8)
-from tinynet.kernels.int8_softmax import softmax_table_u8
 from tinynet.kernels.int8_gemm import aligned_empty, gemm_bias_requant_u8, pack_gemm_s8, pack_gemm_s16
 from tinynet.kernels.int8_requant import fixed_requant, fixed_simd_requant, fp32_requant
 from tinynet.kernels.int8_resize import resize_bilinear_q11_u8
+from tinynet.kernels.int8_softmax import softmax_table_u8
 from tinynet.plan import gemm_row_tile
 from tinynet.quantized import arithmetic as qa
 
@@ -124,8 +125,16 @@ class Operator:
             min(STORED_RANGE[1], q(hi) if np.isfinite(hi) else 1 << 30)
 
     def __call__(self, values, workspace=None):
-        self.workspace = workspace
-        values[self.output] = self.run(*[values[i] for i in self.computed_inputs])
+        self.bind(workspace)(values)
+
+    def bind(self, workspace):
+        """A function of ``values`` that runs the operator, taking its output arrays from ``workspace`` (see
+        ``buffer``): what Program.run calls, made once per workspace and thread count. Operators that call a kernel
+        bind its arguments here; the others call ``run`` on their inputs."""
+        def step(values):
+            self.workspace = workspace
+            values[self.output] = self.run(*[values[i] for i in self.computed_inputs])
+        return step
 
     def buffer(self, shape):
         """The uint8 output array of ``shape``: from the caller's workspace (a dict one forward at a time uses,
@@ -255,18 +264,26 @@ class Conv2d(_Convolution):
     def kernel_functions(self):
         return ((gemm_bias_requant_u8 if self.pointwise else conv2d_nhwc_u8),) if self.fast else ()
 
-    def run(self, x, *_):
+    def bind(self, workspace):
         if not self.fast:
-            return self.run_numpy(x)
-        out = self.buffer(self.out_shape)
+            return super().bind(workspace)
+        self.workspace = workspace
+        out, x_index, output = self.buffer(self.out_shape), self.computed_inputs[0], self.output
         if self.pointwise:
-            gemm_bias_requant_u8(x.reshape(self.gemm.x_shape), self.wp, self.bp, self.rq,
-                                 out.reshape(self.gemm.out_shape), self.gemm.row_tile())
-        else:
-            conv2d_nhwc_u8(x, self.wp, self.bp, self.rq, out, *self.conv_args)
-        return out
+            x_shape, args = self.gemm.x_shape, self.gemm.arguments(self.wp, self.bp, self.rq, out)
 
-    def run_numpy(self, x):
+            def step(values):
+                gemm_bias_requant_u8(values[x_index].reshape(x_shape), *args)
+                values[output] = out
+        else:
+            args = (self.wp, self.bp, self.rq, out, *self.conv_args)
+
+            def step(values):
+                conv2d_nhwc_u8(values[x_index], *args)
+                values[output] = out
+        return step
+
+    def run(self, x, *_):  # strides the kernels do not take
         kh, kw = self.weights.shape[:2]
         acc = None
         for (i, j), tap in self.taps(x, kh, kw):
@@ -276,19 +293,16 @@ class Conv2d(_Convolution):
 
 
 class Gemm:
-    """The shapes and row tile of a GEMM of ``rows`` x ``k`` activations by k x ``m`` weights in panels ``nr`` wide
-    (tinynet.kernels.int8_gemm), set at load; the row tile per thread count (tinynet.plan.gemm_row_tile)."""
+    """The shapes of a GEMM of ``rows`` x ``k`` activations by k x ``m`` weights in panels ``nr`` wide
+    (tinynet.kernels.int8_gemm), set at load."""
 
     def __init__(self, rows, k, m, nr):
         self.x_shape, self.out_shape, self.nr = (rows, k), (rows, m), nr
-        self._tiles = {}
 
-    def row_tile(self):
-        threads = numba.get_num_threads()
-        tile = self._tiles.get(threads)
-        if tile is None:
-            tile = self._tiles[threads] = gemm_row_tile(*self.x_shape, self.out_shape[1], self.nr, threads)
-        return tile
+    def arguments(self, wp, bp, rq, out):
+        """gemm_bias_requant_u8's arguments after x, for the current thread count (tinynet.plan.gemm_row_tile)."""
+        tile = gemm_row_tile(*self.x_shape, self.out_shape[1], self.nr, numba.get_num_threads())
+        return wp, bp, rq, out.reshape(self.out_shape), tile
 
 
 class DepthwiseConv2d(_Convolution):
@@ -310,14 +324,23 @@ class DepthwiseConv2d(_Convolution):
     def kernel_functions(self):
         return (dwconv2d_nhwc_u8,) if self.fast else ()
 
-    def run(self, x, *_):
+    def bind(self, workspace):
+        if not self.fast:
+            return super().bind(workspace)
+        self.workspace = workspace
+        out, x_index, output, repeats = self.buffer(self.out_shape), self.computed_inputs[0], self.output, \
+            self.depth_multiplier
+        args = (self.packed_weights, self.folded_bias, self.rq, out, *self.conv_args)
+
+        def step(values):
+            x = values[x_index] if repeats == 1 else np.repeat(values[x_index], repeats, axis=3)
+            dwconv2d_nhwc_u8(np.ascontiguousarray(x), *args)
+            values[output] = out
+        return step
+
+    def run(self, x, *_):  # strides the kernels do not take
         if self.depth_multiplier != 1:
             x = np.repeat(x, self.depth_multiplier, axis=3)
-        if self.fast:
-            out = self.buffer(self.out_shape)
-            dwconv2d_nhwc_u8(np.ascontiguousarray(x), self.packed_weights, self.folded_bias, self.rq, out,
-                             *self.conv_args)
-            return out
         kh, kw = self.weights.shape[:2]
         acc = self.bias.copy()
         for (i, j), tap in self.taps(x, kh, kw):
@@ -340,11 +363,15 @@ class FullyConnected(_Convolution):
     def kernel_functions(self):
         return (gemm_bias_requant_u8,)
 
-    def run(self, x, *_):
-        out = self.buffer(self.gemm.out_shape)
-        gemm_bias_requant_u8(np.ascontiguousarray(x.reshape(self.gemm.x_shape)), self.wp, self.bp, self.rq, out,
-                             self.gemm.row_tile())
-        return out.reshape(self.out_shape)
+    def bind(self, workspace):
+        self.workspace = workspace
+        out, x_index, output = self.buffer(self.out_shape), self.computed_inputs[0], self.output
+        x_shape, args = self.gemm.x_shape, self.gemm.arguments(self.wp, self.bp, self.rq, out)
+
+        def step(values):
+            gemm_bias_requant_u8(np.ascontiguousarray(values[x_index].reshape(x_shape)), *args)
+            values[output] = out
+        return step
 
 
 # --- elementwise ------------------------------------------------------------------------------------------
@@ -375,20 +402,24 @@ class _Binary(Operator):
     def kernel_functions(self):
         return (lookup_u8,) if self.table is not None else (self.kernels_by_set[self.kernels == "xnnpack"],)
 
-    def __call__(self, values, workspace=None):
+    def bind(self, workspace):
         self.workspace = workspace
+        output, constants, inputs = self.output, self.constants, self.inputs[:2]
         if self.table is not None:
-            values[self.output] = _lookup(self, values[self.variable]).reshape(self.shape)
-            return
-        a, b = (self.constants[s] if s in self.constants else values[self.inputs[s]] for s in (0, 1))
-        if self.row_shapes is not None:  # the kernel set's arithmetic as a Numba kernel (int8_elementwise)
-            out = self.buffer(self.shape)
-            a_rows, b_rows = _as_rows(a, b) if self.b_expands else (a.reshape(self.row_shapes[0]),
-                                                                     b.reshape(self.row_shapes[1]))
-            self.kernel(a_rows, b_rows, out.reshape(self.row_shapes[0]))
-            values[self.output] = out
-        else:
-            values[self.output] = self.run(a.astype(np.int64), b.astype(np.int64)).astype(np.uint8)
+            return _bind_lookup(self, self.variable, self.shape)
+        if self.row_shapes is None:  # a broadcast the kernels do not take: NumPy
+            def step(values):
+                a, b = (constants[s] if s in constants else values[inputs[s]] for s in (0, 1))
+                values[output] = self.run(a.astype(np.int64), b.astype(np.int64)).astype(np.uint8)
+            return step
+        out = self.buffer(self.shape)  # the kernel set's arithmetic as a Numba kernel (int8_elementwise)
+        out_rows, (a_shape, b_shape), expands = out.reshape(self.row_shapes[0]), self.row_shapes, self.b_expands
+
+        def step(values):
+            a, b = (constants[s] if s in constants else values[inputs[s]] for s in (0, 1))
+            self.kernel(*(_as_rows(a, b) if expands else (a.reshape(a_shape), b.reshape(b_shape))), out_rows)
+            values[output] = out
+        return step
 
 
 def _as_rows(a, b):
@@ -471,7 +502,18 @@ class Mul(_Binary):
         return qa.requantize_fixed(product, *self.multiplier, self.out_q.zero_point, self.lo, self.hi)
 
 
-class HardSwish(Operator):
+class _Lookup(Operator):
+    """An 8-bit activation tabulated at load (``table``, 256 outputs): a lookup per byte."""
+
+    def kernel_functions(self):
+        return (lookup_u8,)
+
+    def bind(self, workspace):
+        self.workspace = workspace
+        return _bind_lookup(self, self.inputs[0], self.tensors[self.output].shape)
+
+
+class HardSwish(_Lookup):
     """TFLite's fixed-point HARD_SWISH (reference/hard_swish.h; LiteRT's x86 kernel is the same), on int16."""
 
     def setup(self):
@@ -501,17 +543,18 @@ class HardSwish(Operator):
         y = qa.rounding_divide_by_pot(doubled_high, -self.out_exponent) + self.out_q.zero_point
         return np.clip(y, *STORED_RANGE)
 
-    def kernel_functions(self):
-        return (lookup_u8,)
-
-    def run(self, x):
-        return _lookup(self, x)
 
 
-def _lookup(op, x):
-    out = op.buffer(x.shape)
-    lookup_u8(np.ascontiguousarray(x).reshape(-1), op.table, out.reshape(-1))
-    return out
+def _bind_lookup(op, x_index, shape):
+    """The step of an operator whose output is ``op.table`` at each byte of tensor ``x_index``: an output of
+    ``shape`` from op's workspace."""
+    out, output, table = op.buffer(shape), op.output, op.table
+    flat = out.reshape(-1)
+
+    def step(values):
+        lookup_u8(np.ascontiguousarray(values[x_index]).reshape(-1), table, flat)
+        values[output] = out
+    return step
 
 
 def _int16_multiplier(m):
@@ -519,7 +562,7 @@ def _int16_multiplier(m):
     return qa.INT16_MAX if m >= qa.INT32_MAX - (1 << 15) else (m + (1 << 15)) >> 16
 
 
-class Logistic(Operator):
+class Logistic(_Lookup):
     """TFLite's 8-bit LOGISTIC: a 256-entry table built in float (optimized and reference kernels alike)."""
 
     def setup(self):
@@ -529,11 +572,6 @@ class Logistic(Operator):
             sigmoid = f32(1) / (f32(1) + np.exp(-real, dtype=f32))
         self.table = np.clip(np.floor(sigmoid / out_q.scale + f32(0.5)) + out_q.zero_point, 0, 255).astype(np.uint8)
 
-    def kernel_functions(self):
-        return (lookup_u8,)
-
-    def run(self, x):
-        return _lookup(self, x)
 
 
 # --- pooling, softmax -------------------------------------------------------------------------------------

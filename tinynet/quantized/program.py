@@ -7,6 +7,7 @@
 Tensors are named by their index in the file, as LiteRT names them; ``run(..., keep=True)`` returns every
 tensor computed, which the conformance tests compare with LiteRT's to name the first operator that differs.
 """
+import numba
 import numpy as np
 
 from tinynet.errors import TinynetError, UnsupportedModelError
@@ -67,8 +68,15 @@ class Program:
                                    f"got {x.dtype} {x.shape}")
             values[tensor.index] = to_stored(x, quant.signed) if quant else x
         wanted = self.output_indices if outputs is None else tuple(outputs)
-        for op in self._operators_for(wanted):
-            op(values, workspace)
+        if workspace is None:
+            for op in self._operators_for(wanted):
+                op(values)
+        else:  # the operators' steps, bound to this workspace's arrays once per thread count
+            key = ("steps", wanted, numba.get_num_threads())
+            if key not in workspace:
+                workspace[key] = [op.bind(workspace) for op in self._operators_for(wanted)]
+            for step in workspace[key]:
+                step(values)
         if keep:
             return {i: self._as_file(i, v) for i, v in values.items()}
         return [self._as_file(i, values[i]) for i in wanted]
