@@ -72,19 +72,24 @@ def split(file, threads, forwards=50):
     """Milliseconds per forward of each operator kind of tinynet's integer graph, sorted."""
     import numba
     import tinynet
+    from tinynet.quantized.ops import Quant, to_stored
 
     model = tinynet.load(WEIGHTS / file)
     numba.set_num_threads(threads)
     x = photo_input(model)
     program = model.program
+    workspace = {}
+    steps = [(op.op.name, op.bind(workspace)) for op in program.operators]  # as Program.run calls them
+    quant = Quant.of(program.input_tensors[0])
+    stored = to_stored(x, quant.signed) if quant else x  # as Program.run stores it (int8 + 128)
     totals = {}
     for i in range(forwards + 3):
-        values = {program.input_tensors[0].index: x}
-        for op in program.operators:
+        values = {program.input_tensors[0].index: stored}
+        for name, step in steps:
             start = time.perf_counter()
-            op(values)
-            if i >= 3:  # the first forwards compile and allocate
-                totals[op.op.name] = totals.get(op.op.name, 0.0) + time.perf_counter() - start
+            step(values)
+            if i >= 3:  # the first forwards compile
+                totals[name] = totals.get(name, 0.0) + time.perf_counter() - start
     whole = sum(totals.values())
     print(f"| {file} ({threads} thread{'s' if threads > 1 else ''}) | ms per forward | share |\n|---|---|---|")
     for name, seconds in sorted(totals.items(), key=lambda item: -item[1]):

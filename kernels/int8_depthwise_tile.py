@@ -16,8 +16,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from .int8_gemm import aligned_empty
-from .int8_gemm_tile import DOT_INSTRUCTIONS, VI32, VOUT, requantizer
-from .int8_requant import FixedRequant, Fp32Requant
+from .int8_gemm_tile import DOT_INSTRUCTIONS, REQUANT_TYPES, VI32, VOUT, requantizer
 from .simd import I32, I64, LANES, MASK, const, data, declare
 
 BLOCK = 2 * LANES  # channels per step
@@ -211,7 +210,7 @@ def dw_pixels_tile(typingctx, x, x_off, pixel_stride, pixels, kh, kw, row_stride
     b, rq                    int32 bias' (C,), requantization (kernels.int8_requant)
     out, o_off, channels     flat uint8 output, the first pixel's C outputs at o_off, the next ones following
     """
-    if not isinstance(rq, types.BaseNamedTuple) or rq.instance_class not in (Fp32Requant, FixedRequant):
+    if not isinstance(rq, types.BaseNamedTuple) or rq.instance_class not in REQUANT_TYPES:
         return None
     i = types.intp
     sig = types.void(x, i, i, i, i, i, i, i, w, b, rq, out, i, i)

@@ -19,8 +19,9 @@ TINYNET_INT8_DOT=widen) the same step is emitted as plain vector IR, widening to
 the 4 products, which LLVM lowers for any target: the same integers, slower. Either way the sums wrap in int32.
 
 The output step is the requantization of kernels.int8_requant in vector form, its type chosen when the kernel
-is compiled: fp32 (convert, multiply, clamp, round half to even with ``llvm.rint``, convert) or TFLite's fixed
-point (64-bit products for the doubling high multiply, per-lane shifts for the rounding division).
+is compiled: fp32 (convert, multiply, clamp, round half to even with ``llvm.rint``, convert), TFLite's fixed
+point (64-bit products for the doubling high multiply, per-lane shifts for the rounding division), or the fixed
+point of TFLite's optimized SIMD lanes (one 64-bit product, nudge and shift).
 """
 import os
 
@@ -29,7 +30,7 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from .gemm_tile import TILE_ROWS
-from .int8_requant import FixedRequant, Fp32Requant
+from .int8_requant import FixedRequant, FixedSimdRequant, Fp32Requant
 from .simd import F32, I32, I64, LANES, MASK, const, data, declare, lane_mask, splat
 
 DOT_INSTRUCTIONS = (binding.get_host_cpu_features().get("avx512vnni", False)
@@ -85,6 +86,9 @@ def _field(context, builder, rq_type, rq, name):
     return data(context, builder, typ, value) if isinstance(typ, types.Array) else value
 
 
+REQUANT_TYPES = (Fp32Requant, FixedRequant, FixedSimdRequant)
+
+
 def requantizer(context, builder, rq_type, rq):
     """A function (acc <16 x i32>, channel offset i64) -> <16 x i32> outputs in 0..255, for ``rq``'s type."""
     field = lambda name: _field(context, builder, rq_type, rq, name)  # noqa: E731
@@ -106,6 +110,9 @@ def requantizer(context, builder, rq_type, rq):
         return fp32
 
     multiplier, shift = field("multiplier"), field("shift")
+    if rq_type.instance_class is FixedSimdRequant:
+        return _fixed_simd(builder, multiplier, shift, *(splat(builder, field(name), VI64)
+                                                          for name in ("out_zp", "out_min", "out_max")))
     lo, hi = (splat(builder, builder.trunc(field(name), I32), VI32) for name in ("out_min", "out_max"))
 
     def fixed(acc, channel):
@@ -130,6 +137,27 @@ def requantizer(context, builder, rq_type, rq):
         y = builder.select(builder.icmp_signed(">", y, lo), y, lo)
         return builder.select(builder.icmp_signed("<", y, hi), y, hi)
     return fixed
+
+
+def _fixed_simd(builder, multiplier, shift, zero_point, lo, hi):
+    """FixedSimdRequant's requantizer (zero_point, lo, hi: <16 x i64> splats), in 64-bit lanes throughout.
+
+    floor((floor((x*m + 2**30) / 2**31) + h) / 2**r) = floor((x*m + 2**30 + 2**(30+r)) / 2**(31+r)) (h = 2**(r-1),
+    r > 0: an integer added inside a floor), so the two roundings are one add and one shift."""
+    def fixed_simd(acc, channel):
+        s = builder.sext(builder.load(builder.gep(shift, [channel]), typ=VI32, align=4), VI64)
+        m = builder.sext(builder.load(builder.gep(multiplier, [channel]), typ=VI32, align=4), VI64)
+        positive = builder.icmp_signed(">", s, vi64(0))
+        x = builder.shl(builder.sext(acc, VI64), builder.select(positive, s, vi64(0)))  # < 2**62: exact
+        x = builder.select(builder.icmp_signed(">", x, vi64(2**31 - 1)), vi64(2**31 - 1), x)  # saturate: the same
+        x = builder.select(builder.icmp_signed("<", x, vi64(-2**31)), vi64(-2**31), x)  # once clamped
+        right = builder.select(positive, vi64(0), builder.sub(vi64(0), s))
+        half = builder.select(builder.icmp_signed(">", right, vi64(0)), builder.shl(vi64(2**30), right), vi64(0))
+        t = builder.add(builder.mul(x, m), builder.add(half, vi64(2**30)))
+        y = builder.add(builder.ashr(t, builder.add(right, vi64(31))), zero_point)
+        y = builder.select(builder.icmp_signed(">", y, lo), y, lo)
+        return builder.trunc(builder.select(builder.icmp_signed("<", y, hi), y, hi), VI32)
+    return fixed_simd
 
 
 def _emit_tile(context, builder, mr, nv, kind, args, array_types):
@@ -253,8 +281,7 @@ def qgemm_tile(typingctx, nr, x, x_off, ldx, k, w, w_off, b, b_off, sums, s_off,
     rows, cols          valid rows (<= qtile_rows(nr)) and columns (<= nr); the others are not stored
     """
     kind = {types.int8: "s8", types.uint8: "u8"}.get(w.dtype)
-    if kind is None or not isinstance(rq, types.BaseNamedTuple) or rq.instance_class not in (Fp32Requant,
-                                                                                            FixedRequant):
+    if kind is None or not isinstance(rq, types.BaseNamedTuple) or rq.instance_class not in REQUANT_TYPES:
         return None
     i = types.intp
     sig = types.void(i, x, i, i, i, w, i, b, i, sums, i, rq, i, out, i, i, i, i)

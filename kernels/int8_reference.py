@@ -43,10 +43,30 @@ def requant_fixed_ref(acc, multiplier, shift, out_zp, out_min, out_max):
     return np.clip(y, out_min, out_max).astype(np.uint8)
 
 
+def requant_fixed_simd_ref(acc, multiplier, shift, out_zp, out_min, out_max):
+    """TFLite's optimized SIMD lanes, in Python integers (exact): h = floor(acc * 2**max(s, 0) * m / 2**31 + 1/2),
+    then h / 2**max(-s, 0) rounded to nearest with ties up, + zp, clamped.  acc: (..., C)   multiplier, shift: (C,)"""
+    acc = np.asarray(acc, np.int64)
+    m = np.broadcast_to(np.asarray(multiplier, np.int64), acc.shape)
+    s = np.broadcast_to(np.asarray(shift, np.int64), acc.shape)
+    out = np.empty(acc.shape, np.int64)
+    for i in np.ndindex(acc.shape):
+        a, mi, si = int(acc[i]), int(m[i]), int(s[i])
+        high = (a * 2 ** max(si, 0) * mi + 2**30) // 2**31  # Python's // floors
+        e = max(-si, 0)
+        rounded = (high + (2 ** (e - 1) if e else 0)) // 2**e
+        out[i] = min(max(rounded + out_zp, out_min), out_max)
+    return out.astype(np.uint8)
+
+
+REQUANT_REFS = {"fp32": requant_fp32_ref, "fixed": requant_fixed_ref, "fixed_simd": requant_fixed_simd_ref}
+
+
 def requant_ref(acc, params):
-    """Dispatch on ``params``: ("fp32", scale, zp, lo, hi) or ("fixed", multiplier, shift, zp, lo, hi)."""
+    """Dispatch on ``params``: ("fp32", scale, zp, lo, hi), ("fixed", multiplier, shift, zp, lo, hi) or
+    ("fixed_simd", multiplier, shift, zp, lo, hi)."""
     mode, *args = params
-    return requant_fp32_ref(acc, *args) if mode == "fp32" else requant_fixed_ref(acc, *args)
+    return REQUANT_REFS[mode](acc, *args)
 
 
 def gemm_accumulators_ref(x, w, bias):

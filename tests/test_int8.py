@@ -198,6 +198,9 @@ def test_forward_takes_the_files_bytes_or_a_preprocessed_batch():
     assert pixels.dtype == np.uint8 and pixels.shape == (1, 128, 128, 3)
     assert np.array_equal(model.forward(pixels), model.forward(x))
     assert model.forward(np.concatenate([pixels, pixels])).shape == (2, 1000)  # background dropped
+    other = file_input(model, shared_path("images", "hot_dog.jpg"))
+    both = model.forward(np.concatenate([pixels, other]))  # each image's output, not the last one's twice
+    np.testing.assert_array_equal(both, np.concatenate([model.forward(pixels), model.forward(other)]))
     top = model.classify(photo, top=1)[0]
     assert top.label == "macaw" and top.probability == pytest.approx(float(model.forward(pixels).max()))
 

@@ -1,9 +1,11 @@
-"""kernels.int8_elementwise against the rules they implement, written out here in Python integers/NumPy float32."""
+"""kernels.int8_elementwise against the rules they implement, written out here in Python integers/NumPy float32, or
+(TFLite's fixed-point ADD and MUL) against tinynet.quantized.arithmetic, the definition checked against LiteRT."""
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinynet.kernels.int8_elementwise import add_u8, mul_fp32_u8
+from tinynet.kernels.int8_elementwise import add_fixed_u8, add_u8, mul_fixed_u8, mul_fp32_u8
+from tinynet.quantized import arithmetic as qa
 
 SHAPES = st.tuples(st.integers(1, 9), st.integers(1, 17))
 
@@ -58,6 +60,58 @@ def test_mul_is_xnnpacks_fp32_multiply(case):
     for (r, c), got in np.ndenumerate(out):
         product = float(np.float32((int(a[r, c]) - a_zp) * (int(b[r if b.shape[0] > 1 else 0, c]) - b_zp)) * scale)
         assert got == round(min(max(product, lo - out_zp), hi - out_zp)) + out_zp  # round(): half to even
+
+
+MULTIPLIERS = st.tuples(st.one_of(st.just(0), st.just(1 << 30), st.integers(1 << 30, (1 << 31) - 1)),
+                        st.integers(-31, 8))
+
+
+def tflite_multiply(x, multiplier):
+    return qa.multiply_by_quantized_multiplier(np.asarray(x, np.int64), *multiplier)
+
+
+@st.composite
+def fixed_add_cases(draw):
+    a, b = inputs(draw, draw(st.booleans()))
+    a_mult, out_mult = draw(MULTIPLIERS), draw(MULTIPLIERS)
+    m, shift = draw(MULTIPLIERS)
+    b_mult = (-m if draw(st.booleans()) else m, shift)  # SUB: b's multiplier negated
+    zero_points = [draw(st.integers(0, 255)) for _ in range(3)]
+    lo = draw(st.integers(0, 255))
+    return a, b, (a_mult, b_mult, out_mult), zero_points, lo, draw(st.integers(lo, 255))
+
+
+@given(fixed_add_cases())
+@settings(max_examples=80, deadline=None)
+def test_fixed_add_is_tflites_add(case):
+    a, b, (a_mult, b_mult, out_mult), (a_zp, b_zp, out_zp), lo, hi = case
+    out = np.empty_like(a)
+    add_fixed_u8(a, b, out, a_zp, b_zp, a_mult, b_mult, out_mult, out_zp, lo, hi)
+    bb = np.broadcast_to(b, a.shape).astype(np.int64)
+    total = (tflite_multiply((a.astype(np.int64) - a_zp) << 20, a_mult) + tflite_multiply((bb - b_zp) << 20, b_mult))
+    np.testing.assert_array_equal(out, np.clip(tflite_multiply(total, out_mult) + out_zp, lo, hi))
+
+
+@given(st.data())
+@settings(max_examples=80, deadline=None)
+def test_fixed_mul_is_tflites_mul(data):
+    a, b = inputs(data.draw, data.draw(st.booleans()))
+    mult = data.draw(MULTIPLIERS)
+    a_zp, b_zp, out_zp = (data.draw(st.integers(0, 255)) for _ in range(3))
+    lo = data.draw(st.integers(0, 255))
+    hi = data.draw(st.integers(lo, 255))
+    out = np.empty_like(a)
+    mul_fixed_u8(a, b, out, a_zp, b_zp, mult, out_zp, lo, hi)
+    product = (a.astype(np.int64) - a_zp) * (np.broadcast_to(b, a.shape).astype(np.int64) - b_zp)
+    np.testing.assert_array_equal(out, qa.requantize_fixed(product, *mult, out_zp, lo, hi))
+
+
+def test_fixed_multiply_rounds_half_away_from_zero():
+    """m = 2**30, s = -1 (x / 4): 6 -> 3 (high multiply) -> 2 (1.5 away from zero); -6 -> -3 -> -2; -2 -> -1 -> -1."""
+    a = np.array([[134, 122, 126, 128]], np.uint8)  # a - 128: 6, -6, -2, 0
+    out = np.empty_like(a)
+    mul_fixed_u8(a, np.full((1, 4), 129, np.uint8), out, 128, 128, (1 << 30, -1), 100, 0, 255)
+    assert out.tolist() == [[102, 98, 99, 100]]
 
 
 def test_mul_rounds_ties_to_even():
@@ -123,3 +177,35 @@ def test_average_pool_rounds_as_tflite(h, w, k, channels, stride, signed, seed):
         mean = Fraction(sum(values), len(values))
         rounded = math.floor(mean + Fraction(1, 2)) if mean >= 0 else -math.floor(-mean + Fraction(1, 2))
         assert got == rounded + offset
+
+
+@given(st.integers(1, 2), st.integers(1, 9), st.integers(1, 9), st.integers(1, 40), st.integers(0, 2 ** 31))
+@settings(max_examples=40, deadline=None)
+def test_spatial_sums_are_sums(n, h, w, c, seed):
+    from tinynet.kernels.int8_elementwise import spatial_sums_u8
+
+    x = np.random.default_rng(seed).integers(0, 256, (n, h, w, c), dtype=np.uint8)
+    x[0, 0, 0, 0] = 255
+    out = np.full((n, c), -1, np.int64)
+    spatial_sums_u8(x, out)
+    assert out.tolist() == [[sum(int(v) for v in x[i, :, :, k].ravel()) for k in range(c)] for i in range(n)]
+
+
+@given(st.integers(1, 3), st.integers(1, 1001), st.floats(2 ** -8, 0.5, width=32), st.sampled_from([0, 128]),
+       st.integers(0, 2 ** 31))
+@settings(max_examples=40, deadline=None)
+def test_softmax_table_is_the_sequential_float32_rule(rows, classes, input_scale, offset, seed):
+    """Against the rule in NumPy float32: a cumulative (sequential) sum, the reciprocal, + 0.5 truncated."""
+    from tinynet.kernels.int8_softmax import softmax_table_u8
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (rows, classes), dtype=np.uint8)
+    table = np.exp(-np.float32(input_scale) * np.arange(256, dtype=np.float32))[::-1].astype(np.float32).copy()
+    output_scale = np.float32(1 / 256)
+    out = np.empty_like(x)
+    softmax_table_u8(x, table, output_scale, offset, out)
+    for r in range(rows):
+        e = table[255 - int(x[r].max()):][x[r]]
+        total = np.cumsum(e, dtype=np.float32)[-1]
+        p = e * (np.float32(1) / np.float32(total * output_scale))
+        assert out[r].tolist() == np.clip((p + np.float32(0.5)).astype(np.int64) + offset, 0, 255).tolist()

@@ -22,11 +22,13 @@ from tinynet.kernels.int8_conv import conv2d_nhwc_u8
 from tinynet.kernels.int8_depthwise import dwconv2d_nhwc_u8
 from tinynet.kernels.int8_depthwise_tile import pack_depthwise
 from tinynet.kernels.int8_gemm import gemm_bias_requant_u8, pack_gemm_s8, pack_gemm_s16
-from tinynet.kernels.int8_requant import fixed_requant, fp32_requant
+from tinynet.kernels.int8_requant import fixed_requant, fixed_simd_requant, fp32_requant
+from tinynet.quantized import arithmetic as qa
 
 CHANNELS = st.one_of(st.sampled_from([1, 3, 7, 15, 16, 17, 31, 33, 63, 65]), st.integers(1, 48))
 SEEDS = st.integers(0, 2**32 - 1)
-MODES = st.sampled_from(["fp32", "fixed"])
+MODES = st.sampled_from(["fp32", "fixed", "fixed_simd"])
+FIXED = {"fixed": fixed_requant, "fixed_simd": fixed_simd_requant}
 WEIGHTS = st.sampled_from(["s8", "s16"])
 FAST = settings(max_examples=40, deadline=None)
 PACK = {"s8": pack_gemm_s8, "s16": pack_gemm_s16}
@@ -69,8 +71,8 @@ def requant_params(rng, mode, channels, typical_acc):
     shift = exponent.astype(np.int32)
     if rng.random() < 0.3:  # exactly 1/2 or 1/4: ties in both roundings of the double rounding
         multiplier[:], shift[:] = 2**30, rng.choice([0, -1])
-    return (fixed_requant(multiplier, shift, out_zp, out_min, out_max, channels),
-            ("fixed", multiplier, shift, out_zp, out_min, out_max))
+    return (FIXED[mode](multiplier, shift, out_zp, out_min, out_max, channels),
+            (mode, multiplier, shift, out_zp, out_min, out_max))
 
 
 def requantize_through_gemm(acc, rq):
@@ -110,6 +112,32 @@ def test_fixed_requantization_matches_reference(acc, multiplier, shift, bounds, 
     np.testing.assert_array_equal(got, expected)
 
 
+@given(acc=ACCUMULATORS, multiplier=st.one_of(st.just(0), st.just(2**30), st.integers(2**30, 2**31 - 1)),
+       shift=st.integers(-31, 31), bounds=st.tuples(st.integers(0, 255), st.integers(0, 255)), zp=st.integers(0, 255))
+@settings(max_examples=100, deadline=None)
+def test_fixed_simd_requantization_matches_reference(acc, multiplier, shift, bounds, zp):
+    """Every shift, left shifts that take acc * 2**s far past int32 included."""
+    lo, hi = sorted(bounds)
+    acc = np.array([acc], np.int32)
+    n = acc.shape[1]
+    got = requantize_through_gemm(acc, fixed_simd_requant(multiplier, shift, zp, lo, hi, n))
+    expected = ref.requant_fixed_simd_ref(acc, np.full(n, multiplier), np.full(n, shift), zp, lo, hi)
+    np.testing.assert_array_equal(got, expected)
+
+
+@given(acc=st.lists(st.integers(-2**31, 2**31 - 1), min_size=1, max_size=40),
+       multiplier=st.one_of(st.just(0), st.just(2**30), st.integers(2**30, 2**31 - 1)), shift=st.integers(-31, 31),
+       bounds=st.tuples(st.integers(0, 255), st.integers(0, 255)), zp=st.integers(0, 255))
+@settings(max_examples=100, deadline=None)
+def test_fixed_simd_reference_is_tinynet_quantized_arithmetic(acc, multiplier, shift, bounds, zp):
+    """The reference against the definition the LiteRT conformance tests established
+    (tinynet.quantized.arithmetic, int64), wherever that definition's int64 products do not overflow."""
+    lo, hi = sorted(bounds)
+    acc = np.array([a for a in acc if abs(a) * 2 ** max(shift, 0) * multiplier < 2**62] or [0], np.int64)
+    expected = qa.requantize_fixed(acc, multiplier, shift, zp, lo, hi, simd=True).astype(np.uint8)
+    np.testing.assert_array_equal(ref.requant_fixed_simd_ref(acc, multiplier, shift, zp, lo, hi), expected)
+
+
 def test_requantization_by_hand():
     acc = np.array([[1, 3, -1, -3, 5, 6, 10, 400, -400]], np.int32)
     half = fp32_requant(0.5, 128, 0, 255, 9)  # x.5 -> even: 0.5 -> 0, 1.5 -> 2, -0.5 -> 0, -1.5 -> -2, 2.5 -> 2 ...
@@ -121,6 +149,11 @@ def test_requantization_by_hand():
     np.testing.assert_array_equal(requantize_through_gemm(acc, quarter) - 128.0, [[1, 1, 0, -1, 2, 2, 3, 100, -100]])
     clamped = fixed_requant(2**30, 1, 100, 90, 110, 9)  # x * 2 / 2 = x, clamped to 90..110 after + 100
     np.testing.assert_array_equal(requantize_through_gemm(acc, clamped), [[101, 103, 99, 97, 105, 106, 110, 110, 90]])
+    # the SIMD lanes: /4 as floor(floor(x/2 + 1/2)/2 + 1/2). 3: 2 then 1; 5: 3 then 2; -1: 0 then 0; -3: -1 then 0
+    # (ties up, where the scalar rule gives -1); 10: 5 then 3; -400: -200 then -100
+    simd_quarter = fixed_simd_requant(2**30, -1, 128, 0, 255, 9)
+    np.testing.assert_array_equal(requantize_through_gemm(acc, simd_quarter) - 128.0,
+                                  [[1, 1, 0, 0, 2, 2, 3, 100, -100]])
 
 
 @given(pixels=st.integers(1, 41), k=st.one_of(st.integers(1, 9), st.integers(1, 70), st.integers(120, 200)),
@@ -226,6 +259,8 @@ def test_packing_and_parameters_refuse_what_the_kernels_cannot_take():
         fixed_requant(2**30, 0, -1, 0, 255, 4)
     with pytest.raises(ValueError, match="31"):
         fixed_requant(2**30, -32, 0, 0, 255, 4)
+    with pytest.raises(ValueError, match="2\\*\\*30"):  # the SIMD rule's saturation is exact for these only
+        fixed_simd_requant(2**29, 0, 0, 0, 255, 4)
 
 
 @pytest.mark.slow

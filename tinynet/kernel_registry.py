@@ -76,9 +76,16 @@ def tiny_plans():
     yield IntegerKernelCalls(), None
 
 
+def requantization(args):
+    """Name of the requantization arithmetic (kernels.int8_requant) among a kernel call's ``args``, or None."""
+    from tinynet.kernels.int8_gemm_tile import REQUANT_TYPES
+
+    return next((type(a).__name__ for a in args if isinstance(a, REQUANT_TYPES)), None)
+
+
 class IntegerKernelCalls:
     """A stand-in plan whose steps call every integer kernel once per weight kind (s8, s16) and requantization
-    arithmetic (fp32, fixed) on tiny arrays: the signatures the integer path compiles."""
+    arithmetic (fp32, fixed, fixed_simd) on tiny arrays: the signatures the integer path compiles."""
 
     input_view = {}
 
@@ -86,14 +93,17 @@ class IntegerKernelCalls:
         from tinynet.kernels.int8_conv import conv2d_nhwc_u8
         from tinynet.kernels.int8_depthwise import dwconv2d_nhwc_u8
         from tinynet.kernels.int8_depthwise_tile import pack_depthwise
-        from tinynet.kernels.int8_elementwise import add_u8, average_pool_u8, lookup_u8, mul_fp32_u8
+        from tinynet.kernels.int8_elementwise import (add_fixed_u8, add_u8, average_pool_u8, lookup_u8, mul_fixed_u8,
+                                                       mul_fp32_u8, spatial_sums_u8)
         from tinynet.kernels.int8_gemm import gemm_bias_requant_u8, pack_gemm_s8, pack_gemm_s16
-        from tinynet.kernels.int8_requant import fixed_requant, fp32_requant
+        from tinynet.kernels.int8_requant import fixed_requant, fixed_simd_requant, fp32_requant
         from tinynet.kernels.int8_resize import resize_bilinear_q11_u8
+        from tinynet.kernels.int8_softmax import softmax_table_u8
 
         x = np.zeros((1, 4, 4, 8), np.uint8)
         self.steps = []
-        for rq in (fp32_requant(0.01, 128, 0, 255, 8), fixed_requant(2**30, -7, 128, 0, 255, 8)):
+        for rq in (fp32_requant(0.01, 128, 0, 255, 8), fixed_requant(2**30, -7, 128, 0, 255, 8),
+                   fixed_simd_requant(2**30, -7, 128, 0, 255, 8)):
             for pack, dtype in ((pack_gemm_s8, np.int8), (pack_gemm_s16, np.int16)):
                 wp, bp = pack(np.ones((8, 8), dtype), np.zeros(8, np.int32))
                 self.steps.append((gemm_bias_requant_u8, [x.reshape(16, 8), wp, bp, rq, np.empty((16, 8), np.uint8),
@@ -107,6 +117,13 @@ class IntegerKernelCalls:
         rows, gate = x.reshape(16, 8), x.reshape(16, 8)[:1]
         self.steps.append((add_u8, [rows, gate, np.empty((16, 8), np.uint8), 1 << 19, 1 << 20, 1 << 20, 20, 0, 0, 255]))
         self.steps.append((mul_fp32_u8, [rows, rows, np.empty((16, 8), np.uint8), 128, 0, np.float32(0.01), 0, 0, 255]))
+        multiplier = (1 << 30, -3)
+        self.steps.append((add_fixed_u8, [rows, gate, np.empty((16, 8), np.uint8), 128, 0, multiplier, multiplier,
+                                          multiplier, 0, 0, 255]))
+        self.steps.append((mul_fixed_u8, [rows, rows, np.empty((16, 8), np.uint8), 128, 0, multiplier, 0, 0, 255]))
+        self.steps.append((spatial_sums_u8, [x, np.empty((1, 8), np.int64)]))
+        self.steps.append((softmax_table_u8, [rows, np.ones(256, np.float32), np.float32(1 / 256), 0,
+                                              np.empty((16, 8), np.uint8)]))
         self.steps.append((lookup_u8, [x.reshape(-1), np.zeros(256, np.uint8), np.empty(128, np.uint8)]))
         self.steps.append((average_pool_u8, [x, np.empty((1, 2, 2, 8), np.uint8), 3, 3, 2, 2, 1, 1, 128, 0, 255]))
         rows_at, weights = np.arange(4), np.zeros(4, np.int32)

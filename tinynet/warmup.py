@@ -22,6 +22,7 @@ it in milliseconds. Compiling everything takes tens of seconds of one core, so:
   missing from the cache plans without it, and after its first forward pass compiles it in a
   background process (niced, detached) for the next runs. That process's plans stay unfused.
 """
+import json
 import os
 import subprocess
 import sys
@@ -31,7 +32,7 @@ import weakref
 from contextlib import contextmanager
 
 
-from tinynet.kernel_registry import COMPILE_SECONDS, dispatchers, engine_kernels, plan_steps, tiny_plans
+from tinynet.kernel_registry import COMPILE_SECONDS, dispatchers, engine_kernels, plan_steps, requantization, tiny_plans
 
 POLL_SECONDS = 0.1
 DEFERRED = "expand_dwconv2d_nhwc_f32"  # compiled after a cold first run, not before it (fusion_ready)
@@ -68,13 +69,15 @@ def cache_is_cold(names=None):
         return True
 
 
-def compile_kernels(names):
+def compile_kernels(names, requantizations=None):
     """Call every tiny-plan step whose kernel (or a kernel it wraps) is named in ``names``: it compiles (the values
-    do not matter)."""
+    do not matter). ``requantizations``: of the integer kernels' steps, those of these arithmetics only
+    (kernels.int8_requant type names; default all)."""
     for plan, x in tiny_plans():
         inputs = getattr(plan, "backbone", plan).input_view
         for i, (kernel, args) in enumerate(plan_steps(plan)):
-            if any(d.__name__ in names for d in dispatchers(kernel)):
+            wanted = requantizations is None or requantization(args) in (None, *requantizations)
+            if wanted and any(d.__name__ in names for d in dispatchers(kernel)):
                 kernel(*([x.reshape(inputs[i]), *args[1:]] if i in inputs else args))
 
 
@@ -109,9 +112,10 @@ def split(processes, names=None):
     return sorted((g for g in groups if g), key=lambda g: sum(timed[name] for name in g))
 
 
-def warmup(progress=None, processes=None, kernels=None):
+def warmup(progress=None, processes=None, kernels=None, requantizations=None):
     """Compile, or load from the on-disk cache, every kernel signature tinynet runs (of the kernels named in
-    ``kernels``, if given). Returns the seconds taken.
+    ``kernels``, if given; of their integer signatures, those of ``requantizations``, as compile_kernels). Returns
+    the seconds taken.
 
     progress:  None, or an object with ``start(total)`` and ``update(n)`` (tinynet.progress.Progress),
                advanced once per architecture family (not used with ``kernels``).
@@ -120,14 +124,15 @@ def warmup(progress=None, processes=None, kernels=None):
     start = time.perf_counter()
     processes = processes or min(4, os.cpu_count() or 1)
     if processes > 1 and cache_is_cold(kernels):
-        code = "import sys; from tinynet.warmup import compile_kernels; compile_kernels(set(sys.argv[1:]))"
+        code = "import sys, json; from tinynet.warmup import compile_kernels; compile_kernels(*json.loads(sys.argv[1]))"
         mine, *theirs = split(processes, kernels)
-        workers = [subprocess.Popen([sys.executable, "-c", code, *group]) for group in theirs]
-        compile_kernels(set(mine))  # while the workers compile theirs: one start-up of Python and Numba fewer
+        arithmetics = None if requantizations is None else sorted(requantizations)
+        workers = [subprocess.Popen([sys.executable, "-c", code, json.dumps([group, arithmetics])]) for group in theirs]
+        compile_kernels(set(mine), requantizations)  # while the workers compile theirs: one Python start-up fewer
         for worker in workers:
             worker.wait()
     if kernels is not None:
-        compile_kernels(kernels)  # loads what the workers compiled
+        compile_kernels(kernels, requantizations)  # loads what the workers compiled
         return time.perf_counter() - start
     plans = list(tiny_plans())
     if progress is not None:
@@ -157,7 +162,7 @@ def compile_notice(plan=None, stream=None):
     if cache_is_cold(needed):
         print(NOTICE, file=stream, flush=True)
         shown.append(True)
-        warmup(kernels=needed)
+        warmup(kernels=needed, requantizations=getattr(plan, "requantizations", None))
     done = threading.Event()
 
     def watch():

@@ -44,8 +44,8 @@ class QuantizedDeeplabModel(TfliteDeeplabModel):
             x = np.clip(q, 0, 255).astype(np.uint8)
         numba.set_num_threads(resolve_threads(self.threads))
         with compile_notice(self.program), self._pooled_plan(("int8", x.shape[1:]), dict) as workspace:
-            return np.stack([self.program.run([image[None]], workspace=workspace, outputs=(output,))[0][0]
-                             for image in x])
+            return np.stack([self.program.run([image[None]], workspace=workspace, outputs=(output,))[0][0].copy()
+                             for image in x])  # copied: the next image's forward reuses the workspace
 
     def _dequantized(self, q, index):
         quant = Quant.of(self.program.graph.tensors[index])

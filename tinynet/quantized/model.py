@@ -61,7 +61,8 @@ class QuantizedModel(Model):
         x = self.file_input(x)
         numba.set_num_threads(resolve_threads(self.threads))  # per calling thread in Numba (see Model._run)
         with compile_notice(self.program), self._pooled_plan(("int8", x.shape[1:]), dict) as workspace:  # one per caller
-            out = np.stack([self.program.run([image[None]], workspace=workspace)[0][0] for image in x])
+            # each image's output copied: it lives in the workspace, which the next image's forward reuses
+            out = np.stack([self.program.run([image[None]], workspace=workspace)[0][0].copy() for image in x])
         if self.output_quant is not None:
             out = (out.astype(np.int32) - self.output_quant.file_zero_point).astype(np.float32) * self.output_quant.scale
         return out[:, 1:] if self.drops_background else out

@@ -2,6 +2,7 @@
 
     op = OPERATORS[name](tflite_operator, tensors, kernels)   # constants folded, requantization precomputed
     op(values)                                                  # values: tensor index -> array, output added
+    step = op.bind(workspace); step(values)                     # the same, its buffers and arguments bound once
 
 Storage: every quantized activation is a uint8 array. An int8 tensor is stored plus 128 (what XNNPACK does with
 an xor of 0x80) with its zero point moved by 128 too, so q - zero_point, the only thing arithmetic reads, is the
@@ -27,10 +28,12 @@ from tinynet.kernels import conv_output_size
 from tinynet.kernels.int8_conv import conv2d_nhwc_u8
 from tinynet.kernels.int8_depthwise import dwconv2d_nhwc_u8
 from tinynet.kernels.int8_depthwise_tile import pack_depthwise
-from tinynet.kernels.int8_elementwise import add_u8, average_pool_u8, lookup_u8, mul_fp32_u8
+from tinynet.kernels.int8_elementwise import (add_fixed_u8, add_u8, average_pool_u8, lookup_u8, mul_fixed_u8,
+                                               mul_fp32_u8, spatial_sums_u8)
 from tinynet.kernels.int8_gemm import aligned_empty, gemm_bias_requant_u8, pack_gemm_s8, pack_gemm_s16
-from tinynet.kernels.int8_requant import fixed_requant, fp32_requant
+from tinynet.kernels.int8_requant import fixed_requant, fixed_simd_requant, fp32_requant
 from tinynet.kernels.int8_resize import resize_bilinear_q11_u8
+from tinynet.kernels.int8_softmax import softmax_table_u8
 from tinynet.plan import gemm_row_tile
 from tinynet.quantized import arithmetic as qa
 
@@ -69,18 +72,20 @@ class Quant:
 
 
 def to_stored(q, signed):
-    """The file's uint8/int8 values as stored (uint8)."""
-    return (q.astype(np.int16) + 128).astype(np.uint8) if signed else np.asarray(q, np.uint8)
+    """The file's uint8/int8 values as stored (uint8): int8 + 128 is its two's complement bits with the top one
+    flipped."""
+    return np.asarray(q, np.int8).view(np.uint8) ^ np.uint8(0x80) if signed else np.asarray(q, np.uint8)
 
 
 def from_stored(v, signed):
-    return (v.astype(np.int16) - 128).astype(np.int8) if signed else v
+    return (v ^ np.uint8(0x80)).view(np.int8) if signed else v
 
 
 class Operator:
     """Base: reads tensors' quantization, names inputs/outputs; subclasses prepare in ``setup`` and run in ``run``."""
 
     refusal = None  # why XNNPACK would refuse this operator (kernel set "xnnpack" only), or None
+    rq = None  # the requantization parameters its kernels take (kernels.int8_requant), if any
 
     def kernel_functions(self):
         """The Numba kernels this operator calls (tinynet.warmup compiles just these on a cold cache)."""
@@ -89,6 +94,8 @@ class Operator:
     def __init__(self, op, tensors, kernels):
         self.op, self.tensors, self.kernels = op, tensors, kernels
         self.inputs, self.output = op.inputs, op.outputs[0]
+        # what ``run`` takes: the computed inputs (not the constants setup folded in, nor absent optional ones)
+        self.computed_inputs = tuple(i for i in op.inputs if i >= 0 and tensors[i].data is None)
         self.setup()
 
     def tensor(self, slot):
@@ -118,8 +125,16 @@ class Operator:
             min(STORED_RANGE[1], q(hi) if np.isfinite(hi) else 1 << 30)
 
     def __call__(self, values, workspace=None):
-        self.workspace = workspace
-        values[self.output] = self.run(*(values[i] for i in self.inputs if i >= 0 and i in values))
+        self.bind(workspace)(values)
+
+    def bind(self, workspace):
+        """A function of ``values`` that runs the operator, taking its output arrays from ``workspace`` (see
+        ``buffer``): what Program.run calls, made once per workspace and thread count. Operators that call a kernel
+        bind its arguments here; the others call ``run`` on their inputs."""
+        def step(values):
+            self.workspace = workspace
+            values[self.output] = self.run(*[values[i] for i in self.computed_inputs])
+        return step
 
     def buffer(self, shape):
         """The uint8 output array of ``shape``: from the caller's workspace (a dict one forward at a time uses,
@@ -137,13 +152,13 @@ class Operator:
 class _Convolution(Operator):
     """acc = bias + sum (x - zp_x) * (w - zp_w); requantized per output channel.
 
-    The "xnnpack" and "reference" kernel sets run the integer kernels of tinynet.kernels.int8_* (VNNI where the
-    CPU has it), requantizing as they store; the "optimized" set, whose SIMD rounding those kernels do not
-    implement, accumulates in NumPy (float64 matrix products, exact below 2**53) and requantizes in
-    tinynet.quantized.arithmetic."""
+    Every kernel set runs the integer kernels of tinynet.kernels.int8_* (VNNI where the CPU has it), requantizing as
+    they store, in its arithmetic: fp32 ("xnnpack"), TFLite's fixed point ("reference") or the fixed point of the
+    optimized kernels' SIMD lanes, which every output channel takes ("optimized"). Strides that differ along H and
+    W, which those kernels do not take, accumulate in NumPy (float64 matrix products, exact below 2**53) and
+    requantize in tinynet.quantized.arithmetic."""
 
     def setup(self):
-        self._spatial = {}  # (input shape, kh, kw) -> spatial()
         x_q, out_q = self.quant(self.inputs[0]), self.quant(self.output)
         w_t = self.tensor(1)
         if w_t.data is None or w_t.dtype not in (np.uint8, np.int8):
@@ -171,11 +186,11 @@ class _Convolution(Operator):
             else:  # per channel: double(input_scale) * double(filter_scale[c]) / double(output_scale)
                 real = np.float64(x_q.scale) * scale.astype(np.float64) / np.float64(out_q.scale)
             self.multiplier, self.shift = (np.array(v, np.int64) for v in zip(*map(qa.quantize_multiplier, real)))
-            self.rq = fixed_requant(self.multiplier, self.shift, self.out_zero_point, self.lo, self.hi, cout)
+            requant = fixed_simd_requant if self.kernels == "optimized" else fixed_requant
+            self.rq = requant(self.multiplier, self.shift, self.out_zero_point, self.lo, self.hi, cout)
         # The kernels' bias folds in the input zero point: bias' = bias - zp_x * sum_k w (border taps read zp_x).
         self.folded_bias = (self.bias - self.x_zero_point * self.weights.reshape(-1, cout).astype(np.int64)
                             .sum(axis=0)).astype(np.int32)
-        self.fast = self.kernels != "optimized"
 
     def _channel_shape(self, w_t):
         shape = [1] * w_t.data.ndim
@@ -190,14 +205,9 @@ class _Convolution(Operator):
                                     simd=self.kernels == "optimized")
         return y.astype(np.uint8)
 
-    def spatial(self, shape, kh, kw):
-        """(out_h, out_w, (top, bottom, left, right)) for an (N, H, W, C) input."""
-        key = (shape, kh, kw)
-        if key not in self._spatial:
-            self._spatial[key] = self._output_geometry(shape, kh, kw)
-        return self._spatial[key]
-
-    def _output_geometry(self, shape, kh, kw):
+    def spatial(self, kh, kw):
+        """(out_h, out_w, (top, bottom, left, right)) of the (N, H, W, C) input tensor."""
+        shape = self.tensor(0).shape
         o = self.op.options
         sizes, pads = [], []
         for size, k, s, d in ((shape[1], kh, o["stride_h"], o.get("dilation_h", 1)),
@@ -227,7 +237,7 @@ class _Convolution(Operator):
         """Yield ((i, j), (N, OH, OW, C) int32 view of x - zp_x at tap i, j), borders padded with zp_x."""
         o = self.op.options
         sh, sw, dh, dw = o["stride_h"], o["stride_w"], o.get("dilation_h", 1), o.get("dilation_w", 1)
-        oh, ow, (top, bottom, left, right) = self.spatial(x.shape, kh, kw)
+        oh, ow, (top, bottom, left, right) = self.spatial(kh, kw)
         padded = np.pad(x.astype(np.int32) - self.x_zero_point, ((0, 0), (top, bottom), (left, right), (0, 0)))
         for i in range(kh):
             for j in range(kw):
@@ -242,37 +252,57 @@ class Conv2d(_Convolution):
     def setup(self):
         super().setup()
         kh, kw, cin, cout = self.weights.shape
-        self.fast = self.fast and self.strides() is not None
+        self.fast = self.strides() is not None
+        oh, ow, (top, _, left, _) = self.spatial(kh, kw)
+        self.out_shape = (self.tensor(0).shape[0], oh, ow, cout)
         if self.fast:
             self.wp, self.bp = self.packed(self.weights.reshape(kh * kw * cin, cout))
             self.pointwise = kh == kw == 1 and self.strides() == (1, 1)
+            self.gemm = Gemm(self.out_shape[0] * oh * ow, cin, cout, self.wp.shape[2])
+            self.conv_args = (kh, kw, *self.strides(), top, left, self.x_zero_point)  # conv2d_nhwc_u8's after out
 
     def kernel_functions(self):
         return ((gemm_bias_requant_u8 if self.pointwise else conv2d_nhwc_u8),) if self.fast else ()
 
-    def run(self, x, *_):
-        if self.fast:
-            kh, kw, cin, cout = self.weights.shape
-            oh, ow, (top, _, left, _) = self.spatial(x.shape, kh, kw)
-            out = self.buffer((x.shape[0], oh, ow, cout))
-            if self.pointwise:
-                rows = x.reshape(-1, cin)
-                tile = gemm_row_tile(rows.shape[0], cin, cout, self.wp.shape[2], numba.get_num_threads())
-                gemm_bias_requant_u8(rows, self.wp, self.bp, self.rq, out.reshape(-1, cout), tile)
-            else:
-                stride, dilation = self.strides()
-                conv2d_nhwc_u8(x, self.wp, self.bp, self.rq, out, kh, kw, stride, dilation, top, left,
-                               self.x_zero_point)
-            return out
-        return self.run_numpy(x)
+    def bind(self, workspace):
+        if not self.fast:
+            return super().bind(workspace)
+        self.workspace = workspace
+        out, x_index, output = self.buffer(self.out_shape), self.computed_inputs[0], self.output
+        if self.pointwise:
+            x_shape, args = self.gemm.x_shape, self.gemm.arguments(self.wp, self.bp, self.rq, out)
 
-    def run_numpy(self, x):
+            def step(values):
+                gemm_bias_requant_u8(values[x_index].reshape(x_shape), *args)
+                values[output] = out
+        else:
+            args = (self.wp, self.bp, self.rq, out, *self.conv_args)
+
+            def step(values):
+                conv2d_nhwc_u8(values[x_index], *args)
+                values[output] = out
+        return step
+
+    def run(self, x, *_):  # strides the kernels do not take
         kh, kw = self.weights.shape[:2]
         acc = None
         for (i, j), tap in self.taps(x, kh, kw):
             part = tap.astype(np.float64) @ self.weights[i, j].astype(np.float64)  # exact: |sums| < 2**53
             acc = part if acc is None else acc + part
         return self.requantize(acc.astype(np.int64) + self.bias)
+
+
+class Gemm:
+    """The shapes of a GEMM of ``rows`` x ``k`` activations by k x ``m`` weights in panels ``nr`` wide
+    (tinynet.kernels.int8_gemm), set at load."""
+
+    def __init__(self, rows, k, m, nr):
+        self.x_shape, self.out_shape, self.nr = (rows, k), (rows, m), nr
+
+    def arguments(self, wp, bp, rq, out):
+        """gemm_bias_requant_u8's arguments after x, for the current thread count (tinynet.plan.gemm_row_tile)."""
+        tile = gemm_row_tile(*self.x_shape, self.out_shape[1], self.nr, numba.get_num_threads())
+        return wp, bp, rq, out.reshape(self.out_shape), tile
 
 
 class DepthwiseConv2d(_Convolution):
@@ -282,25 +312,35 @@ class DepthwiseConv2d(_Convolution):
 
     def setup(self):
         super().setup()
-        self.fast = self.fast and self.strides() is not None
+        self.fast = self.strides() is not None
+        kh, kw = self.weights.shape[:2]
+        oh, ow, (top, _, left, _) = self.spatial(kh, kw)
+        self.out_shape = (self.tensor(0).shape[0], oh, ow, self.cout)
+        self.depth_multiplier = self.cout // self.tensor(0).shape[3]  # outputs per input channel, in order
         if self.fast:
             self.packed_weights = pack_depthwise(self.weights)
+            self.conv_args = (kh, kw, *self.strides(), top, left, self.x_zero_point)  # dwconv2d_nhwc_u8's after out
 
     def kernel_functions(self):
         return (dwconv2d_nhwc_u8,) if self.fast else ()
 
-    def run(self, x, *_):
-        multiplier = self.cout // x.shape[3]
-        if multiplier != 1:  # each input channel feeds `multiplier` outputs, in order
-            x = np.repeat(x, multiplier, axis=3)
-        if self.fast:
-            kh, kw = self.weights.shape[:2]
-            oh, ow, (top, _, left, _) = self.spatial(x.shape, kh, kw)
-            out = self.buffer((x.shape[0], oh, ow, self.cout))
-            stride, dilation = self.strides()
-            dwconv2d_nhwc_u8(np.ascontiguousarray(x), self.packed_weights, self.folded_bias, self.rq, out, kh, kw,
-                             stride, dilation, top, left, self.x_zero_point)
-            return out
+    def bind(self, workspace):
+        if not self.fast:
+            return super().bind(workspace)
+        self.workspace = workspace
+        out, x_index, output, repeats = self.buffer(self.out_shape), self.computed_inputs[0], self.output, \
+            self.depth_multiplier
+        args = (self.packed_weights, self.folded_bias, self.rq, out, *self.conv_args)
+
+        def step(values):
+            x = values[x_index] if repeats == 1 else np.repeat(values[x_index], repeats, axis=3)
+            dwconv2d_nhwc_u8(np.ascontiguousarray(x), *args)
+            values[output] = out
+        return step
+
+    def run(self, x, *_):  # strides the kernels do not take
+        if self.depth_multiplier != 1:
+            x = np.repeat(x, self.depth_multiplier, axis=3)
         kh, kw = self.weights.shape[:2]
         acc = self.bias.copy()
         for (i, j), tap in self.taps(x, kh, kw):
@@ -315,28 +355,30 @@ class FullyConnected(_Convolution):
 
     def setup(self):
         super().setup()
-        if self.fast:
-            self.wp, self.bp = self.packed(self.weights)
+        self.wp, self.bp = self.packed(self.weights)
+        k = self.weights.shape[0]
+        self.gemm = Gemm(int(np.prod(self.tensor(0).shape)) // k, k, self.cout, self.wp.shape[2])
+        self.out_shape = self.tensors[self.output].shape
 
     def kernel_functions(self):
-        return (gemm_bias_requant_u8,) if self.fast else ()
+        return (gemm_bias_requant_u8,)
 
-    def run(self, x, *_):
-        if self.fast:
-            rows = np.ascontiguousarray(x.reshape(-1, self.weights.shape[0]))
-            out = self.buffer((rows.shape[0], self.cout))
-            tile = gemm_row_tile(rows.shape[0], rows.shape[1], self.cout, self.wp.shape[2], numba.get_num_threads())
-            gemm_bias_requant_u8(rows, self.wp, self.bp, self.rq, out, tile)
-            return out.reshape(self.tensors[self.output].shape)
-        rows = x.reshape(-1, self.weights.shape[0]).astype(np.float64) - self.x_zero_point
-        acc = (rows @ self.weights.astype(np.float64)).astype(np.int64) + self.bias
-        return self.requantize(acc).reshape(self.tensors[self.output].shape)
+    def bind(self, workspace):
+        self.workspace = workspace
+        out, x_index, output = self.buffer(self.out_shape), self.computed_inputs[0], self.output
+        x_shape, args = self.gemm.x_shape, self.gemm.arguments(self.wp, self.bp, self.rq, out)
+
+        def step(values):
+            gemm_bias_requant_u8(np.ascontiguousarray(values[x_index].reshape(x_shape)), *args)
+            values[output] = out
+        return step
 
 
 # --- elementwise ------------------------------------------------------------------------------------------
 
 class _Binary(Operator):
-    """Two inputs, either may be a constant (broadcast)."""
+    """Two inputs, either may be a constant (broadcast). With one input a constant scalar, the output is a function
+    of one byte: a table of ``run`` over the 256 values, built at load (exact: the same arithmetic)."""
 
     def setup(self):
         self.a_q, self.b_q, self.out_q = (self.quant(i) for i in (*self.inputs[:2], self.output))
@@ -344,17 +386,40 @@ class _Binary(Operator):
                           for slot in (0, 1) if self.tensor(slot).data is not None}
         self.lo, self.hi = self.activation_bounds(self.out_q)
         self.prepare()
+        self.table = None
+        if len(self.constants) == 1 and next(iter(self.constants.values())).size == 1:
+            (slot, constant), = self.constants.items()
+            every = np.arange(256, dtype=np.int64)
+            a, b = (constant.astype(np.int64), every) if slot == 0 else (every, constant.astype(np.int64))
+            self.table = self.run(a.reshape(-1), b.reshape(-1)).astype(np.uint8)
+            self.variable = self.inputs[1 - slot]
+        shapes = [self.tensor(slot).shape for slot in (0, 1)]
+        self.shape = np.broadcast_shapes(*shapes)
+        rows = _as_rows(*(np.zeros(shape, np.uint8) for shape in shapes))  # the kernels' operand shapes, at load
+        self.row_shapes = None if rows is None else tuple(r.shape for r in rows)
+        self.b_expands = rows is not None and rows[1].size != np.prod(shapes[1])  # a scalar b repeated along C
 
-    def __call__(self, values, workspace=None):
+    def kernel_functions(self):
+        return (lookup_u8,) if self.table is not None else (self.kernels_by_set[self.kernels == "xnnpack"],)
+
+    def bind(self, workspace):
         self.workspace = workspace
-        a, b = (self.constants[s] if s in self.constants else values[self.inputs[s]] for s in (0, 1))
-        rows = _as_rows(a, b) if self.kernels == "xnnpack" else None
-        if rows is not None:  # XNNPACK's arithmetic as a Numba kernel (tinynet.kernels.int8_elementwise)
-            out = self.buffer(np.broadcast_shapes(a.shape, b.shape))
-            self.kernel(*rows, out.reshape(rows[0].shape))
-            values[self.output] = out
-        else:
-            values[self.output] = self.run(a.astype(np.int64), b.astype(np.int64)).astype(np.uint8)
+        output, constants, inputs = self.output, self.constants, self.inputs[:2]
+        if self.table is not None:
+            return _bind_lookup(self, self.variable, self.shape)
+        if self.row_shapes is None:  # a broadcast the kernels do not take: NumPy
+            def step(values):
+                a, b = (constants[s] if s in constants else values[inputs[s]] for s in (0, 1))
+                values[output] = self.run(a.astype(np.int64), b.astype(np.int64)).astype(np.uint8)
+            return step
+        out = self.buffer(self.shape)  # the kernel set's arithmetic as a Numba kernel (int8_elementwise)
+        out_rows, (a_shape, b_shape), expands = out.reshape(self.row_shapes[0]), self.row_shapes, self.b_expands
+
+        def step(values):
+            a, b = (constants[s] if s in constants else values[inputs[s]] for s in (0, 1))
+            self.kernel(*(_as_rows(a, b) if expands else (a.reshape(a_shape), b.reshape(b_shape))), out_rows)
+            values[output] = out
+        return step
 
 
 def _as_rows(a, b):
@@ -381,11 +446,14 @@ class Add(_Binary):
             self.multipliers = [qa.quantize_multiplier(float(q.scale) / twice_max) for q in (self.a_q, self.b_q)]
             self.out_multiplier = qa.quantize_multiplier(twice_max / ((1 << 20) * float(self.out_q.scale)))
 
-    def kernel_functions(self):
-        return (add_u8,) if self.kernels == "xnnpack" else ()
+    kernels_by_set = (add_fixed_u8, add_u8)  # (TFLite's, XNNPACK's)
 
     def kernel(self, a, b, out):
-        add_u8(a, b, out, self.add_bias, self.am, self.bm, self.shift, self.out_q.zero_point, self.lo, self.hi)
+        if self.kernels == "xnnpack":
+            add_u8(a, b, out, self.add_bias, self.am, self.bm, self.shift, self.out_q.zero_point, self.lo, self.hi)
+        else:
+            add_fixed_u8(a, b, out, self.a_q.zero_point, self.b_q.zero_point, *self.multipliers, self.out_multiplier,
+                         self.out_q.zero_point, self.lo, self.hi)
 
     def run(self, a, b):
         if self.kernels == "xnnpack":
@@ -417,12 +485,15 @@ class Mul(_Binary):
         else:
             self.multiplier = qa.quantize_multiplier(float(self.a_q.scale) * float(self.b_q.scale) / float(self.out_q.scale))
 
-    def kernel_functions(self):
-        return (mul_fp32_u8,) if self.kernels == "xnnpack" else ()
+    kernels_by_set = (mul_fixed_u8, mul_fp32_u8)  # (TFLite's, XNNPACK's)
 
     def kernel(self, a, b, out):
-        mul_fp32_u8(a, b, out, self.a_q.zero_point, self.b_q.zero_point, self.scale, self.out_q.zero_point,
-                    self.lo, self.hi)
+        if self.kernels == "xnnpack":
+            mul_fp32_u8(a, b, out, self.a_q.zero_point, self.b_q.zero_point, self.scale, self.out_q.zero_point,
+                        self.lo, self.hi)
+        else:
+            mul_fixed_u8(a, b, out, self.a_q.zero_point, self.b_q.zero_point, self.multiplier, self.out_q.zero_point,
+                         self.lo, self.hi)
 
     def run(self, a, b):
         product = (a - self.a_q.zero_point) * (b - self.b_q.zero_point)
@@ -431,7 +502,18 @@ class Mul(_Binary):
         return qa.requantize_fixed(product, *self.multiplier, self.out_q.zero_point, self.lo, self.hi)
 
 
-class HardSwish(Operator):
+class _Lookup(Operator):
+    """An 8-bit activation tabulated at load (``table``, 256 outputs): a lookup per byte."""
+
+    def kernel_functions(self):
+        return (lookup_u8,)
+
+    def bind(self, workspace):
+        self.workspace = workspace
+        return _bind_lookup(self, self.inputs[0], self.tensors[self.output].shape)
+
+
+class HardSwish(_Lookup):
     """TFLite's fixed-point HARD_SWISH (reference/hard_swish.h; LiteRT's x86 kernel is the same), on int16."""
 
     def setup(self):
@@ -461,17 +543,18 @@ class HardSwish(Operator):
         y = qa.rounding_divide_by_pot(doubled_high, -self.out_exponent) + self.out_q.zero_point
         return np.clip(y, *STORED_RANGE)
 
-    def kernel_functions(self):
-        return (lookup_u8,)
-
-    def run(self, x):
-        return _lookup(self, x)
 
 
-def _lookup(op, x):
-    out = op.buffer(x.shape)
-    lookup_u8(np.ascontiguousarray(x).reshape(-1), op.table, out.reshape(-1))
-    return out
+def _bind_lookup(op, x_index, shape):
+    """The step of an operator whose output is ``op.table`` at each byte of tensor ``x_index``: an output of
+    ``shape`` from op's workspace."""
+    out, output, table = op.buffer(shape), op.output, op.table
+    flat = out.reshape(-1)
+
+    def step(values):
+        lookup_u8(np.ascontiguousarray(values[x_index]).reshape(-1), table, flat)
+        values[output] = out
+    return step
 
 
 def _int16_multiplier(m):
@@ -479,7 +562,7 @@ def _int16_multiplier(m):
     return qa.INT16_MAX if m >= qa.INT32_MAX - (1 << 15) else (m + (1 << 15)) >> 16
 
 
-class Logistic(Operator):
+class Logistic(_Lookup):
     """TFLite's 8-bit LOGISTIC: a 256-entry table built in float (optimized and reference kernels alike)."""
 
     def setup(self):
@@ -489,11 +572,6 @@ class Logistic(Operator):
             sigmoid = f32(1) / (f32(1) + np.exp(-real, dtype=f32))
         self.table = np.clip(np.floor(sigmoid / out_q.scale + f32(0.5)) + out_q.zero_point, 0, 255).astype(np.uint8)
 
-    def kernel_functions(self):
-        return (lookup_u8,)
-
-    def run(self, x):
-        return _lookup(self, x)
 
 
 # --- pooling, softmax -------------------------------------------------------------------------------------
@@ -526,7 +604,8 @@ class AveragePool2d(Operator):
 
 
 class Mean(Operator):
-    """MEAN over H and W (a global average pool)."""
+    """MEAN over H and W (a global average pool): the sums by tinynet.kernels.int8_elementwise.spatial_sums_u8, each
+    kernel set's rescaling of the C sums in NumPy, its constants computed at load (n is the input's H * W)."""
 
     def setup(self):
         self.x_q, self.out_q = self.quant(self.inputs[0]), self.quant(self.output)
@@ -534,28 +613,40 @@ class Mean(Operator):
         if axes != (1, 2):
             self.fail(f"it averages over axes {axes}; tinynet runs the spatial mean (1, 2)")
         self.keep_dims = bool(self.op.options.get("keep_dims"))
-
-    def run(self, x, *_):
-        n = x.shape[1] * x.shape[2]
-        total = x.astype(np.int64).sum(axis=(1, 2))
+        _, height, width, channels = self.tensor(0).shape
+        n = height * width
         if self.kernels == "xnnpack":  # XNNPACK: the int32 sum converted with scale x_scale / (n * y_scale)
-            scale = f32(self.x_q.scale) * (f32(1) / f32(n)) / f32(self.out_q.scale)
-            y = np.rint(np.clip((total - n * self.x_q.zero_point).astype(f32) * scale,
-                                -self.out_q.zero_point, 255 - self.out_q.zero_point)) + self.out_q.zero_point
+            self.scale = f32(self.x_q.scale) * (f32(1) / f32(n)) / f32(self.out_q.scale)
+            self.offset = n * self.x_q.zero_point
         elif self.kernels == "optimized":  # optimized Mean: the file's raw sum rescaled, plus a rounded bias
-            raw = total - (128 * n if self.x_q.signed else 0)
+            self.offset = 128 * n if self.x_q.signed else 0
             temp = f32(self.x_q.file_zero_point) * self.x_q.scale / self.out_q.scale
-            bias = self.out_q.file_zero_point - int(temp + f32(0.5) if temp > 0 else temp - f32(0.5))
-            m, shift = qa.quantize_multiplier(float(self.x_q.scale / (f32(n) * self.out_q.scale)))
-            body = raw.shape[-1] // MEAN_SIMD_LANES * MEAN_SIMD_LANES  # the rest: scalar code, another rounding
-            y = np.concatenate([qa.multiply_by_quantized_multiplier_simd(raw[..., :body], m, shift),
-                                qa.multiply_by_quantized_multiplier(raw[..., body:], m, shift)], axis=-1)
-            y = y + bias + (128 if self.out_q.signed else 0)
+            self.bias = (self.out_q.file_zero_point - int(temp + f32(0.5) if temp > 0 else temp - f32(0.5))
+                         + (128 if self.out_q.signed else 0))
+            self.multiplier = qa.quantize_multiplier(float(self.x_q.scale / (f32(n) * self.out_q.scale)))
+            self.body = channels // MEAN_SIMD_LANES * MEAN_SIMD_LANES  # the rest: scalar code, another rounding
         else:  # reference QuantizedMeanOrSum: 1/n folded into the multiplier with integer division
             m, shift = qa.quantize_multiplier(float(self.x_q.scale) / float(self.out_q.scale))
             extra = min(n.bit_length() - 1, 32, 31 + shift)
-            m, shift = (m << extra) // n, shift - extra
-            y = qa.multiply_by_quantized_multiplier(total - n * self.x_q.zero_point, m, shift) + self.out_q.zero_point
+            self.multiplier = ((m << extra) // n, shift - extra)
+            self.offset = n * self.x_q.zero_point
+
+    def kernel_functions(self):
+        return (spatial_sums_u8,)
+
+    def run(self, x, *_):
+        sums = np.empty((x.shape[0], x.shape[3]), np.int64)
+        spatial_sums_u8(x, sums)
+        raw = sums - self.offset
+        if self.kernels == "xnnpack":
+            y = np.rint(np.clip(raw.astype(f32) * self.scale, -self.out_q.zero_point, 255 - self.out_q.zero_point)) \
+                + self.out_q.zero_point
+        elif self.kernels == "optimized":
+            y = np.concatenate([qa.multiply_by_quantized_multiplier_simd(raw[..., :self.body], *self.multiplier),
+                                qa.multiply_by_quantized_multiplier(raw[..., self.body:], *self.multiplier)], axis=-1)
+            y = y + self.bias
+        else:
+            y = qa.multiply_by_quantized_multiplier(raw, *self.multiplier) + self.out_q.zero_point
         y = np.clip(y, *STORED_RANGE).astype(np.uint8)
         return y[:, None, None, :] if self.keep_dims else y
 
@@ -593,22 +684,18 @@ class Softmax(Operator):
             out[r] = np.where(used, np.clip(y, *STORED_RANGE), 0)  # the stored minimum: 0 (uint8) or -128 (int8)
         return out
 
+    def kernel_functions(self):
+        return () if self.kernels == "reference" else (softmax_table_u8,)
+
     def run(self, x):
         rows = x.reshape(-1, x.shape[-1])
         if self.kernels == "reference":
             return self.run_reference(rows).reshape(x.shape)
-        out = np.empty_like(rows)
-        for r, row in enumerate(rows):
-            offset = self.table[255 - int(row.max()):]
-            e = offset[row]
-            total = np.cumsum(e, dtype=f32)[-1]  # a sequential float32 sum, as the kernel adds (not pairwise)
-            probability = e * (f32(1) / f32(total * self.out_q.scale))
-            if self.out_q.signed:  # QuantizeSoftmaxOutput<int8_t>: std::round, plus the zero point
-                q = qa.round_half_away(probability).astype(np.int64) + self.out_q.zero_point
-            else:  # QuantizeSoftmaxOutput<uint8_t> on x86: + 0.5, truncated (the zero point is 0)
-                q = (probability + f32(0.5)).astype(np.int64)
-            out[r] = np.clip(q, *STORED_RANGE)
-        return out.reshape(x.shape)
+        out = self.buffer(x.shape)
+        # QuantizeSoftmaxOutput: std::round plus the zero point (int8), + 0.5 truncated on x86 (uint8, zero point 0)
+        softmax_table_u8(rows, self.table, self.out_q.scale, self.out_q.zero_point if self.out_q.signed else 0,
+                         out.reshape(rows.shape))
+        return out
 
 
 # --- shape, type and copy operators -----------------------------------------------------------------------

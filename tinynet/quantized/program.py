@@ -7,6 +7,7 @@
 Tensors are named by their index in the file, as LiteRT names them; ``run(..., keep=True)`` returns every
 tensor computed, which the conformance tests compare with LiteRT's to name the first operator that differs.
 """
+import numba
 import numpy as np
 
 from tinynet.errors import TinynetError, UnsupportedModelError
@@ -36,12 +37,20 @@ class Program:
         self._subsets = {self.output_indices: self.operators}  # outputs -> the operators they need
         self.input_tensors = [graph.tensors[i] for i in graph.inputs]
         self.output_tensors = [graph.tensors[i] for i in self.output_indices]
+        self._input_quants = [Quant.of(tensor) for tensor in self.input_tensors]
+        self._quants = {}  # tensor index -> Quant.of its tensor, for the outputs returned
 
     @property
     def steps(self):
         """(kernel, None) per Numba kernel the operators call: what tinynet.warmup.compile_notice takes of a plan,
         so that a cold cache compiles these kernels only."""
         return [(kernel, None) for kernel in dict.fromkeys(k for op in self.operators for k in op.kernel_functions())]
+
+    @property
+    def requantizations(self):
+        """Names of the requantization arithmetics (kernels.int8_requant) the operators' integer kernels take: of
+        each kernel's signatures, the ones a cold cache compiles (tinynet.warmup.compile_notice)."""
+        return {type(op.rq).__name__ for op in self.operators if op.rq is not None}
 
     def _prepare(self, graph):
         return [OPERATORS[graph.operators[i].name](graph.operators[i], graph.tensors, self.kernels) for i in self.needed]
@@ -53,15 +62,21 @@ class Program:
         outputs returned then live in it, valid until that next call. ``outputs``: some of the program's output
         tensors, computed alone (only the operators they need run)."""
         values = {}
-        for tensor, x in zip(self.input_tensors, inputs):
+        for tensor, quant, x in zip(self.input_tensors, self._input_quants, inputs):
             if x.shape != tensor.shape or x.dtype != tensor.dtype:
                 raise TinynetError(f"input '{tensor.name}' must be {tensor.dtype} of shape {tensor.shape}, "
                                    f"got {x.dtype} {x.shape}")
-            quant = Quant.of(tensor)
             values[tensor.index] = to_stored(x, quant.signed) if quant else x
         wanted = self.output_indices if outputs is None else tuple(outputs)
-        for op in self._operators_for(wanted):
-            op(values, workspace)
+        if workspace is None:
+            for op in self._operators_for(wanted):
+                op(values)
+        else:  # the operators' steps, bound to this workspace's arrays once per thread count
+            key = ("steps", wanted, numba.get_num_threads())
+            if key not in workspace:
+                workspace[key] = [op.bind(workspace) for op in self._operators_for(wanted)]
+            for step in workspace[key]:
+                step(values)
         if keep:
             return {i: self._as_file(i, v) for i, v in values.items()}
         return [self._as_file(i, values[i]) for i in wanted]
@@ -73,7 +88,9 @@ class Program:
         return self._subsets[outputs]
 
     def _as_file(self, index, value):
-        quant = Quant.of(self.graph.tensors[index])
+        if index not in self._quants:
+            self._quants[index] = Quant.of(self.graph.tensors[index])
+        quant = self._quants[index]
         return from_stored(value, quant.signed) if quant and value.dtype == np.uint8 else value
 
 
