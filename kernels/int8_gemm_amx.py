@@ -29,8 +29,7 @@ from llvmlite import binding, ir
 from numba import types
 from numba.extending import intrinsic
 
-from .int8_gemm_tile import VI32, VOUT, requantizer
-from .int8_requant import FixedRequant, Fp32Requant
+from .int8_gemm_tile import REQUANT_TYPES, VI32, VOUT, requantizer
 from .simd import I32, I64, LANES, MASK, const, data, declare, lane_mask, splat
 
 AMX_ROWS = 16  # rows per tile
@@ -198,8 +197,7 @@ def amx_step(typingctx, nr, x, x_off, ldx, steps, w, w_off, b, b_off, sums, s_of
     rows, cols          rows (<= 16) and columns (<= nr) stored
     """
     kind = {types.int8: "s8", types.uint8: "u8"}.get(w.dtype)
-    if kind is None or not isinstance(rq, types.BaseNamedTuple) or rq.instance_class not in (Fp32Requant,
-                                                                                            FixedRequant):
+    if kind is None or not isinstance(rq, types.BaseNamedTuple) or rq.instance_class not in REQUANT_TYPES:
         return None
     i = types.intp
     sig = types.void(i, x, i, i, i, w, i, b, i, sums, i, rq, i, out, i, i, i, i)
