@@ -1,9 +1,15 @@
 """First-run compilation: a plan without the fused expand + depthwise kernel computes the same logits, so a process
 that finds that kernel missing from the cache can plan without it (tinynet.warmup.fusion_ready)."""
+import numba
 import numpy as np
+import pytest
+from numba.core.registry import CPUDispatcher
 
 import tinynet
+from conftest import shared_path
 from tinynet import model as model_module
+from tinynet import warmup
+from tinynet.quantized import ops
 from tinynet.kernels import expand_dwconv2d_nhwc_f32
 from tinynet.plan import NO_FUSION, Plan
 
@@ -27,3 +33,23 @@ def test_a_model_plans_without_the_fused_kernel_while_it_is_not_ready(monkeypatc
     model.forward(np.zeros((1, 224, 224, 3), np.float32))
     (plan,), = model._idle_plans.values()
     assert fused_steps(plan) == 0
+
+
+@pytest.mark.parametrize("name, profile", [("coral_test_data/mobilenet_v1_0.25_128_quant.tflite", "litert"),
+                                           ("coral_test_data/tf2_mobilenet_v2_1.0_224_ptq.tflite", "litert"),
+                                           ("atu_model_zoo/v3-small_224_1.0_uint8.tflite", "reference")])
+def test_a_quantized_files_steps_are_the_signatures_its_forward_calls(name, profile, monkeypatch):
+    """A cold cache compiles the signatures of Program.steps and no others: they must be the forward's."""
+    model = tinynet.load(shared_path("weights", name), profile=profile)
+    predicted = set(warmup.plan_calls(model.program))
+    called = set()
+    for attribute, kernel in vars(ops).copy().items():
+        if isinstance(kernel, CPUDispatcher):
+            def record(*args, kernel=kernel):
+                called.add((kernel.__name__, tuple(numba.typeof(a) for a in args)))
+                return kernel(*args)
+            monkeypatch.setattr(ops, attribute, record)
+    tensor = model.program.input_tensors[0]
+    model.program.run([np.full(tensor.shape, 100, tensor.dtype)])
+    assert called and called == predicted
+    assert len({signature[3] for _, signature in called if len(signature) > 3 and "Requant" in str(signature[3])}) == 1

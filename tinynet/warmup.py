@@ -23,6 +23,7 @@ it in milliseconds. Compiling everything takes tens of seconds of one core, so:
   background process (niced, detached) for the next runs. That process's plans stay unfused.
 """
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -30,6 +31,9 @@ import time
 import weakref
 from contextlib import contextmanager
 
+import numba
+import numpy as np
+from numba.core.registry import CPUDispatcher
 
 from tinynet.kernel_registry import COMPILE_SECONDS, dispatchers, engine_kernels, plan_steps, tiny_plans
 
@@ -53,19 +57,50 @@ def plan_kernels(plan):
     return {d.__name__ for kernel, _ in plan_steps(plan) for d in dispatchers(kernel)} & set(engine_kernels())
 
 
+def plan_calls(plan):
+    """What compiling ``plan``'s kernels takes: (kernel name, argument types) per signature of the engine kernels its
+    steps call, and (kernel name, None) for those it calls through a Python wrapper (whose arguments are not the
+    step's: all the tiny plans' calls of them compile). Numba compiles a kernel once per signature, so a file's
+    integer kernels compile for its own requantization and weight kinds only."""
+    known = engine_kernels()
+    inputs = getattr(getattr(plan, "backbone", plan), "input_view", {})
+    calls = {}
+    for i, (kernel, args) in enumerate(plan_steps(plan)):
+        if isinstance(kernel, CPUDispatcher) and kernel.__name__ in known and args is not None:
+            if i in inputs:  # the network input, bound per call: float32 of the view's dimensions
+                args = [np.empty((0,) * len(inputs[i]), np.float32), *args[1:]]
+            calls[kernel.__name__, tuple(numba.typeof(a) for a in args)] = None
+        else:
+            calls.update(((d.__name__, None), None) for d in dispatchers(kernel) if d.__name__ in known)
+    return list(calls)
+
+
+def _index(kernel):
+    """(argument types, target) of the entries of ``kernel``'s on-disk cache index (none for an old source)."""
+    return {key[:2] for key in kernel._cache._cache_file._load_index()}
+
+
+def uncached(calls):
+    """The ``calls`` (as plan_calls gives them) with no entry in the on-disk cache for this CPU; a (name, None) call
+    counts as cached when any signature of that kernel is."""
+    kernels = engine_kernels()
+    try:
+        missing = []
+        for name, signature in calls:
+            kernel = kernels[name]
+            target = kernel.targetctx.codegen().magic_tuple()
+            index = _index(kernel)
+            if (signature, target) not in index if signature is not None else all(t != target for _, t in index):
+                missing.append((name, signature))
+        return missing
+    except (AttributeError, OSError):  # Numba internals moved, or an unreadable cache: assume all must compile
+        return list(calls)
+
+
 def cache_is_cold(names=None):
     """Whether some engine kernel (of ``names``; default all) has no on-disk cache entry for this CPU (or none for
     its current source)."""
-    try:
-        for name, kernel in engine_kernels().items():
-            if names is not None and name not in names:
-                continue
-            target = kernel.targetctx.codegen().magic_tuple()
-            if not any(key[1] == target for key in kernel._cache._cache_file._load_index()):
-                return True
-        return False
-    except (AttributeError, OSError):  # Numba internals moved, or an unreadable cache: assume it must compile
-        return True
+    return bool(uncached([(name, None) for name in (engine_kernels() if names is None else names)]))
 
 
 def compile_kernels(names):
@@ -76,6 +111,20 @@ def compile_kernels(names):
         for i, (kernel, args) in enumerate(plan_steps(plan)):
             if any(d.__name__ in names for d in dispatchers(kernel)):
                 kernel(*([x.reshape(inputs[i]), *args[1:]] if i in inputs else args))
+
+
+def compile_calls(calls):
+    """Compile (or load from the on-disk cache) ``calls``, as plan_calls gives them."""
+    kernels = engine_kernels()
+    for name, signature in calls:
+        if signature is not None:
+            kernels[name].compile(signature)
+    compile_kernels({name for name, signature in calls if signature is None})
+
+
+def compile_calls_from_stdin():
+    """A worker of ``warmup``: compile the pickled calls it is sent."""
+    compile_calls(pickle.load(sys.stdin.buffer))
 
 
 def fusion_ready():
@@ -96,38 +145,43 @@ def compile_deferred():
                      stderr=subprocess.DEVNULL, start_new_session=True)
 
 
-def split(processes, names=None):
-    """Kernel names (``names``; default all) in ``processes`` groups of about equal compile time (longest first, to
+def split(processes, calls):
+    """``calls`` (as plan_calls gives them) in ``processes`` groups of about equal compile time (longest first, to
     the lightest group), the lightest group first (warmup compiles it in the process that also has to run)."""
     groups = [[] for _ in range(processes)]
     load = [0.0] * processes
-    timed = {name: COMPILE_SECONDS.get(name, 1.0) for name in (engine_kernels() if names is None else names)}
-    for name, seconds in sorted(timed.items(), key=lambda item: -item[1]):
+    timed = [(call, COMPILE_SECONDS.get(call[0], 1.0)) for call in calls]
+    for call, seconds in sorted(timed, key=lambda item: -item[1]):
         lightest = load.index(min(load))
-        groups[lightest].append(name)
+        groups[lightest].append(call)
         load[lightest] += seconds
-    return sorted((g for g in groups if g), key=lambda g: sum(timed[name] for name in g))
+    return [group for _, group in sorted(((total, group) for total, group in zip(load, groups) if group),
+                                         key=lambda pair: pair[0])]
 
 
-def warmup(progress=None, processes=None, kernels=None):
-    """Compile, or load from the on-disk cache, every kernel signature tinynet runs (of the kernels named in
-    ``kernels``, if given). Returns the seconds taken.
+def warmup(progress=None, processes=None, calls=None):
+    """Compile, or load from the on-disk cache, every kernel signature tinynet runs (or ``calls``, as plan_calls
+    gives them). Returns the seconds taken.
 
     progress:  None, or an object with ``start(total)`` and ``update(n)`` (tinynet.progress.Progress),
-               advanced once per architecture family (not used with ``kernels``).
+               advanced once per architecture family (not used with ``calls``).
     processes: processes that share a cold compile, this one included (default: one per core, at most 4).
     """
     start = time.perf_counter()
     processes = processes or min(4, os.cpu_count() or 1)
-    if processes > 1 and cache_is_cold(kernels):
-        code = "import sys; from tinynet.warmup import compile_kernels; compile_kernels(set(sys.argv[1:]))"
-        mine, *theirs = split(processes, kernels)
-        workers = [subprocess.Popen([sys.executable, "-c", code, *group]) for group in theirs]
-        compile_kernels(set(mine))  # while the workers compile theirs: one start-up of Python and Numba fewer
+    missing = uncached([(name, None) for name in engine_kernels()] if calls is None else calls)
+    if processes > 1 and missing:
+        mine, *theirs = split(processes, missing)
+        code = "from tinynet.warmup import compile_calls_from_stdin; compile_calls_from_stdin()"
+        workers = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE) for _ in theirs]
+        for worker, group in zip(workers, theirs):
+            worker.stdin.write(pickle.dumps(group))
+            worker.stdin.close()
+        compile_calls(mine)  # while the workers compile theirs: one start-up of Python and Numba fewer
         for worker in workers:
             worker.wait()
-    if kernels is not None:
-        compile_kernels(kernels)  # loads what the workers compiled
+    if calls is not None:
+        compile_calls(calls)  # loads what the workers compiled
         return time.perf_counter() - start
     plans = list(tiny_plans())
     if progress is not None:
@@ -153,11 +207,11 @@ def compile_notice(plan=None, stream=None):
     stream = stream or sys.stderr
     started = time.perf_counter()
     shown = []
-    needed = None if plan is None else plan_kernels(plan)
-    if cache_is_cold(needed):
+    needed = None if plan is None else plan_calls(plan)
+    if uncached([(name, None) for name in engine_kernels()] if needed is None else needed):
         print(NOTICE, file=stream, flush=True)
         shown.append(True)
-        warmup(kernels=needed)
+        warmup(calls=needed)
     done = threading.Event()
 
     def watch():

@@ -68,6 +68,11 @@ class Quant:
         return self.zero_point - (128 if self.signed else 0)
 
 
+def _activations(ndim):
+    """An empty uint8 array of ``ndim`` dimensions: of the type of the activations the kernels take."""
+    return np.empty((0,) * ndim, np.uint8)
+
+
 def to_stored(q, signed):
     """The file's uint8/int8 values as stored (uint8)."""
     return (q.astype(np.int16) + 128).astype(np.uint8) if signed else np.asarray(q, np.uint8)
@@ -82,8 +87,9 @@ class Operator:
 
     refusal = None  # why XNNPACK would refuse this operator (kernel set "xnnpack" only), or None
 
-    def kernel_functions(self):
-        """The Numba kernels this operator calls (tinynet.warmup compiles just these on a cold cache)."""
+    def kernel_calls(self):
+        """(kernel, arguments) per Numba kernel this operator calls, the arguments of the types ``run`` passes (empty
+        arrays where it passes activations): tinynet.warmup compiles just these signatures on a cold cache."""
         return ()
 
     def __init__(self, op, tensors, kernels):
@@ -247,8 +253,14 @@ class Conv2d(_Convolution):
             self.wp, self.bp = self.packed(self.weights.reshape(kh * kw * cin, cout))
             self.pointwise = kh == kw == 1 and self.strides() == (1, 1)
 
-    def kernel_functions(self):
-        return ((gemm_bias_requant_u8 if self.pointwise else conv2d_nhwc_u8),) if self.fast else ()
+    def kernel_calls(self):
+        if not self.fast:
+            return ()
+        if self.pointwise:
+            return ((gemm_bias_requant_u8, (_activations(2), self.wp, self.bp, self.rq, _activations(2), 1)),)
+        kh, kw = self.weights.shape[:2]
+        return ((conv2d_nhwc_u8, (_activations(4), self.wp, self.bp, self.rq, _activations(4), kh, kw,
+                                  *self.strides(), 0, 0, self.x_zero_point)),)
 
     def run(self, x, *_):
         if self.fast:
@@ -286,8 +298,12 @@ class DepthwiseConv2d(_Convolution):
         if self.fast:
             self.packed_weights = pack_depthwise(self.weights)
 
-    def kernel_functions(self):
-        return (dwconv2d_nhwc_u8,) if self.fast else ()
+    def kernel_calls(self):
+        if not self.fast:
+            return ()
+        kh, kw = self.weights.shape[:2]
+        return ((dwconv2d_nhwc_u8, (_activations(4), self.packed_weights, self.folded_bias, self.rq, _activations(4),
+                                    kh, kw, *self.strides(), 0, 0, self.x_zero_point)),)
 
     def run(self, x, *_):
         multiplier = self.cout // x.shape[3]
@@ -318,8 +334,9 @@ class FullyConnected(_Convolution):
         if self.fast:
             self.wp, self.bp = self.packed(self.weights)
 
-    def kernel_functions(self):
-        return (gemm_bias_requant_u8,) if self.fast else ()
+    def kernel_calls(self):
+        return ((gemm_bias_requant_u8, (_activations(2), self.wp, self.bp, self.rq, _activations(2), 1)),) \
+            if self.fast else ()
 
     def run(self, x, *_):
         if self.fast:
@@ -381,8 +398,9 @@ class Add(_Binary):
             self.multipliers = [qa.quantize_multiplier(float(q.scale) / twice_max) for q in (self.a_q, self.b_q)]
             self.out_multiplier = qa.quantize_multiplier(twice_max / ((1 << 20) * float(self.out_q.scale)))
 
-    def kernel_functions(self):
-        return (add_u8,) if self.kernels == "xnnpack" else ()
+    def kernel_calls(self):
+        return ((add_u8, (*[_activations(2)] * 3, self.add_bias, self.am, self.bm, self.shift, self.out_q.zero_point,
+                          self.lo, self.hi)),) if self.kernels == "xnnpack" else ()
 
     def kernel(self, a, b, out):
         add_u8(a, b, out, self.add_bias, self.am, self.bm, self.shift, self.out_q.zero_point, self.lo, self.hi)
@@ -417,8 +435,9 @@ class Mul(_Binary):
         else:
             self.multiplier = qa.quantize_multiplier(float(self.a_q.scale) * float(self.b_q.scale) / float(self.out_q.scale))
 
-    def kernel_functions(self):
-        return (mul_fp32_u8,) if self.kernels == "xnnpack" else ()
+    def kernel_calls(self):
+        return ((mul_fp32_u8, (*[_activations(2)] * 3, self.a_q.zero_point, self.b_q.zero_point, self.scale,
+                               self.out_q.zero_point, self.lo, self.hi)),) if self.kernels == "xnnpack" else ()
 
     def kernel(self, a, b, out):
         mul_fp32_u8(a, b, out, self.a_q.zero_point, self.b_q.zero_point, self.scale, self.out_q.zero_point,
@@ -461,11 +480,15 @@ class HardSwish(Operator):
         y = qa.rounding_divide_by_pot(doubled_high, -self.out_exponent) + self.out_q.zero_point
         return np.clip(y, *STORED_RANGE)
 
-    def kernel_functions(self):
-        return (lookup_u8,)
+    def kernel_calls(self):
+        return _lookup_calls(self)
 
     def run(self, x):
         return _lookup(self, x)
+
+
+def _lookup_calls(op):
+    return ((lookup_u8, (_activations(1), op.table, _activations(1))),)
 
 
 def _lookup(op, x):
@@ -489,8 +512,8 @@ class Logistic(Operator):
             sigmoid = f32(1) / (f32(1) + np.exp(-real, dtype=f32))
         self.table = np.clip(np.floor(sigmoid / out_q.scale + f32(0.5)) + out_q.zero_point, 0, 255).astype(np.uint8)
 
-    def kernel_functions(self):
-        return (lookup_u8,)
+    def kernel_calls(self):
+        return _lookup_calls(self)
 
     def run(self, x):
         return _lookup(self, x)
@@ -508,8 +531,8 @@ class AveragePool2d(Operator):
         self.q = out_q
         self.lo, self.hi = self.activation_bounds(out_q)
 
-    def kernel_functions(self):
-        return (average_pool_u8,)
+    def kernel_calls(self):
+        return ((average_pool_u8, (_activations(4), _activations(4), *[0] * 7, self.lo, self.hi)),)
 
     def run(self, x):
         o = self.op.options
@@ -745,8 +768,9 @@ class ResizeBilinear(Operator):
         upper = np.minimum((scaled + (1 << 10) - 1) // (1 << 10), n_in - 1)
         return lower, upper, scaled
 
-    def kernel_functions(self):
-        return (resize_bilinear_q11_u8,) if self.kernels == "xnnpack" else ()
+    def kernel_calls(self):
+        axes = self._xnnpack_axis(1, 1) * 2
+        return ((resize_bilinear_q11_u8, (_activations(4), *axes, _activations(4))),) if self.kernels == "xnnpack" else ()
 
     def axes(self, shape):
         key = shape[1:3]

@@ -39,9 +39,10 @@ class Program:
 
     @property
     def steps(self):
-        """(kernel, None) per Numba kernel the operators call: what tinynet.warmup.compile_notice takes of a plan,
-        so that a cold cache compiles these kernels only."""
-        return [(kernel, None) for kernel in dict.fromkeys(k for op in self.operators for k in op.kernel_functions())]
+        """(kernel, arguments) per Numba kernel call of the operators, the arguments of the types they pass (not their
+        values): what tinynet.warmup.compile_notice takes of a plan, so that a cold cache compiles these signatures
+        only (the requantization and weight kinds of this file, not all four)."""
+        return [call for op in self.operators for call in op.kernel_calls()]
 
     def _prepare(self, graph):
         return [OPERATORS[graph.operators[i].name](graph.operators[i], graph.tensors, self.kernels) for i in self.needed]
