@@ -10,12 +10,12 @@ from conftest import shared_path
 from tinynet import model as model_module
 from tinynet import warmup
 from tinynet.quantized import ops
-from tinynet.kernels import expand_dwconv2d_nhwc_f32
+from tinynet.kernels import expand_dwconv2d_nhwc_f32, squeeze_excite_nhwc_f32
 from tinynet.plan import NO_FUSION, Plan
 
 
 def fused_steps(plan):
-    return sum(kernel is expand_dwconv2d_nhwc_f32 for kernel, _ in plan.steps)
+    return sum(kernel in (expand_dwconv2d_nhwc_f32, squeeze_excite_nhwc_f32) for kernel, _ in plan.steps)
 
 
 def test_an_unfused_plan_gives_the_fused_plans_logits_bit_for_bit():
@@ -27,9 +27,21 @@ def test_an_unfused_plan_gives_the_fused_plans_logits_bit_for_bit():
     np.testing.assert_array_equal(unfused.run(x), fused.run(x))
 
 
-def test_a_model_plans_without_the_fused_kernel_while_it_is_not_ready(monkeypatch):
+@pytest.mark.parametrize("arch, batch", [("mobilenet_v3_large", 1), ("mobilenet_v3_small", 3)])
+def test_squeeze_excite_as_separate_kernels_gives_the_fused_kernels_logits_bit_for_bit(arch, batch):
+    model = tinynet.create(arch, width=0.75, num_classes=10)
+    x = np.random.default_rng(1).standard_normal((batch, 160, 160, 3)).astype(np.float32)
+    fused = Plan(model.layers, model.weights, model.padding, x.shape, 2)
+    unfused = Plan(model.layers, model.weights, model.padding, x.shape, 2, fuse_squeeze_excite=False)
+    assert sum(kernel is squeeze_excite_nhwc_f32 for kernel, _ in fused.steps) > 0
+    assert sum(kernel is squeeze_excite_nhwc_f32 for kernel, _ in unfused.steps) == 0
+    np.testing.assert_array_equal(unfused.run(x), fused.run(x))
+
+
+@pytest.mark.parametrize("arch", ["mobilenet_v2", "mobilenet_v3_small"])
+def test_a_model_plans_without_the_fused_kernels_while_they_are_not_ready(arch, monkeypatch):
     monkeypatch.setattr(model_module, "fusion_ready", lambda: False)
-    model = tinynet.create("mobilenet_v2", width=0.5, num_classes=10)
+    model = tinynet.create(arch, width=0.5, num_classes=10)
     model.forward(np.zeros((1, 224, 224, 3), np.float32))
     (plan,), = model._idle_plans.values()
     assert fused_steps(plan) == 0

@@ -5,22 +5,22 @@ code in its on-disk cache (``__pycache__`` beside kernels/, or NUMBA_CACHE_DIR);
 it in milliseconds. Compiling everything takes tens of seconds of one core, so:
 
 - ``warmup()`` compiles the kernels by running the kernel calls of the tiny plans of tinynet.kernel_registry
-  (one per classifier family, one graph with every head node kind). The kernels see the same dtypes, dimensions and memory layouts as in real
-  runs (tinynet.plan normalises every array it passes), so the signatures, and therefore the cache
-  entries, are the ones real runs use. When the cache is cold it splits the kernels between this
-  process and worker processes (``compile_kernels``), one per core: Numba compiles on one thread, so
-  two cores halve the wait.
+  (one per classifier family, one graph with every head node kind). The kernels see the same dtypes, dimensions
+  and memory layouts as in real runs (tinynet.plan normalises every array it passes), so the signatures, and
+  therefore the cache entries, are the ones real runs use. When the cache is cold it splits the work between this
+  process and worker processes, one per core: Numba compiles on one thread, so two cores halve the wait.
 - ``compile_notice(plan)`` wraps the first forward pass of a process. A cold cache (no entry for this
-  CPU in the cache index of a kernel the plan calls) is announced on stderr and filled by
-  ``warmup(kernels=...)`` first, for the plan's kernels only: the quantized V2 classifier calls 5 of
-  the 12 kernels, 16 CPU-seconds of compiling instead of 36 on this project's machine
-  (bench/README.md, "Start-up"). Should Numba still compile during the pass (a cache miss it
-  reports), a watcher thread says so.
-- ``fusion_ready()``: the fused expand + depthwise kernel is the costliest to compile (6 of the 17
-  CPU-seconds of a V2 classifier's kernels), and a plan computes the same logits without it, bit
-  for bit (the expand and depthwise convs as two kernels, ~5 % slower). So a process that finds it
-  missing from the cache plans without it, and after its first forward pass compiles it in a
-  background process (niced, detached) for the next runs. That process's plans stay unfused.
+  CPU in the cache index for a signature the plan calls) is announced on stderr and filled by
+  ``warmup(calls=plan_calls(plan))`` first: the signatures the plan's steps call and no others (a uint8 file's
+  integer kernels for its weight and requantization kinds: 5 compiles, 8 CPU-seconds, instead of every tiny
+  call's 12 and 25), split between the processes by their measured compile time. Should Numba still compile
+  during the pass (a cache miss it reports), a watcher thread says so.
+- ``fusion_ready()``: the fused expand + depthwise kernel and the squeeze-and-excite kernel are the costliest to
+  compile (6-7 and 3 CPU-seconds), and a plan computes the same logits without them, bit for bit (expand and
+  depthwise convs as two kernels, ~5 % slower; squeeze-and-excite as the global pool and GEMM kernels every
+  classifier calls anyway, plus a channel scaling of 0.5 s to compile). So a process that finds them missing
+  from the cache plans without them, and after its first forward pass compiles them in a background process
+  (niced, detached) for the next runs. That process's plans stay unfused.
 """
 import os
 import pickle
@@ -38,7 +38,8 @@ from numba.core.registry import CPUDispatcher
 from tinynet.kernel_registry import COMPILE_SECONDS, dispatchers, engine_kernels, plan_steps, tiny_plans
 
 POLL_SECONDS = 0.1
-DEFERRED = "expand_dwconv2d_nhwc_f32"  # compiled after a cold first run, not before it (fusion_ready)
+# compiled after a cold first run, not before it (fusion_ready)
+DEFERRED = ("expand_dwconv2d_nhwc_f32", "squeeze_excite_nhwc_f32")
 NOTICE = ("tinynet: compiling the kernels for this machine (first run; they are cached on disk "
           "afterwards, and `tinynet warmup` does this ahead of time)...")
 
@@ -128,19 +129,20 @@ def compile_calls_from_stdin():
 
 
 def fusion_ready():
-    """Whether plans may fuse expand + depthwise convs: the fused kernel is compiled here or cached on disk."""
-    kernel = engine_kernels()[DEFERRED]
-    return bool(kernel.signatures) or not cache_is_cold({DEFERRED})
+    """Whether plans may fuse expand + depthwise convs and squeeze-and-excite layers: the fused kernels are compiled
+    here or cached on disk."""
+    kernels = engine_kernels()
+    return all(kernels[name].signatures for name in DEFERRED) or not cache_is_cold(DEFERRED)
 
 
 def compile_deferred():
-    """Start compiling the fused kernel in a background process that outlives this one, unless it is ready or this
+    """Start compiling the fused kernels in a background process that outlives this one, unless it is ready or this
     process has started one already."""
     global _deferred_started
     if _deferred_started or fusion_ready():
         return
     _deferred_started = True
-    code = f"import os; os.nice(10); from tinynet.warmup import compile_kernels; compile_kernels({{{DEFERRED!r}}})"
+    code = f"import os; os.nice(10); from tinynet.warmup import compile_kernels; compile_kernels({set(DEFERRED)!r})"
     subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL, start_new_session=True)
 
