@@ -1,5 +1,9 @@
 """First-run compilation: a plan without the fused expand + depthwise kernel computes the same logits, so a process
 that finds that kernel missing from the cache can plan without it (tinynet.warmup.fusion_ready)."""
+import os
+import subprocess
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -9,6 +13,7 @@ import tinynet
 from conftest import shared_path
 from tinynet import model as model_module
 from tinynet import warmup
+from tinynet.kernel_registry import engine_kernels
 from tinynet.quantized import ops
 from tinynet.kernels import expand_dwconv2d_nhwc_f32, squeeze_excite_nhwc_f32
 from tinynet.plan import NO_FUSION, Plan
@@ -65,3 +70,15 @@ def test_a_quantized_files_steps_are_the_signatures_its_forward_calls(name, prof
     model.program.run([np.full(tensor.shape, 100, tensor.dtype)])
     assert called and called == predicted
     assert len({signature[3] for _, signature in called if len(signature) > 3 and "Requant" in str(signature[3])}) == 1
+
+
+def test_workers_start_ahead_only_on_a_fresh_cache_and_exit_when_released(tmp_path):
+    code = ("from tinynet import warmup; warmup.start_workers(2); workers = list(warmup._waiting_workers); "
+            "warmup._release_workers(); print(len(workers), [w.wait(timeout=120) for w in workers])")
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)})
+    assert fresh.stdout.split() == ["1", "[0]"]
+    warmup.warmup()  # this process's cache: every kernel in it
+    assert warmup.uncached([(name, None) for name in engine_kernels()]) == []
+    warmup.start_workers(2)
+    assert warmup._waiting_workers == []

@@ -22,6 +22,8 @@ it in milliseconds. Compiling everything takes tens of seconds of one core, so:
   from the cache plans without them, and after its first forward pass compiles them in a background process
   (niced, detached) for the next runs. That process's plans stay unfused.
 """
+import collections
+import functools
 import os
 import pickle
 import subprocess
@@ -46,6 +48,8 @@ NOTICE = ("tinynet: compiling the kernels for this machine (first run; they are 
 _all_ready = False  # a call without a plan has warmed every kernel
 _ready_plans = weakref.WeakSet()  # plans whose kernels are warm
 _deferred_started = False
+_waiting_workers = []  # compile workers started ahead of a first forward pass (start_workers), waiting for calls
+WORKER = "from tinynet.warmup import compile_calls_from_stdin; compile_calls_from_stdin()"
 
 
 def compiling():
@@ -104,6 +108,13 @@ def cache_is_cold(names=None):
     return bool(uncached([(name, None) for name in (engine_kernels() if names is None else names)]))
 
 
+@functools.cache
+def tiny_signatures():
+    """{kernel name: signatures the tiny plans compile of it} (at least 1: those called through wrappers)."""
+    signed = {call for plan, _ in tiny_plans() for call in plan_calls(plan) if call[1] is not None}
+    return {**dict.fromkeys(engine_kernels(), 1), **collections.Counter(name for name, _ in signed)}
+
+
 def compile_kernels(names):
     """Call every tiny-plan step whose kernel (or a kernel it wraps) is named in ``names``: it compiles (the values
     do not matter)."""
@@ -124,8 +135,30 @@ def compile_calls(calls):
 
 
 def compile_calls_from_stdin():
-    """A worker of ``warmup``: compile the pickled calls it is sent."""
-    compile_calls(pickle.load(sys.stdin.buffer))
+    """A worker of ``warmup``: compile the pickled calls it is sent (none: its stdin closed unused)."""
+    payload = sys.stdin.buffer.read()
+    if payload:
+        compile_calls(pickle.loads(payload))
+
+
+def start_workers(processes=None):
+    """On a fresh install (no engine kernel in the on-disk cache), start the compile workers the first forward pass
+    will want, ahead of it: their start-up (Python, NumPy, Numba, ~0.4 s) then overlaps the loading of the model and
+    the images instead of delaying the compile. They wait for calls on stdin, and exit when it closes unused (at
+    the latest when this process exits). ``processes`` as warmup's."""
+    processes = processes or min(4, os.cpu_count() or 1)
+    if not _waiting_workers and processes > 1 and len(uncached([(name, None) for name in engine_kernels()])) == \
+            len(engine_kernels()):
+        _waiting_workers.extend(_worker() for _ in range(processes - 1))
+
+
+def _worker():
+    return subprocess.Popen([sys.executable, "-c", WORKER], stdin=subprocess.PIPE)
+
+
+def _release_workers():
+    while _waiting_workers:
+        _waiting_workers.pop().stdin.close()
 
 
 def fusion_ready():
@@ -152,7 +185,8 @@ def split(processes, calls):
     the lightest group), the lightest group first (warmup compiles it in the process that also has to run)."""
     groups = [[] for _ in range(processes)]
     load = [0.0] * processes
-    timed = [(call, COMPILE_SECONDS.get(call[0], 1.0)) for call in calls]
+    timed = [(call, COMPILE_SECONDS.get(call[0], 1.0) * (1 if call[1] is not None else tiny_signatures()[call[0]]))
+             for call in calls]
     for call, seconds in sorted(timed, key=lambda item: -item[1]):
         lightest = load.index(min(load))
         groups[lightest].append(call)
@@ -174,14 +208,14 @@ def warmup(progress=None, processes=None, calls=None):
     missing = uncached([(name, None) for name in engine_kernels()] if calls is None else calls)
     if processes > 1 and missing:
         mine, *theirs = split(processes, missing)
-        code = "from tinynet.warmup import compile_calls_from_stdin; compile_calls_from_stdin()"
-        workers = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE) for _ in theirs]
+        workers = [_waiting_workers.pop() if _waiting_workers else _worker() for _ in theirs]
         for worker, group in zip(workers, theirs):
-            worker.stdin.write(pickle.dumps(group))
+            worker.stdin.write(pickle.dumps(group))  # a few kB: the pipe holds it while a new worker starts
             worker.stdin.close()
         compile_calls(mine)  # while the workers compile theirs: one start-up of Python and Numba fewer
         for worker in workers:
             worker.wait()
+    _release_workers()
     if calls is not None:
         compile_calls(calls)  # loads what the workers compiled
         return time.perf_counter() - start
@@ -214,6 +248,7 @@ def compile_notice(plan=None, stream=None):
         print(NOTICE, file=stream, flush=True)
         shown.append(True)
         warmup(calls=needed)
+    _release_workers()  # started ahead by start_workers, for a forward pass that has nothing to compile
     done = threading.Event()
 
     def watch():
