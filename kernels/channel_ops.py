@@ -30,7 +30,10 @@ def image_pool_nhwc_f32(x, out):
 
 
 @njit(parallel=True, cache=True)
-def _scale_rows(x, gate, out):
+def scale_channels_nhwc_f32(x, gate, out):
+    """out = x * gate per image and channel, one task per image row.   x, out: (N, H, W, C)   gate: (N, C)
+
+    out may be x (in place): a squeeze-and-excite gate applied as its own step (tinynet.plan, fuse_squeeze_excite)."""
     n_img, height, width, channels = x.shape
     for task in prange(n_img * height):
         t = np.int64(task)
@@ -50,5 +53,5 @@ def sigmoid_gate_nhwc_f32(x, gate_logits, out):
     # exp(-g) overflows to inf for g < -88, giving gate 0: the right limit, so the warning is noise.
     with np.errstate(over="ignore"):
         gate = (np.float32(1) / (np.float32(1) + np.exp(-g))).astype(np.float32)
-    _scale_rows(x, gate, out)
+    scale_channels_nhwc_f32(x, gate, out)
     return out

@@ -27,8 +27,8 @@ def test_backbone_and_head_kernels_are_both_found():
 
 
 def test_warmup_split_covers_the_registry():
-    groups = warmup.split(3)
-    assert sorted(n for g in groups for n in g) == sorted(engine_kernels())
+    groups = warmup.split(3, [(name, None) for name in engine_kernels()])
+    assert len(groups) == 3 and sorted(name for g in groups for name, _ in g) == sorted(engine_kernels())
 
 
 def test_a_plan_names_the_kernels_it_calls_and_the_split_keeps_to_them():
@@ -37,5 +37,8 @@ def test_a_plan_names_the_kernels_it_calls_and_the_split_keeps_to_them():
     names = warmup.plan_kernels(plan)
     assert {"conv2d_nhwc_f32", "dwconv2d_nhwc_f32", "gemm_bias_act_f32"} <= names
     assert not names & {"expand_dwconv2d_nhwc_f32", "squeeze_excite_nhwc_f32", "_blend_rows_f32"}
-    groups = warmup.split(2, names)
-    assert sorted(n for g in groups for n in g) == sorted(names)
+    calls = warmup.plan_calls(plan)
+    assert {name for name, _ in calls} == names
+    assert all(signature is not None for _, signature in calls)  # every kernel called directly, one signature each
+    groups = warmup.split(2, calls)
+    assert sorted(map(str, (call for g in groups for call in g))) == sorted(map(str, calls))

@@ -21,7 +21,8 @@ from tinynet.kernels.activation import ACTIVATIONS
 from tinynet.kernels.argmax import argmax_channels_nhwc
 from tinynet.kernels.dilated_depthwise import wide_path_applies, widened_filter
 from tinynet.kernels.conv import DILATED_ROW_BLOCK, dilated_row_block
-from tinynet.kernels.channel_ops import concat_channels_nhwc, image_pool_nhwc_f32, sigmoid_gate_nhwc_f32
+from tinynet.kernels.channel_ops import (concat_channels_nhwc, image_pool_nhwc_f32, scale_channels_nhwc_f32,
+                                        sigmoid_gate_nhwc_f32)
 from tinynet.kernels.gemm_tile import PANEL_WIDTHS
 from tinynet.kernels.resize import resize_bilinear_nhwc_f32
 
@@ -128,6 +129,18 @@ def test_sigmoid_gate_matches_reference(n, h, w, c, in_place, seed):
     expected = ref.sigmoid_gate_nhwc_ref(x, g)
     out = sigmoid_gate_nhwc_f32(x, g, x if in_place else np.empty_like(x))
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
+
+
+@settings(max_examples=50, deadline=None)
+@given(n=st.integers(1, 3), h=SPATIAL, w=SPATIAL, c=CHANNELS, in_place=st.booleans(), seed=SEEDS)
+def test_scale_channels_matches_reference(n, h, w, c, in_place, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-6, 6, (n, h, w, c)).astype(np.float32)
+    g = rng.uniform(0, 1, (n, c)).astype(np.float32)
+    expected = ref.scale_channels_ref(x, g)
+    out = x if in_place else np.empty_like(x)
+    scale_channels_nhwc_f32(x, g, out)
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=0)
 
 
 DILATION = st.integers(1, 4)

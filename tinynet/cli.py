@@ -24,7 +24,7 @@ from tinynet.model import top_labels
 from tinynet.output import FORMATS, ClassifyWriter, PerImageWriter
 from tinynet.prefetch import image_batches
 from tinynet.progress import Progress
-from tinynet.warmup import warmup
+from tinynet.warmup import start_workers, warmup
 from tinynet import detect_cli, eval_cli, export_cli, segment_cli, train_cli
 from tinynet.spec import count, layers_for_width
 
@@ -139,6 +139,7 @@ def cmd_classify(args):
     missing = len(failed)
     if not files:
         raise TinynetError("no images to classify" + (" (no path given exists)" if failed else ""))
+    start_workers()  # on a fresh install, the compile workers start while the model loads
     model = open_model(args.model, args.threads, precision=args.precision, profile=args.profile)
     if model.task != "classification":
         raise TinynetError(f"{args.model} is a {model.task} model ({model.arch}): use `tinynet {model.answer}`")

@@ -15,11 +15,12 @@ from numba.core.registry import CPUDispatcher
 # Classifier families, one per backbone kernel path: V1 (depthwise-separable), V2 (residuals, fused expand +
 # depthwise), V3-Large (5x5 depthwise, squeeze-excite, h-swish, hidden FC), V3-Small.
 FAMILIES = ("mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small")
-# Compile seconds on the project machine, to split a cold compile between processes; others count as 1 s.
-COMPILE_SECONDS = {"expand_dwconv2d_nhwc_f32": 7.4, "dwconv2d_nhwc_f32": 4.2, "conv2d_nhwc_f32": 4.2,
-                   "squeeze_excite_nhwc_f32": 4.0, "gemm_bias_act_f32": 2.6, "global_avg_pool_nhwc_f32": 0.7,
-                   "fake_quantize_f32": 0.5, "conv2d_nhwc_u8": 13.7, "gemm_bias_requant_u8": 11.1,
-                   "dwconv2d_nhwc_u8": 4.9}
+# CPU-seconds to compile one signature on the project machine (tinynet.warmup splits a cold compile between
+# processes by them; others count as 1 s): a cold `tinynet classify` compiling in one process, load average 5-8.
+COMPILE_SECONDS = {"expand_dwconv2d_nhwc_f32": 7.4, "conv2d_nhwc_f32": 3.0, "squeeze_excite_nhwc_f32": 2.9,
+                   "dwconv2d_nhwc_f32": 2.6, "gemm_bias_act_f32": 1.8, "global_avg_pool_nhwc_f32": 0.6,
+                   "scale_channels_nhwc_f32": 0.5, "fake_quantize_f32": 0.5, "conv2d_nhwc_u8": 3.0,
+                   "dwconv2d_nhwc_u8": 2.0, "gemm_bias_requant_u8": 1.9, "average_pool_u8": 1.0, "add_u8": 0.5}
 TINY_INPUT = (1, 32, 32, 3)
 
 
@@ -74,13 +75,6 @@ def tiny_plans():
     weights = {**model.weights, **{name: np.full(shape, 0.01, np.float32) for name, shape in shapes.items()}}
     yield GraphPlan(layers, nodes, outputs, weights, model.padding, x.shape, 2), x
     yield IntegerKernelCalls(), None
-
-
-def requantization(args):
-    """Name of the requantization arithmetic (kernels.int8_requant) among a kernel call's ``args``, or None."""
-    from tinynet.kernels.int8_gemm_tile import REQUANT_TYPES
-
-    return next((type(a).__name__ for a in args if isinstance(a, REQUANT_TYPES)), None)
 
 
 class IntegerKernelCalls:

@@ -182,9 +182,11 @@ class Model:
         threads = resolve_threads(self.threads)
         grid = self.meta.get("activation_grid") if self.quantized_activations else None
         key = (x.shape, n_layers, threads, grid is not None, taps)
+        fused = fusion_ready()
         with self._pooled_plan(key, lambda: Plan(self.layers[:n_layers], self.weights, self.padding, x.shape, threads,
-                                                 grid, FUSE_MIN_FLOATS if fusion_ready() else NO_FUSION,
-                                                 packed_weights=self._packed_weights, taps=taps)) as plan:
+                                                 grid, FUSE_MIN_FLOATS if fused else NO_FUSION,
+                                                 packed_weights=self._packed_weights, taps=taps,
+                                                 fuse_squeeze_excite=fused)) as plan:
             numba.set_num_threads(threads)  # per calling thread in Numba, so set on every call (~2 us)
             with compile_notice(plan):
                 output = plan.run(x)

@@ -147,14 +147,18 @@ class Plan:
     """Kernel calls and buffers for one input shape ``(N, H, W, 3)``."""
 
     def __init__(self, layers, weights, padding, input_shape, threads, activation_grid=None,
-                 fuse_min_floats=FUSE_MIN_FLOATS, packed_weights=None, taps=()):
+                 fuse_min_floats=FUSE_MIN_FLOATS, packed_weights=None, taps=(), fuse_squeeze_excite=True):
         """``activation_grid``: {layer name: (lo, step, levels)} for quantization-aware-trained weights;
         each listed layer's output is snapped to its grid right after the layer (kernels.fake_quant).
         ``fuse_min_floats``: expanded tensors from this size on are not stored (fuse_expand_depthwise); 0 fuses
         every one (tinynet.warmup compiles the fused kernel on tiny models that way).
+        ``fuse_squeeze_excite``: squeeze-and-excite layers as one kernel; False: as the global pool, two GEMMs and a
+        channel scaling, the kernels a V3 calls anyway but the last (the same values, bit for bit: the fused kernel
+        runs the same loops), which a cold kernel cache compiles in a fraction of the fused kernel's time.
         ``packed_weights``: the cache of packed weights to use and fill (``packed``); a model passes its own.
         ``taps``: names of layers whose outputs ``run`` also keeps, readable afterwards with ``tapped``."""
         self.input_shape = tuple(input_shape)
+        self.fuse_squeeze_excite = fuse_squeeze_excite
         self._packed = {} if packed_weights is None else packed_weights
         symbolic, shapes, output, tensor_of = self._trace(layers, padding)
         self.taps = {name: self._tap_tensor(name, tensor_of, symbolic) for name in taps}
@@ -269,7 +273,7 @@ class Plan:
             wp, bp = packed(weights, layer.name, self._packed)
             return [pointwise_call(src2d, wp, bp, dst.reshape(pixels, -1), act, residual, threads)]
         if layer.op == "se":
-            return self._squeeze_excite(layer, dst, weights)
+            return self._squeeze_excite(layer, dst, weights, threads)
         if layer.op == "pool":
             n, height, _, channels = src.shape
             row_sums = aligned_empty(n * height * channels).reshape(n * height, channels)
@@ -288,13 +292,18 @@ class Plan:
                                                   *step["pads"], activation_code(layer.act), bands, ring,
                                                   aligned_zeros(x.shape[2] * layer.cin)]
 
-    def _squeeze_excite(self, layer, x, weights):
+    def _squeeze_excite(self, layer, x, weights, threads):
         """The call of a squeeze-and-excite layer on ``x`` (N, H, W, C), in place, with its scratch buffers."""
         n, height = x.shape[:2]
         row_sums, pooled, hidden, gate = (aligned_empty(rows * c).reshape(rows, c) for rows, c in
                                           ((n * height, layer.cin), (n, layer.cin), (n, layer.squeeze), (n, layer.cin)))
         fcs = [array for part in ("reduce", "expand") for array in packed(weights, f"{layer.name}.{part}", self._packed)]
-        return [(kernels.squeeze_excite_nhwc_f32, [x, *fcs, row_sums, pooled, hidden, gate])]
+        if self.fuse_squeeze_excite:
+            return [(kernels.squeeze_excite_nhwc_f32, [x, *fcs, row_sums, pooled, hidden, gate])]
+        return [(kernels.global_avg_pool_nhwc_f32, [x, row_sums, pooled]),  # kernels.squeeze_excite's steps
+                pointwise_call(pooled, *fcs[:2], hidden, activation_code("relu"), NO_RESIDUAL, threads),
+                pointwise_call(hidden, *fcs[2:], gate, activation_code("hsigmoid"), NO_RESIDUAL, threads),
+                (kernels.scale_channels_nhwc_f32, [x, gate, x])]
 
     def run(self, x):
         """Run every step on ``x`` (N, H, W, 3) float32 C-contiguous; returns a view of the output."""

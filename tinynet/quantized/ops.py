@@ -71,6 +71,11 @@ class Quant:
         return self.zero_point - (128 if self.signed else 0)
 
 
+def _activations(ndim):
+    """An empty uint8 array of ``ndim`` dimensions: of the type of the activations the kernels take."""
+    return np.empty((0,) * ndim, np.uint8)
+
+
 def to_stored(q, signed):
     """The file's uint8/int8 values as stored (uint8): int8 + 128 is its two's complement bits with the top one
     flipped."""
@@ -85,10 +90,10 @@ class Operator:
     """Base: reads tensors' quantization, names inputs/outputs; subclasses prepare in ``setup`` and run in ``run``."""
 
     refusal = None  # why XNNPACK would refuse this operator (kernel set "xnnpack" only), or None
-    rq = None  # the requantization parameters its kernels take (kernels.int8_requant), if any
 
-    def kernel_functions(self):
-        """The Numba kernels this operator calls (tinynet.warmup compiles just these on a cold cache)."""
+    def kernel_calls(self):
+        """(kernel, arguments) per Numba kernel this operator calls, the arguments of the types its step passes
+        (empty arrays where it passes activations): tinynet.warmup compiles just these signatures on a cold cache."""
         return ()
 
     def __init__(self, op, tensors, kernels):
@@ -261,8 +266,12 @@ class Conv2d(_Convolution):
             self.gemm = Gemm(self.out_shape[0] * oh * ow, cin, cout, self.wp.shape[2])
             self.conv_args = (kh, kw, *self.strides(), top, left, self.x_zero_point)  # conv2d_nhwc_u8's after out
 
-    def kernel_functions(self):
-        return ((gemm_bias_requant_u8 if self.pointwise else conv2d_nhwc_u8),) if self.fast else ()
+    def kernel_calls(self):
+        if not self.fast:
+            return ()
+        if self.pointwise:
+            return self.gemm.calls(self.wp, self.bp, self.rq)
+        return ((conv2d_nhwc_u8, (_activations(4), self.wp, self.bp, self.rq, _activations(4), *self.conv_args)),)
 
     def bind(self, workspace):
         if not self.fast:
@@ -299,10 +308,17 @@ class Gemm:
     def __init__(self, rows, k, m, nr):
         self.x_shape, self.out_shape, self.nr = (rows, k), (rows, m), nr
 
+    def tile(self):
+        """Rows per task at the current thread count (tinynet.plan.gemm_row_tile)."""
+        return gemm_row_tile(*self.x_shape, self.out_shape[1], self.nr, numba.get_num_threads())
+
     def arguments(self, wp, bp, rq, out):
-        """gemm_bias_requant_u8's arguments after x, for the current thread count (tinynet.plan.gemm_row_tile)."""
-        tile = gemm_row_tile(*self.x_shape, self.out_shape[1], self.nr, numba.get_num_threads())
-        return wp, bp, rq, out.reshape(self.out_shape), tile
+        """gemm_bias_requant_u8's arguments after x, for the current thread count."""
+        return wp, bp, rq, out.reshape(self.out_shape), self.tile()
+
+    def calls(self, wp, bp, rq):
+        """The kernel call's types, as Operator.kernel_calls gives them."""
+        return ((gemm_bias_requant_u8, (_activations(2), wp, bp, rq, _activations(2), self.tile())),)
 
 
 class DepthwiseConv2d(_Convolution):
@@ -321,8 +337,9 @@ class DepthwiseConv2d(_Convolution):
             self.packed_weights = pack_depthwise(self.weights)
             self.conv_args = (kh, kw, *self.strides(), top, left, self.x_zero_point)  # dwconv2d_nhwc_u8's after out
 
-    def kernel_functions(self):
-        return (dwconv2d_nhwc_u8,) if self.fast else ()
+    def kernel_calls(self):
+        return ((dwconv2d_nhwc_u8, (_activations(4), self.packed_weights, self.folded_bias, self.rq, _activations(4),
+                                    *self.conv_args)),) if self.fast else ()
 
     def bind(self, workspace):
         if not self.fast:
@@ -360,8 +377,8 @@ class FullyConnected(_Convolution):
         self.gemm = Gemm(int(np.prod(self.tensor(0).shape)) // k, k, self.cout, self.wp.shape[2])
         self.out_shape = self.tensors[self.output].shape
 
-    def kernel_functions(self):
-        return (gemm_bias_requant_u8,)
+    def kernel_calls(self):
+        return self.gemm.calls(self.wp, self.bp, self.rq)
 
     def bind(self, workspace):
         self.workspace = workspace
@@ -399,8 +416,14 @@ class _Binary(Operator):
         self.row_shapes = None if rows is None else tuple(r.shape for r in rows)
         self.b_expands = rows is not None and rows[1].size != np.prod(shapes[1])  # a scalar b repeated along C
 
-    def kernel_functions(self):
-        return (lookup_u8,) if self.table is not None else (self.kernels_by_set[self.kernels == "xnnpack"],)
+    def kernel_calls(self):
+        if self.table is not None:
+            return _lookup_calls(self)
+        if self.row_shapes is None:
+            return ()
+        calls = []
+        self.kernel(_activations(2), _activations(2), _activations(2), record=calls.append)
+        return tuple(calls)
 
     def bind(self, workspace):
         self.workspace = workspace
@@ -446,14 +469,15 @@ class Add(_Binary):
             self.multipliers = [qa.quantize_multiplier(float(q.scale) / twice_max) for q in (self.a_q, self.b_q)]
             self.out_multiplier = qa.quantize_multiplier(twice_max / ((1 << 20) * float(self.out_q.scale)))
 
-    kernels_by_set = (add_fixed_u8, add_u8)  # (TFLite's, XNNPACK's)
-
-    def kernel(self, a, b, out):
+    def kernel(self, a, b, out, record=None):
+        """Run the kernel set's kernel on (rows, C) operands, or give ``record`` the (kernel, arguments) instead."""
         if self.kernels == "xnnpack":
-            add_u8(a, b, out, self.add_bias, self.am, self.bm, self.shift, self.out_q.zero_point, self.lo, self.hi)
+            call = add_u8, (a, b, out, self.add_bias, self.am, self.bm, self.shift, self.out_q.zero_point, self.lo,
+                            self.hi)
         else:
-            add_fixed_u8(a, b, out, self.a_q.zero_point, self.b_q.zero_point, *self.multipliers, self.out_multiplier,
-                         self.out_q.zero_point, self.lo, self.hi)
+            call = add_fixed_u8, (a, b, out, self.a_q.zero_point, self.b_q.zero_point, *self.multipliers,
+                                  self.out_multiplier, self.out_q.zero_point, self.lo, self.hi)
+        record(call) if record else call[0](*call[1])
 
     def run(self, a, b):
         if self.kernels == "xnnpack":
@@ -485,15 +509,15 @@ class Mul(_Binary):
         else:
             self.multiplier = qa.quantize_multiplier(float(self.a_q.scale) * float(self.b_q.scale) / float(self.out_q.scale))
 
-    kernels_by_set = (mul_fixed_u8, mul_fp32_u8)  # (TFLite's, XNNPACK's)
-
-    def kernel(self, a, b, out):
+    def kernel(self, a, b, out, record=None):
+        """Run the kernel set's kernel on (rows, C) operands, or give ``record`` the (kernel, arguments) instead."""
         if self.kernels == "xnnpack":
-            mul_fp32_u8(a, b, out, self.a_q.zero_point, self.b_q.zero_point, self.scale, self.out_q.zero_point,
-                        self.lo, self.hi)
+            call = mul_fp32_u8, (a, b, out, self.a_q.zero_point, self.b_q.zero_point, self.scale,
+                                 self.out_q.zero_point, self.lo, self.hi)
         else:
-            mul_fixed_u8(a, b, out, self.a_q.zero_point, self.b_q.zero_point, self.multiplier, self.out_q.zero_point,
-                         self.lo, self.hi)
+            call = mul_fixed_u8, (a, b, out, self.a_q.zero_point, self.b_q.zero_point, self.multiplier,
+                                  self.out_q.zero_point, self.lo, self.hi)
+        record(call) if record else call[0](*call[1])
 
     def run(self, a, b):
         product = (a - self.a_q.zero_point) * (b - self.b_q.zero_point)
@@ -505,8 +529,8 @@ class Mul(_Binary):
 class _Lookup(Operator):
     """An 8-bit activation tabulated at load (``table``, 256 outputs): a lookup per byte."""
 
-    def kernel_functions(self):
-        return (lookup_u8,)
+    def kernel_calls(self):
+        return _lookup_calls(self)
 
     def bind(self, workspace):
         self.workspace = workspace
@@ -543,6 +567,10 @@ class HardSwish(_Lookup):
         y = qa.rounding_divide_by_pot(doubled_high, -self.out_exponent) + self.out_q.zero_point
         return np.clip(y, *STORED_RANGE)
 
+
+
+def _lookup_calls(op):
+    return ((lookup_u8, (_activations(1), op.table, _activations(1))),)
 
 
 def _bind_lookup(op, x_index, shape):
@@ -586,8 +614,8 @@ class AveragePool2d(Operator):
         self.q = out_q
         self.lo, self.hi = self.activation_bounds(out_q)
 
-    def kernel_functions(self):
-        return (average_pool_u8,)
+    def kernel_calls(self):
+        return ((average_pool_u8, (_activations(4), _activations(4), *[0] * 7, self.lo, self.hi)),)
 
     def run(self, x):
         o = self.op.options
@@ -631,8 +659,8 @@ class Mean(Operator):
             self.multiplier = ((m << extra) // n, shift - extra)
             self.offset = n * self.x_q.zero_point
 
-    def kernel_functions(self):
-        return (spatial_sums_u8,)
+    def kernel_calls(self):
+        return ((spatial_sums_u8, (_activations(4), np.empty((0, 0), np.int64))),)
 
     def run(self, x, *_):
         sums = np.empty((x.shape[0], x.shape[3]), np.int64)
@@ -684,8 +712,12 @@ class Softmax(Operator):
             out[r] = np.where(used, np.clip(y, *STORED_RANGE), 0)  # the stored minimum: 0 (uint8) or -128 (int8)
         return out
 
-    def kernel_functions(self):
-        return () if self.kernels == "reference" else (softmax_table_u8,)
+    def kernel_calls(self):
+        return () if self.kernels == "reference" else \
+            ((softmax_table_u8, (_activations(2), self.table, self.out_q.scale, self._zero_point(), _activations(2))),)
+
+    def _zero_point(self):
+        return self.out_q.zero_point if self.out_q.signed else 0
 
     def run(self, x):
         rows = x.reshape(-1, x.shape[-1])
@@ -693,8 +725,7 @@ class Softmax(Operator):
             return self.run_reference(rows).reshape(x.shape)
         out = self.buffer(x.shape)
         # QuantizeSoftmaxOutput: std::round plus the zero point (int8), + 0.5 truncated on x86 (uint8, zero point 0)
-        softmax_table_u8(rows, self.table, self.out_q.scale, self.out_q.zero_point if self.out_q.signed else 0,
-                         out.reshape(rows.shape))
+        softmax_table_u8(rows, self.table, self.out_q.scale, self._zero_point(), out.reshape(rows.shape))
         return out
 
 
@@ -832,8 +863,9 @@ class ResizeBilinear(Operator):
         upper = np.minimum((scaled + (1 << 10) - 1) // (1 << 10), n_in - 1)
         return lower, upper, scaled
 
-    def kernel_functions(self):
-        return (resize_bilinear_q11_u8,) if self.kernels == "xnnpack" else ()
+    def kernel_calls(self):
+        return ((resize_bilinear_q11_u8, (_activations(4), *self._xnnpack_axis(1, 1) * 2, _activations(4))),) \
+            if self.kernels == "xnnpack" else ()
 
     def axes(self, shape):
         key = shape[1:3]

@@ -42,15 +42,10 @@ class Program:
 
     @property
     def steps(self):
-        """(kernel, None) per Numba kernel the operators call: what tinynet.warmup.compile_notice takes of a plan,
-        so that a cold cache compiles these kernels only."""
-        return [(kernel, None) for kernel in dict.fromkeys(k for op in self.operators for k in op.kernel_functions())]
-
-    @property
-    def requantizations(self):
-        """Names of the requantization arithmetics (kernels.int8_requant) the operators' integer kernels take: of
-        each kernel's signatures, the ones a cold cache compiles (tinynet.warmup.compile_notice)."""
-        return {type(op.rq).__name__ for op in self.operators if op.rq is not None}
+        """(kernel, arguments) per Numba kernel call of the operators, the arguments of the types they pass (not their
+        values): what tinynet.warmup.compile_notice takes of a plan, so that a cold cache compiles these signatures
+        only (the requantization and weight kinds of this file, not all four)."""
+        return [call for op in self.operators for call in op.kernel_calls()]
 
     def _prepare(self, graph):
         return [OPERATORS[graph.operators[i].name](graph.operators[i], graph.tensors, self.kernels) for i in self.needed]
