@@ -28,7 +28,12 @@ def make(engine, model, batch, threads):
     x = input_batch(batch)
     if engine == "tinynet":
         import tinynet
+        from tinynet.warmup import warmup
 
+        # Every kernel compiled (or loaded) before anything is timed: with a cold cache (after an edit or a merge) the
+        # first forward would plan without the fused expand + depthwise kernel for this process's life, and compile
+        # it in a background process while the engines are timed (tinynet.warmup.fusion_ready).
+        warmup()
         m = tinynet.Model(model.arch, model.layers, model.weights, model.padding, threads=threads)
         return lambda: m.forward(x), lambda: m.forward(x)
     if engine == "onnxruntime":

@@ -7,15 +7,8 @@ row into its own slot of ``row_sums``, and the rows' sums are added up after the
 import numpy as np
 from numba import njit, prange
 
-
-@njit(cache=True, fastmath={"contract"})
-def sum_pixels_f32(row, out):
-    """out[c] = sum over pixels of row[:, c].   row: (W, C)   out: (C,)"""
-    out[:] = 0
-    for x in range(row.shape[0]):
-        pixel = row[x]
-        for c in range(out.shape[0]):
-            out[c] += pixel[c]
+from .channel_rows import channel_sums
+from .threading import one_thread
 
 
 @njit(cache=True, inline="always")
@@ -23,19 +16,21 @@ def pooled_rows_f32(x, row_sums, out):
     """out = mean of x over H and W, with one task per image row (the body of global_avg_pool_nhwc_f32).
 
     x: (N, H, W, C)   row_sums: (N*H, C) scratch   out: (N, C)
+    On one thread the rows go in a plain loop (kernels.threading.one_thread).
     """
     n_img, height, width, channels = x.shape
-    for task in prange(n_img * height):
-        t = np.int64(task)
-        n = t // height
-        sum_pixels_f32(x[n, t - n * height], row_sums[t])
+    if one_thread():
+        for t in range(n_img * height):
+            channel_sums(x, t * width * channels, width, channels, row_sums, t * channels)
+    else:
+        for task in prange(n_img * height):
+            t = np.int64(task)
+            channel_sums(x, t * width * channels, width, channels, row_sums, t * channels)
     inv = np.float32(1.0) / np.float32(height * width)
     for n in range(n_img):
+        channel_sums(row_sums, n * height * channels, height, channels, out, n * channels)
         for c in range(channels):
-            total = np.float32(0.0)
-            for y in range(height):
-                total += row_sums[n * height + y, c]
-            out[n, c] = total * inv
+            out[n, c] *= inv
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})

@@ -145,3 +145,32 @@ def activation(builder, act):
         return builder.fmul(t, builder.select(times_v, v, vconst(1.0)))
 
     return apply
+
+
+def counted_loop(builder, count, carried, body):
+    """for i in range(count): carried = body(i, carried); returns the final ``carried`` (a list of LLVM values, the
+    initial ones when count <= 0). ``body`` emits at the builder's position and returns the new values."""
+    entry = builder.block
+    head = builder.append_basic_block("loop")
+    done = builder.append_basic_block("loop.done")
+    builder.cbranch(builder.icmp_signed(">", count, const(0)), head, done)
+    builder.position_at_end(head)
+    # SSA form: the counter and the carried values are phi nodes at the loop head, taking their initial values from
+    # ``entry`` and their next ones from the loop's last block (body may add blocks: the back edge leaves the last).
+    i = builder.phi(I64)
+    values = [builder.phi(value.type) for value in carried]
+    new = body(i, values)
+    i_next = builder.add(i, const(1))
+    last = builder.block
+    builder.cbranch(builder.icmp_signed("<", i_next, count), head, done)
+    i.add_incoming(const(0), entry)
+    i.add_incoming(i_next, last)
+    for phi, first, after in zip(values, carried, new):
+        phi.add_incoming(first, entry)
+        phi.add_incoming(after, last)
+    builder.position_at_end(done)
+    result = [builder.phi(value.type) for value in carried]
+    for phi, first, after in zip(result, carried, new):
+        phi.add_incoming(first, entry)
+        phi.add_incoming(after, last)
+    return result

@@ -75,3 +75,23 @@ if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["GOMP_SPINCOUNT"] = str(SPIN_COUNT)  # before _omp_available(): importing omppool loads libgomp
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = PREFERRED_LAYER if _omp_available() else "default"
+
+from numba.np.ufunc.parallel import _iget_num_threads  # noqa: E402  (after the settings above, as libgomp's loading)
+
+
+@numba.njit(cache=True, inline="always")
+def one_thread():
+    """Whether the calling thread runs Numba's kernels on one thread (numba.set_num_threads(1)). For parallel
+    kernels only: they start the threading layer, whose thread count this reads.
+
+    Kernels whose task bodies are explicit vector code (kernels.channel_rows) then run their tasks as a plain loop:
+    entering a parallel region costs ~1 us even on one thread (the schedule, the gufunc call through the threading
+    layer). The squeeze-and-excite kernel enters four: V3-Small's nine SE blocks in a plan at 1 thread, sum of each
+    step's minimum over 300 forwards (load 9), 156 us with prange loops, 146 with its FCs as plain loops, 130 with
+    every loop plain. Not for the GEMM and depthwise kernels: a parallel loop's body gets its arrays marked
+    noalias, and without that their register tiles ran slower than the region costs (5x5 depthwise 1.2-1.4x,
+    3136x16 -> 72 GEMM 56 -> 60 us in a plain loop).
+    Through the intrinsic Numba's own parallel loops call: numba.get_num_threads() in a kernel reads a ctypes
+    pointer, which keeps the kernel out of the on-disk cache.
+    """
+    return _iget_num_threads() == 1

@@ -156,6 +156,31 @@ def test_global_avg_pool_matches_reference(n, h, w, c, seed):
     np.testing.assert_allclose(out, ref.global_avg_pool_nhwc_ref(x), rtol=0, atol=1e-6 * 4 * (1 + h * w) ** 0.5)
 
 
+@given(n=st.integers(1, 2), h=st.integers(1, 9), w=st.integers(1, 13), c=st.sampled_from([63, 64, 65, 127, 576]),
+       squeeze=st.integers(1, 64), seed=SEEDS)
+@settings(max_examples=25, deadline=None)
+def test_pool_and_squeeze_excite_wide_channels_match_reference(n, h, w, c, squeeze, seed):
+    """Many 16-channel vectors per pixel (kernels.channel_rows), with and without a partial last one, and rows of
+    1 to 13 pixels: whole and partial groups of its partial sums; FCs on one core and split (SERIAL_FC_FLOATS)."""
+    rng = np.random.default_rng(seed)
+    x = values(rng, (n, h, w, c))
+    out = np.full((n, c), np.nan, np.float32)
+    kernels.global_avg_pool_nhwc_f32(x, np.full((n * h, c), np.nan, np.float32), out)
+    np.testing.assert_allclose(out, ref.global_avg_pool_nhwc_ref(x), rtol=0, atol=1e-6 * 4 * (1 + h * w) ** 0.5)
+    w_reduce, w_expand = values(rng, (c, squeeze), 0.05), values(rng, (squeeze, c), 0.5)
+    b_reduce, b_expand = values(rng, (squeeze,)), values(rng, (c,))
+    expected = ref.squeeze_excite_nhwc_ref(x, w_reduce, b_reduce, w_expand, b_expand)
+    scratch = [np.full(shape, np.nan, np.float32) for shape in ((n * h, c), (n, c), (n, squeeze), (n, c))]
+    got = x.copy()
+    kernels.squeeze_excite_nhwc_f32(got, *kernels.pack_weights(w_reduce, b_reduce),
+                                    *kernels.pack_weights(w_expand, b_expand), *scratch)
+    # Relative to the gate's inputs: float32 sums of c and squeeze terms (test_squeeze_excite_matches_reference's
+    # bound, rounded up), times |x|.
+    hidden = np.abs(ref.gemm_bias_act_ref(ref.global_avg_pool_nhwc_ref(x), w_reduce, b_reduce, kernels.activation_code("relu")))
+    gate_error = 1e-5 * (c * 4 * 0.05 * squeeze * 0.5 + squeeze * (1 + hidden.max()) * 0.5 + 8)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=np.abs(x).max() * (gate_error + 1e-6))
+
+
 @given(rows=st.integers(1, 9), c=CHANNELS, act=ACT, seed=SEEDS)
 @FAST
 def test_activation_matches_reference(rows, c, act, seed):

@@ -1,9 +1,11 @@
 """tinynet.plan against a second, plan-free interpreter built from the float64 reference kernels."""
+import numba
 import numpy as np
 import pytest
 
 import tinynet
 from reference_forward import reference_forward
+from tinynet.plan import Plan
 
 
 @pytest.mark.parametrize("arch,padding,shape", [
@@ -18,6 +20,26 @@ def test_plan_matches_reference_interpreter(arch, padding, shape):
     expected = reference_forward(model, x)
     got = model.forward(x)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs Numba's pool of 2 threads or more")
+def test_one_thread_runs_the_tasks_that_two_share():
+    """On one thread the squeeze-and-excite and pooling kernels run their tasks in plain loops
+    (kernels.threading.one_thread), on two in parallel loops: the same task bodies, so the same logits bit for bit,
+    and the reference's."""
+    model = tinynet.create("mobilenet_v3_small", width=0.5, num_classes=9)
+    x = np.random.default_rng(6).standard_normal((2, 40, 52, 3)).astype(np.float32)
+    logits = []
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            plan = Plan(model.layers, model.weights, model.padding, x.shape, threads)
+            logits.append(plan.run(x).copy())
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    np.testing.assert_array_equal(logits[0], logits[1])
+    expected = reference_forward(model, x)
+    np.testing.assert_allclose(logits[0], expected, rtol=0, atol=1e-4 * np.abs(expected).max())
 
 
 def test_activation_grid_is_applied_after_each_listed_layer():

@@ -33,9 +33,10 @@ from tinynet.kernels.gemm import NO_RESIDUAL
 from tinynet.kernels.gemm_tile import LANES, TILE_ROWS
 
 ALIGN_FLOATS = 16  # 64 bytes: numpy's default 16-byte alignment cost 10-50 % in the depthwise kernels
-# Expanded tensors from 400k floats (1.6 MB) on are not stored: fusing V2's 112x112x96 and 56x56x144 and V3-Large's
-# 112x112x64 saved 10-200 us each at 1 thread; at 28x28 and below it was level or slower (bench/README.md).
-FUSE_MIN_FLOATS = 400_000
+# Expanded tensors from 200k floats (0.8 MB) on are not stored: fusing V2's 112x112x96 and 56x56x144 and V3-Large's
+# 112x112x64 saved 10-200 us each at 1 thread, and the 56x56x72 of V3-Small (block 02) and V3-Large (03, 04) 10-28 us
+# per block (sum of step minimums, 300 forwards, load 5-6); 28x28x120-240 (100k-190k) were level or slower.
+FUSE_MIN_FLOATS = 200_000
 NO_FUSION = float("inf")  # as fuse_min_floats: every expanded tensor stored (the same values, bit for bit)
 L2_TILE_FLOATS = 128 * 1024  # activations of one GEMM task: 512 KB, a quarter of this machine's 2 MB L2 per core
 TASK_TILES_PER_THREAD = 8
