@@ -18,19 +18,23 @@ read in place as long as the tile's last row ends inside the array (kernels.int8
 
 The tile configuration (every tile 16 rows of 64 bytes) is loaded once per run of steps (``amx_configure``) and
 released after (``amx_release``): it is per thread. Linux lets a process use the tile registers only after asking
-(arch_prctl ARCH_REQ_XCOMP_PERM), done at import; ``AMX_INSTRUCTIONS`` is False when the CPU (llvmlite's host
-features) or the kernel says no, or TINYNET_INT8_DOT is "vnni" or "widen" (kernels.int8_gemm_tile).
+(arch_prctl ARCH_REQ_XCOMP_PERM), done at import; ``AMX_INSTRUCTIONS`` is False when the compile target
+(kernels.vector_width.target_has) or the kernel says no, or TINYNET_INT8_DOT is "vnni" or "widen"
+(kernels.int8_gemm_tile). Then kernels.int8_gemm never takes the AMX branch, and these intrinsics emit no tile
+instruction at all (amx_step a trap): LLVM aborts the whole process on an instruction its target lacks, even on a
+branch that never runs.
 """
 import ctypes
 import os
 import platform
 
-from llvmlite import binding, ir
+from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
 from .int8_gemm_tile import REQUANT_TYPES, VI32, VOUT, requantizer
 from .simd import I32, I64, LANES, MASK, const, data, declare, lane_mask, splat
+from .vector_width import target_has
 
 AMX_ROWS = 16  # rows per tile
 AMX_GROUPS = 16  # groups of 4 input channels per step: 64 bytes, one tile row
@@ -48,8 +52,7 @@ def _tiles_permitted():
         return False
 
 
-_FEATURES = binding.get_host_cpu_features()
-AMX_INSTRUCTIONS = (_FEATURES.get("amx-int8", False) and _FEATURES.get("amx-tile", False)
+AMX_INSTRUCTIONS = (target_has("amx-int8") and target_has("amx-tile")
                     and os.environ.get("TINYNET_INT8_DOT", "") not in ("vnni", "widen") and _tiles_permitted())
 
 I8 = ir.IntType(8)
@@ -79,6 +82,8 @@ def _imm(value):
 def amx_configure(typingctx):
     """Load the tile configuration of this module's steps on the calling thread."""
     def codegen(context, builder, signature, args):
+        if not AMX_INSTRUCTIONS:
+            return context.get_dummy_value()
         module = builder.module
         try:
             config = module.get_global("tinynet_amx_tile_config")
@@ -99,7 +104,8 @@ def amx_configure(typingctx):
 def amx_release(typingctx):
     """Release the tile registers of the calling thread (the OS then saves no tile state for it)."""
     def codegen(context, builder, signature, args):
-        _call(builder, "llvm.x86.tilerelease")
+        if AMX_INSTRUCTIONS:
+            _call(builder, "llvm.x86.tilerelease")
         return context.get_dummy_value()
 
     return types.void(), codegen
@@ -203,6 +209,9 @@ def amx_step(typingctx, nr, x, x_off, ldx, steps, w, w_off, b, b_off, sums, s_of
     sig = types.void(i, x, i, i, i, w, i, b, i, sums, i, rq, i, out, i, i, i, i)
 
     def codegen(context, builder, signature, args):
+        if not AMX_INSTRUCTIONS:  # never called then (kernels.int8_gemm.runs_on_amx)
+            _call(builder, "llvm.trap")
+            return context.get_dummy_value()
         after = builder.append_basic_block("amx.end")
         switch = builder.switch(args[0], after)  # one IR variant per panel width
         for nv in range(1, 5):

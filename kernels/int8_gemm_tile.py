@@ -14,7 +14,7 @@ lane: 64 multiply-adds per instruction, four times an f32 FMA). Two kinds of pac
   per tensor: a uint8 graph's weights have one zero point. int16 products (vpdpwssd) would take two
   instructions per 4 channels and a byte shuffle per row: this is one, like s8.
 
-On a CPU without AVX-512 VNNI (``DOT_INSTRUCTIONS`` False, from llvmlite's host features; or
+On a CPU without AVX-512 VNNI (``DOT_INSTRUCTIONS`` False, kernels.vector_width.target_has; or
 TINYNET_INT8_DOT=widen) the same step is emitted as plain vector IR, widening to int32, multiplying and adding
 the 4 products, which LLVM lowers for any target: the same integers, slower. Either way the sums wrap in int32.
 
@@ -25,15 +25,16 @@ point of TFLite's optimized SIMD lanes (one 64-bit product, nudge and shift).
 """
 import os
 
-from llvmlite import binding, ir
+from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
 from .gemm_tile import TILE_ROWS
 from .int8_requant import FixedRequant, FixedSimdRequant, Fp32Requant
 from .simd import F32, I32, I64, LANES, MASK, const, data, declare, lane_mask, splat
+from .vector_width import target_has
 
-DOT_INSTRUCTIONS = (binding.get_host_cpu_features().get("avx512vnni", False)
+DOT_INSTRUCTIONS = (target_has("avx512vnni")
                     and os.environ.get("TINYNET_INT8_DOT", "") != "widen")
 
 I8 = ir.IntType(8)

@@ -26,3 +26,16 @@ def _preferred_features():
 
 if "NUMBA_CPU_FEATURES" not in os.environ and "NUMBA_CPU_NAME" not in os.environ:
     numba.config.CPU_FEATURES = _preferred_features()
+
+
+def target_has(feature):
+    """Whether the code Numba emits may use ``feature`` (an LLVM name such as "avx512vnni" or "amx-int8"): the
+    target's feature string when one is set, else the host's. A kernel must not emit an instruction the target
+    lacks, even on a branch that never runs: LLVM aborts the process on it ("Cannot select"). With a CPU name but
+    no feature string the features are LLVM's defaults for that name, unknown here: False."""
+    features = numba.config.CPU_FEATURES
+    if features is None:
+        if numba.config.CPU_NAME is not None:
+            return False
+        features = get_host_cpu_features()
+    return f"+{feature}" in features.split(",")
