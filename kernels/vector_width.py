@@ -9,6 +9,8 @@ be imported before anything is compiled; ``kernels/__init__`` does that. Cached 
 by the feature string, so this never loads code built for other settings.
 
 An explicit NUMBA_CPU_FEATURES (or NUMBA_CPU_NAME) in the environment always wins.
+
+The same compile target answers ``target_has``: which instructions the kernels may emit (VNNI, AMX).
 """
 import os
 
