@@ -138,6 +138,22 @@ def test_adapting_can_be_turned_off(busy, monkeypatch):
     assert threads.resolve(None) == 4 and threads.resolve(2) == 2
 
 
+def test_a_kernel_thread_that_stops_spinning_during_the_look_is_not_a_neighbour(monkeypatch):
+    # The caller and one spinning kernel thread are runnable when the machine's count is first read; the kernel
+    # thread falls asleep before its own stat file is read. Nothing else runs.
+    machine_counts = iter([2, 1])
+    monkeypatch.setattr(contention, "_runnable_machine", lambda: next(machine_counts))
+    monkeypatch.setattr(contention, "_runnable_own", lambda: 1)
+    assert contention.busy_cores() == 0
+
+
+def test_a_neighbour_runnable_on_both_sides_of_the_look_is_counted(monkeypatch):
+    machine_counts = iter([4, 3])  # caller, neighbour, a kernel thread that falls asleep, one more neighbour
+    monkeypatch.setattr(contention, "_runnable_machine", lambda: next(machine_counts))
+    monkeypatch.setattr(contention, "_runnable_own", lambda: 1)
+    assert contention.busy_cores() == 2
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux's /proc")
 def test_a_busy_neighbour_process_is_seen_and_this_process_is_not():
     idle = [contention.busy_cores() for _ in range(20)]
