@@ -112,24 +112,39 @@ def busy(monkeypatch):
     state = type("Busy", (), {"cores": 0})()
     monkeypatch.setattr(contention, "cores", lambda: 4)
     monkeypatch.setattr(contention, "busy_cores", lambda: state.cores)
-    monkeypatch.setattr(threads, "_probe", (float("-inf"), 1))
+    monkeypatch.setattr(threads, "_probe", (float("-inf"), 1, 0))
     monkeypatch.setattr(threads, "ADAPT", True)
     monkeypatch.setattr(threads, "max_threads", lambda: 4)
     return state
 
 
+def look_again():
+    time.sleep(threads.PROBE_SECONDS * 2)
+
+
 def test_a_call_takes_only_the_cores_other_processes_leave(busy):
     assert threads.resolve(None) == 4
     busy.cores = 3
-    time.sleep(threads.PROBE_SECONDS * 2)
+    look_again()
+    assert threads.resolve(None) == 4  # one look that sees them busy is not enough
+    look_again()
     assert threads.resolve(None) == 1 and threads.resolve(3) == 1
     busy.cores = 1
     assert threads.resolve(None) == 1  # the last look is reused for PROBE_SECONDS
-    time.sleep(threads.PROBE_SECONDS * 2)
-    assert threads.resolve(None) == 3 and threads.resolve(2) == 2
+    look_again()
+    assert threads.resolve(None) == 3 and threads.resolve(2) == 2  # fewer busy: at once
     busy.cores = 9
-    time.sleep(threads.PROBE_SECONDS * 2)
+    look_again()
+    assert threads.resolve(None) == 3  # the look before saw 1 busy
+    look_again()
     assert threads.resolve(None) == 1  # never fewer than one
+
+
+def test_a_core_busy_at_one_look_only_is_not_taken(busy):
+    for seen in (0, 2, 0, 3, 0):
+        busy.cores = seen
+        look_again()
+        assert threads.resolve(None) == 4
 
 
 def test_adapting_can_be_turned_off(busy, monkeypatch):
