@@ -249,3 +249,37 @@ def test_resize_bilinear_on_sizes_whose_weights_round(in_hw, out_hw, align_corne
             continue  # TFLite's integer resize rounds the scale up here and reads a row past the input's end
         mine = Program(read_graph(data), profile).run([x])[0]
         assert np.count_nonzero(mine != run_litert(data, [x], kernels)[0]) == 0, profile
+
+
+KERAS_V2 = "atu_model_zoo/mobilenet_v2_1_0_quant.tflite"  # a PAD before each stride-2 depthwise conv
+
+
+@pytest.mark.parametrize("profile", ("litert", "reference"))
+def test_pads_folded_into_their_convolutions_change_no_output(profile):
+    model = load(KERAS_V2, profile)
+    names = [op.op.name for op in model.program.operators]
+    graph_pads = [op for op in model.program.graph.operators if op.name == "PAD"]
+    assert len(graph_pads) == 4 and "PAD" not in names
+    rng = np.random.default_rng(3)  # random bytes: every border tap of the folded convolutions reads something
+    x = rng.integers(0, 256, model.program.input_tensors[0].shape, dtype=np.uint8)
+    assert np.array_equal(raw_output(model, x), run_litert(shared_path("weights", KERAS_V2), [x], resolver(model))[0])
+
+
+def test_a_pad_is_kept_where_folding_would_change_what_is_computed():
+    from dataclasses import replace
+
+    from tinynet.quantized.program import fold_pads
+    graph = read_graph(shared_path("weights", KERAS_V2).read_bytes())
+    ops = graph.operators
+    pad = next(op for op in ops if op.name == "PAD")
+    conv = next(op for op in ops if pad.outputs[0] in op.inputs)
+    assert len(fold_pads(graph, ops, graph.outputs)) == len(ops) - 4
+    kept = lambda operators, outputs=graph.outputs: pad in fold_pads(graph, operators, outputs)
+    assert kept(ops, (*graph.outputs, pad.outputs[0]))  # its output is asked for
+    same = [replace(op, options={**op.options, "padding": 0}) if op is conv else op for op in ops]
+    assert kept(same)  # the convolution pads by itself too
+    second_reader = [*ops, replace(conv, index=len(ops), outputs=(-7,))]
+    assert kept(second_reader)  # another operator reads the padded tensor
+    wide = read_graph(shared_path("weights", KERAS_V2).read_bytes())
+    wide.tensors[pad.inputs[1]].data = wide.tensors[pad.inputs[1]].data * 3  # beyond a 3x3 kernel's reach
+    assert pad in fold_pads(wide, wide.operators, wide.outputs)

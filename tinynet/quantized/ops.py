@@ -211,13 +211,18 @@ class _Convolution(Operator):
         return y.astype(np.uint8)
 
     def spatial(self, kh, kw):
-        """(out_h, out_w, (top, bottom, left, right)) of the (N, H, W, C) input tensor."""
+        """(out_h, out_w, (top, bottom, left, right)) of the (N, H, W, C) input tensor: the file's SAME or VALID
+        padding, or the amounts of a PAD folded into this operator (tinynet.quantized.program.fold_pads)."""
         shape = self.tensor(0).shape
         o = self.op.options
+        explicit = o.get("explicit_padding")
         sizes, pads = [], []
-        for size, k, s, d in ((shape[1], kh, o["stride_h"], o.get("dilation_h", 1)),
-                              (shape[2], kw, o["stride_w"], o.get("dilation_w", 1))):
-            if o["padding"] == 0:  # SAME
+        for axis, (size, k, s, d) in enumerate(((shape[1], kh, o["stride_h"], o.get("dilation_h", 1)),
+                                                (shape[2], kw, o["stride_w"], o.get("dilation_w", 1)))):
+            if explicit is not None:
+                before, after = explicit[2 * axis:2 * axis + 2]
+                out = (size + before + after - (k - 1) * d - 1) // s + 1
+            elif o["padding"] == 0:  # SAME
                 out, before = conv_output_size(size, k, s, "tf_same", d)
                 after = max((out - 1) * s + (k - 1) * d + 1 - size - before, 0)
             else:
