@@ -755,7 +755,7 @@ class Pad(Operator):
         return np.pad(x, self.pads, constant_values=self.value)
 
 
-class Quantize(Operator):
+class Quantize(_Lookup):
     """float32 -> 8 bits (x * (1 / scale), lrintf, as XNNPACK), or 8 bits -> 8 bits with another quantization: the
     latter is a function of one byte, so it runs as a lookup in a table that ``run`` fills at load (a uint8 file fed
     to int8 kernels starts with one over the whole image: 0.23 ms of V2's 3.4 in NumPy int64 arithmetic)."""
@@ -774,13 +774,10 @@ class Quantize(Operator):
         self.table = self.run(np.arange(256, dtype=np.uint8))
 
     def kernel_calls(self):
-        return _lookup_calls(self) if self.table is not None else super().kernel_calls()
+        return super().kernel_calls() if self.table is not None else Operator.kernel_calls(self)
 
     def bind(self, workspace):
-        if self.table is None:
-            return super().bind(workspace)
-        self.workspace = workspace
-        return _bind_lookup(self, self.inputs[0], self.tensors[self.output].shape)
+        return super().bind(workspace) if self.table is not None else Operator.bind(self, workspace)
 
     def run(self, x):
         if self.x_q is not None and self.kernels == "xnnpack":
