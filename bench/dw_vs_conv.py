@@ -102,7 +102,7 @@ def tinynet_cases(shape, rng, threads):
     conv_packed, pw_packed = kernels.pack_weights(wconv.reshape(-1, c), b), kernels.pack_weights(wpw, b)
     dw_out, conv_out, pw_out = array(1, ho, wo, c), array(1, ho, wo, c), array(ho * wo, c)
     row_tile = gemm_row_tile(ho * wo, c, c, pw_packed[1].shape[1], threads)  # the plan's choices
-    groups = depthwise_groups(ho, c, threads)
+    groups = depthwise_groups(ho, c, threads, k * w * c)
     zeros = aligned_zeros(w * c)
 
     def bound(a, wt, taps):  # float32 accumulation error allowed, as in tests/test_kernels.py
@@ -112,7 +112,7 @@ def tinynet_cases(shape, rng, threads):
         xc = np.ascontiguousarray(x[:, :CHECK_SIZE, :CHECK_SIZE])
         hc, wc = out_size(xc.shape[1], k, pad, s), out_size(xc.shape[2], k, pad, s)
         got = np.empty((1, hc, wc, c), np.float32)
-        kernels.dwconv2d_nhwc_f32(xc, wdw, b, got, s, pad, pad, RELU6, groups, zeros)
+        kernels.dwconv2d_nhwc_f32(xc, wdw, b, got, s, 1, pad, pad, RELU6, groups, zeros)
         return got, ref.dwconv2d_nhwc_ref(xc, wdw, b, (hc, wc), s, pad, pad, RELU6), bound(xc, wdw, k * k)
 
     def check_conv():
@@ -129,7 +129,7 @@ def tinynet_cases(shape, rng, threads):
         return got, ref.gemm_bias_act_ref(a, wpw, b, RELU6), bound(a, wpw, c)
 
     return {
-        "dw": (lambda: kernels.dwconv2d_nhwc_f32(x, wdw, b, dw_out, s, pad, pad, RELU6, groups, zeros), check_dw),
+        "dw": (lambda: kernels.dwconv2d_nhwc_f32(x, wdw, b, dw_out, s, 1, pad, pad, RELU6, groups, zeros), check_dw),
         "conv": (lambda: kernels.conv2d_nhwc_f32(x, *conv_packed, conv_out, k, s, pad, pad, RELU6), check_conv),
         "pw": (lambda: kernels.gemm_bias_act_f32(dw_out.reshape(-1, c), *pw_packed, pw_out, RELU6, NO_RESIDUAL, row_tile),
                check_pw),

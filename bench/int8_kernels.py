@@ -94,8 +94,8 @@ def build(case, threads, rng):
         out_h, out_w, pads = same_padding(h, w, k, stride)
         out = aligned_zeros(out_h * out_w * cin).reshape(1, out_h, out_w, cin)
         calls = {"f32": (kernels.dwconv2d_nhwc_f32, [x_f, rng.standard_normal((k, k, cin)).astype(np.float32),
-                                                     np.zeros(cin, np.float32), out, stride, pads[0], pads[2], RELU6,
-                                                     depthwise_groups(out_h, cin, threads), aligned_zeros(w * cin)])}
+                                                     np.zeros(cin, np.float32), out, stride, 1, pads[0], pads[2], RELU6,
+                                                     depthwise_groups(out_h, cin, threads, k * w * cin), aligned_zeros(w * cin)])}
         weight_shape, out_shape, taps, m = (k, k, cin), (1, out_h, out_w, cin), k * k, cin
 
         def integer(wi, bias, rq, out):

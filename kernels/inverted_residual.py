@@ -64,4 +64,4 @@ def expand_dwconv2d_nhwc_f32(x, we, be, act_e, wd, bd, out, stride, pad_top, pad
                                    slot, e, width, min(nr, e - j * nr), act_e, NO_RESIDUAL, 0, 0)
             ready = max(ready, iy0 + k)
             dw_row_f32(ring_flat, ring_rows(iy0, height, k, row_floats), zeros, wd, bd, dst,
-                       (n * out_h + oy) * out_w * e, width, out_w, stride, pad_left, act_d)
+                       (n * out_h + oy) * out_w * e, width, out_w, stride, 1, pad_left, act_d)

@@ -49,7 +49,7 @@ def run_depthwise(x, wt, b, stride, padding, act, groups):
     ho, pad_top = kernels.conv_output_size(h, k, stride, padding)
     wo, pad_left = kernels.conv_output_size(w, k, stride, padding)
     out = np.full((n, ho, wo, c), np.nan, np.float32)
-    kernels.dwconv2d_nhwc_f32(x, wt, b, out, stride, pad_top, pad_left, act, groups, np.zeros(w * c, np.float32))
+    kernels.dwconv2d_nhwc_f32(x, wt, b, out, stride, 1, pad_top, pad_left, act, groups, np.zeros(w * c, np.float32))
     expected = ref.dwconv2d_nhwc_ref(x, wt, b, (ho, wo), stride, pad_top, pad_left, act)
     assert_close(out, expected, k * k, x, wt, b)
 

@@ -19,7 +19,6 @@ from tinynet import kernels
 from tinynet.kernels import reference as ref
 from tinynet.kernels.activation import ACTIVATIONS
 from tinynet.kernels.argmax import argmax_channels_nhwc
-from tinynet.kernels.dilated_depthwise import wide_path_applies, widened_filter
 from tinynet.kernels.conv import DILATED_ROW_BLOCK, dilated_row_block
 from tinynet.kernels.channel_ops import (concat_channels_nhwc, image_pool_nhwc_f32, scale_channels_nhwc_f32,
                                         sigmoid_gate_nhwc_f32)
@@ -172,49 +171,39 @@ def test_conv_output_size_rejects_dilation_0():
         kernels.conv_output_size(5, 3, 1, "symmetric", 0)
 
 
-@settings(max_examples=60, deadline=None)
-@given(n=st.integers(1, 2), h=st.integers(1, 14), w=st.integers(1, 14), c=CHANNELS, k=st.sampled_from([1, 3, 5]),
-       stride=st.sampled_from([1, 2]), dilation=DILATION, padding=PADDING, act=ACT, seed=SEEDS)
-def test_dilated_depthwise_matches_reference(n, h, w, c, k, stride, dilation, padding, act, seed):
-    """Maps down to 1x1, smaller than the dilated kernel (up to 17 pixels wide)."""
-    rng = np.random.default_rng(seed)
-    x, wt, b = values(rng, (n, h, w, c)), values(rng, (k, k, c)), values(rng, (c,))
+def run_dilated_depthwise(x, wt, b, stride, dilation, padding, act, groups):
+    n, h, w, c = x.shape
+    k = wt.shape[0]
     ho, wo, pad_top, pad_left = dilated_geometry(h, w, k, stride, dilation, padding)
     out = np.full((n, ho, wo, c), np.nan, np.float32)
-    kernels.dwconv2d_dilated_nhwc_f32(x, wt, b, out, stride, dilation, pad_top, pad_left, act)
+    kernels.dwconv2d_nhwc_f32(x, wt, b, out, stride, dilation, pad_top, pad_left, act, groups,
+                              np.zeros(w * c, np.float32))
     expected = ref.dwconv2d_nhwc_ref(x, wt, b, (ho, wo), stride, pad_top, pad_left, act, dilation)
-    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5 * (1 + k * k * 4 + 2))
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5 * (1 + k * k * 4 + 2))  # |x|, |w|, |b| <= 2
 
 
-@settings(max_examples=80, deadline=None)
-@given(n=st.integers(1, 2), h=st.integers(1, 20), w=st.integers(1, 20), c=CHANNELS, k=st.sampled_from([3, 5]),
-       dilation=st.integers(2, 4), padding=PADDING, act=ACT, groups=st.integers(1, 3), seed=SEEDS)
-def test_dilated_depthwise_through_wide_pixels_matches_reference(n, h, w, c, k, dilation, padding, act, groups,
-                                                                 seed):
-    """The tile over wide pixels of dilation*C channels, plus the plain patch of the last W mod dilation
-    columns: widths below one wide pixel, rows shorter than the kernel, channel groups off the phases."""
+@settings(max_examples=100, deadline=None)
+@given(n=st.integers(1, 2), h=st.integers(1, 20), w=st.integers(1, 24), c=CHANNELS, k=st.sampled_from([1, 3, 5, 7]),
+       stride=st.sampled_from([1, 2]), dilation=DILATION, padding=PADDING, act=ACT, groups=st.integers(1, 3),
+       seed=SEEDS)
+def test_dilated_depthwise_matches_reference(n, h, w, c, k, stride, dilation, padding, act, groups, seed):
+    """Maps down to 1x1, smaller than the dilated kernel (up to 25 pixels wide); rows shorter than one span of
+    d interleaved blocks, and interiors that leave columns over; channel groups."""
     rng = np.random.default_rng(seed)
     x, wt, b = values(rng, (n, h, w, c)), values(rng, (k, k, c)), values(rng, (c,))
-    ho, wo, pad_top, pad_left = dilated_geometry(h, w, k, 1, dilation, padding)
-    if not wide_path_applies(k, 1, dilation, c, w, wo, pad_left):
-        assert dilation * c < 16  # the only reason at stride 1: fewer wide channels than one vector
-        return
-    out = np.full((n, ho, wo, c), np.nan, np.float32)
-    kernels.dwconv2d_dilated_wide_nhwc_f32(x, *widened_filter(wt, b, dilation), wt, b, out, dilation, pad_top,
-                                           pad_left, act, groups, np.zeros(w * c, np.float32))
-    expected = ref.dwconv2d_nhwc_ref(x, wt, b, (ho, wo), 1, pad_top, pad_left, act, dilation)
-    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5 * (1 + k * k * 4 + 2))
+    run_dilated_depthwise(x, wt, b, stride, dilation, padding, act, groups)
 
 
-def test_wide_path_takes_the_dilated_rows_of_the_torchvision_backbones():
-    """LR-ASPP's and DeepLab's rows 13-15 (33x33 at 520x520, 5x5, dilation 2, 672 and 960 channels); not stride 2,
-    a 1x1 filter or a padding that is no whole number of wide pixels."""
-    for channels in (672, 960):
-        _, _, _, pad_left = dilated_geometry(33, 33, 5, 1, 2, "symmetric")
-        assert wide_path_applies(5, 1, 2, channels, 33, 33, pad_left)
-    assert not wide_path_applies(5, 2, 2, 960, 33, 17, 4)
-    assert not wide_path_applies(1, 1, 2, 960, 33, 33, 0)
-    assert not wide_path_applies(3, 1, 2, 960, 33, 33, 1)
+@settings(max_examples=25, deadline=None)
+@given(h=st.integers(1, 12), w=st.integers(1, 40), c=st.sampled_from([127, 128, 129, 300]), k=st.sampled_from([3, 5]),
+       stride=st.sampled_from([1, 2]), dilation=st.integers(2, 4), padding=PADDING, groups=st.integers(1, 5),
+       seed=SEEDS)
+def test_dilated_depthwise_wide_channels_and_rows_match_reference(h, w, c, k, stride, dilation, padding, groups, seed):
+    """Several channel tiles and vectors per pixel, interiors of several spans and chunks (LR-ASPP's 33x33x960
+    5x5 at dilation 2 in small)."""
+    rng = np.random.default_rng(seed)
+    x, wt, b = values(rng, (1, h, w, c)), values(rng, (k, k, c)), values(rng, (c,))
+    run_dilated_depthwise(x, wt, b, stride, dilation, padding, 1, groups)
 
 
 @settings(max_examples=60, deadline=None)
@@ -248,8 +237,8 @@ def test_dilated_convs_match_torch():
         out = np.full(expected.shape, np.nan, np.float32)
         assert (ho, wo) == expected.shape[1:3]
         if depthwise:  # torch (C, 1, KH, KW) -> (KH, KW, C)
-            kernels.dwconv2d_dilated_nhwc_f32(x, np.ascontiguousarray(weight[:, 0].transpose(1, 2, 0)), b, out,
-                                              stride, dilation, pad_top, pad_left, 0)
+            kernels.dwconv2d_nhwc_f32(x, np.ascontiguousarray(weight[:, 0].transpose(1, 2, 0)), b, out, stride,
+                                      dilation, pad_top, pad_left, 0, 1, np.zeros(x.shape[2] * x.shape[3], np.float32))
         else:  # torch (Cout, Cin, KH, KW) -> (KH, KW, Cin, Cout)
             hwio = np.ascontiguousarray(weight.transpose(2, 3, 1, 0)).reshape(-1, weight.shape[0])
             kernels.conv2d_dilated_nhwc_f32(x, *kernels.pack_weights(hwio, b, PANEL_WIDTHS[0]), out, k, stride,

@@ -29,8 +29,7 @@ from tinynet.kernels import activation_code, conv_output_size
 from tinynet.kernels.conv import dilated_row_block
 from tinynet.kernels.fake_quant import fake_quantize_f32
 from tinynet.kernels.gemm import NO_RESIDUAL
-from tinynet.plan import (Plan, aligned_empty, aligned_zeros, depthwise_groups, dilated_depthwise_call, kernel_array, packed,
-                          pointwise_call)
+from tinynet.plan import Plan, aligned_empty, depthwise_call, kernel_array, packed, pointwise_call
 
 
 @dataclass(frozen=True)
@@ -105,17 +104,11 @@ node_kind("pw", bind=_bind_pw, kernels=(kernels.gemm_bias_act_f32,),
 def _bind_dw(node, ins, out, ctx):
     w, b = (kernel_array(ctx.weights[f"{node.name}.{wb}"]) for wb in "wb")
     _, pads = _spatial(node, ins[0].shape, ctx.padding)
-    if node.option("dilation", 1) > 1:
-        return [dilated_depthwise_call(ins[0], w, b, out, node.stride, node.option("dilation"), pads,
-                                       activation_code(node.act), ctx.threads)]
-    groups = depthwise_groups(out.shape[0] * out.shape[1], out.shape[3], ctx.threads)
-    zeros = aligned_zeros(ins[0].shape[2] * ins[0].shape[3])
-    return [(kernels.dwconv2d_nhwc_f32, [ins[0], w, b, out, node.stride, *pads, activation_code(node.act), groups,
-                                         zeros])]
+    return [depthwise_call(ins[0], w, b, out, node.stride, node.option("dilation", 1), pads, activation_code(node.act),
+                           ctx.threads)]
 
 
-node_kind("dw", bind=_bind_dw, kernels=(kernels.dwconv2d_nhwc_f32, kernels.dwconv2d_dilated_nhwc_f32,
-                                        kernels.dwconv2d_dilated_wide_nhwc_f32),
+node_kind("dw", bind=_bind_dw, kernels=(kernels.dwconv2d_nhwc_f32,),
           weights=lambda node, shapes: {"w": (node.k, node.k, shapes[0][-1]), "b": (shapes[0][-1],)},
           macs=lambda node, shapes, out: int(np.prod(out[1:])) * node.k * node.k,
           )(lambda node, shapes, padding: (*_spatial(node, shapes[0], padding)[0], shapes[0][-1]))

@@ -27,7 +27,6 @@ import numpy as np
 from tinynet import kernels
 from tinynet.errors import TinynetError
 from tinynet.kernels import activation_code, conv_output_size
-from tinynet.kernels.dilated_depthwise import wide_path_applies, widened_filter
 from tinynet.kernels.fake_quant import fake_quantize_f32
 from tinynet.kernels.gemm import NO_RESIDUAL
 from tinynet.kernels.gemm_tile import LANES, TILE_ROWS
@@ -38,7 +37,7 @@ ALIGN_FLOATS = 16  # 64 bytes: numpy's default 16-byte alignment cost 10-50 % in
 # per block (sum of step minimums, 300 forwards, load 5-6); 28x28x120-240 (100k-190k) were level or slower.
 FUSE_MIN_FLOATS = 200_000
 NO_FUSION = float("inf")  # as fuse_min_floats: every expanded tensor stored (the same values, bit for bit)
-L2_TILE_FLOATS = 128 * 1024  # activations of one GEMM task: 512 KB, a quarter of this machine's 2 MB L2 per core
+L2_TILE_FLOATS = 128 * 1024  # activations of one task: 512 KB, half the L2 per core of a Zen 4, a quarter of a Xeon's
 TASK_TILES_PER_THREAD = 8
 
 
@@ -88,11 +87,17 @@ def gemm_row_tile(n_pixels, k, m, nr, threads):
     return per_task * mr
 
 
-def depthwise_groups(rows, channels, threads):
-    """Tasks per output row for kernels.dwconv2d_nhwc_f32 (groups of channels): the fewest that split ``rows`` output
-    rows (N*Ho) evenly between ``threads``, keeping 4 vectors of channels or more per task. 7 rows on 2 threads are
-    4 + 3 rows, but 7 + 7 half rows (7x7x960 3x3 at 2 threads: 24 -> 17 us)."""
-    return min(range(1, max(1, channels // 64) + 1), key=lambda g: (-(-rows * g // threads) / (rows * g / threads), g))
+def depthwise_groups(rows, channels, threads, window_floats=0):
+    """Tasks per output row for kernels.dwconv2d_nhwc_f32 (groups of channels, each swept over all rows before the
+    next): the fewest that split ``rows`` output rows (N*Ho) evenly between ``threads``, and whose share of
+    ``window_floats`` (the input one output row reads: ((K-1)*dilation+1) rows of W*C) fits L2_TILE_FLOATS, keeping 4
+    vectors of channels or more per task. 7 rows on 2 threads are 4 + 3 rows, but 7 + 7 half rows (7x7x960 3x3 at 2
+    threads: 24 -> 17 us); LR-ASPP's 33x33x960 5x5 at dilation 2 reads 9 rows, 1.1 MB, and 3 groups of them stay in
+    a 1 MB L2 (1 thread: 1.20 -> 1.05 ms)."""
+    def cost(g):
+        return (window_floats > g * L2_TILE_FLOATS, -(-rows * g // threads) / (rows * g / threads), g)
+
+    return min(range(1, max(1, channels // 64) + 1), key=cost)
 
 
 def packed(weights, name, cache):
@@ -111,16 +116,12 @@ def pointwise_call(src2d, wp, bp, dst2d, act, residual, threads):
     return kernels.gemm_bias_act_f32, [src2d, wp, bp, dst2d, act, residual, row_tile]
 
 
-def dilated_depthwise_call(src, w, b, dst, stride, dilation, pads, act, threads):
-    """The kernel call of a dilated depthwise conv: (kernel, args). The register tile through wide pixels where it
-    applies (kernels.dilated_depthwise: 33x33x960 5x5 at dilation 2), else the general loop."""
-    k, channels = w.shape[0], w.shape[2]
-    if not wide_path_applies(k, stride, dilation, channels, src.shape[2], dst.shape[2], pads[1]):
-        return kernels.dwconv2d_dilated_nhwc_f32, [src, w, b, dst, stride, dilation, *pads, act]
-    groups = depthwise_groups(dst.shape[0] * dst.shape[1], dilation * channels, threads)
+def depthwise_call(src, w, b, dst, stride, dilation, pads, act, threads):
+    """The kernel call of a depthwise conv (pads: top, left): (kernel, args)."""
+    window = ((w.shape[0] - 1) * dilation + 1) * src.shape[2] * src.shape[3]
+    groups = depthwise_groups(dst.shape[0] * dst.shape[1], dst.shape[3], threads, window)
     zeros = aligned_zeros(src.shape[2] * src.shape[3])
-    return kernels.dwconv2d_dilated_wide_nhwc_f32, [src, *widened_filter(w, b, dilation), w, b, dst, dilation, *pads,
-                                                    act, groups, zeros]
+    return kernels.dwconv2d_nhwc_f32, [src, w, b, dst, stride, dilation, *pads, act, groups, zeros]
 
 
 def fuse_expand_depthwise(steps, shapes, activation_grid, min_floats, kept=frozenset()):
@@ -261,12 +262,8 @@ class Plan:
             w, b = (kernel_array(weights[f"{layer.name}.{wb}"]) for wb in "wb")
         if layer.op == "dw" and "expand" in step:
             return [self._expand_depthwise(step, src, dst, w, b, weights, threads)]
-        if layer.op == "dw" and layer.dilation > 1:
-            return [dilated_depthwise_call(src, w, b, dst, layer.stride, layer.dilation, step["pads"], act, threads)]
         if layer.op == "dw":
-            groups = depthwise_groups(dst.shape[0] * dst.shape[1], dst.shape[3], threads)
-            zeros = aligned_zeros(src.shape[2] * src.shape[3])
-            return [(kernels.dwconv2d_nhwc_f32, [src, w, b, dst, layer.stride, *step["pads"], act, groups, zeros])]
+            return [depthwise_call(src, w, b, dst, layer.stride, layer.dilation, step["pads"], act, threads)]
         if layer.op in ("pw", "fc"):
             pixels = int(np.prod(dst.shape[:-1]))
             residual = NO_RESIDUAL if step["residual"] is None else views[step["residual"]].reshape(pixels, -1)
